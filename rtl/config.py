@@ -1,0 +1,230 @@
+"""Every parameter set of Tessera, as frozen dataclasses validated on construction.
+
+A configuration is one immutable value. Presets are derived from the default with
+``dataclasses.replace``; they are names for configurations, not special cases, so every
+parameter can be changed on its own (``replace(preset("tiny").tensor, rows=8)``).
+
+An invalid value raises ``ValueError`` naming the parameter and what is allowed, before any
+hardware is elaborated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+__all__ = [
+    "NumericConfig",
+    "TensorConfig",
+    "NocConfig",
+    "CacheConfig",
+    "TileConfig",
+    "FabricConfig",
+    "PRESETS",
+    "preset",
+    "is_pow2",
+]
+
+
+def is_pow2(n: int) -> bool:
+    return isinstance(n, int) and n > 0 and (n & (n - 1)) == 0
+
+
+def _int_in(owner: str, name: str, value, lo: int, hi: int | None = None):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{owner}.{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{owner}.{name} = {value} is out of range; allowed: {allowed}")
+
+
+def _pow2(owner: str, name: str, value, lo: int = 1, hi: int | None = None):
+    _int_in(owner, name, value, lo, hi)
+    if not is_pow2(value):
+        raise ValueError(f"{owner}.{name} = {value} must be a power of two")
+
+
+def _one_of(owner: str, name: str, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{owner}.{name} = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+
+
+@dataclass(frozen=True)
+class NumericConfig:
+    """Pipeline depths of the numeric units (``rtl/numeric``).
+
+    ``fmul_latency`` and ``fadd_latency`` are the cycles from operands to result of the
+    BF16 x BF16 -> FP32 multiplier and the FP32 adder; ``mac8_latency`` that of the INT8 MAC.
+    """
+
+    fmul_latency: int = 2
+    fadd_latency: int = 3
+    mac8_latency: int = 1
+
+    def __post_init__(self):
+        _int_in("NumericConfig", "fmul_latency", self.fmul_latency, 1, 4)
+        _int_in("NumericConfig", "fadd_latency", self.fadd_latency, 1, 4)
+        _int_in("NumericConfig", "mac8_latency", self.mac8_latency, 1, 2)
+
+
+@dataclass(frozen=True)
+class TensorConfig:
+    """The tensor core: an ``rows`` x ``cols`` output-stationary systolic array."""
+
+    rows: int = 8
+    cols: int = 8
+    max_k: int = 4096  # largest reduction length one MATMUL accepts
+    numeric: NumericConfig = field(default_factory=NumericConfig)
+
+    def __post_init__(self):
+        _int_in("TensorConfig", "rows", self.rows, 1, 32)
+        _int_in("TensorConfig", "cols", self.cols, 1, 32)
+        _int_in("TensorConfig", "max_k", self.max_k, 1, 1 << 20)
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class NocConfig:
+    """The 2D-mesh network-on-chip (``rtl/noc``).
+
+    ``vcs`` is the number of virtual channels per message class (request, response);
+    ``depth`` the input buffer depth per VC in flits; ``local_ports`` the endpoints per router.
+    """
+
+    width: int = 4
+    height: int = 4
+    flit_bits: int = 128
+    vcs: int = 2
+    depth: int = 4
+    local_ports: int = 2
+
+    def __post_init__(self):
+        _int_in("NocConfig", "width", self.width, 1, 8)
+        _int_in("NocConfig", "height", self.height, 1, 8)
+        _int_in("NocConfig", "flit_bits", self.flit_bits, 32, 1024)
+        _int_in("NocConfig", "vcs", self.vcs, 1, 4)
+        _int_in("NocConfig", "depth", self.depth, 2, 64)
+        _int_in("NocConfig", "local_ports", self.local_ports, 1, 4)
+
+    @property
+    def nodes(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """One L2 slice (``rtl/cache``): set-associative, write-back, write-allocate, true LRU.
+
+    ``data_bytes`` is the width of the AXI4 memory data bus and of the request/response data.
+    """
+
+    sets: int = 128
+    ways: int = 8
+    line_bytes: int = 64
+    mshrs: int = 8
+    data_bytes: int = 16
+    addr_bits: int = 32
+
+    def __post_init__(self):
+        _pow2("CacheConfig", "sets", self.sets, 1, 1 << 16)
+        _int_in("CacheConfig", "ways", self.ways, 1, 16)
+        _pow2("CacheConfig", "line_bytes", self.line_bytes, 4, 1024)
+        _int_in("CacheConfig", "mshrs", self.mshrs, 1, 32)
+        _pow2("CacheConfig", "data_bytes", self.data_bytes, 1, 128)
+        _int_in("CacheConfig", "addr_bits", self.addr_bits, 12, 64)
+        if self.line_bytes < self.data_bytes:
+            raise ValueError(
+                f"CacheConfig.line_bytes = {self.line_bytes} is smaller than data_bytes = {self.data_bytes};"
+                " a line must hold at least one data beat"
+            )
+
+    @property
+    def size_bytes(self) -> int:
+        return self.sets * self.ways * self.line_bytes
+
+    @property
+    def offset_bits(self) -> int:
+        return (self.line_bytes - 1).bit_length()
+
+    @property
+    def index_bits(self) -> int:
+        return (self.sets - 1).bit_length()
+
+    @property
+    def tag_bits(self) -> int:
+        return self.addr_bits - self.index_bits - self.offset_bits
+
+    @property
+    def beats_per_line(self) -> int:
+        return self.line_bytes // self.data_bytes
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """A compute tile's local memories (``rtl/tile``)."""
+
+    scratchpad_bytes: int = 64 * 1024
+    scratchpad_banks: int = 4
+    accumulator_bytes: int = 16 * 1024
+
+    def __post_init__(self):
+        _pow2("TileConfig", "scratchpad_bytes", self.scratchpad_bytes, 1024, 1 << 24)
+        _pow2("TileConfig", "scratchpad_banks", self.scratchpad_banks, 1, 64)
+        _pow2("TileConfig", "accumulator_bytes", self.accumulator_bytes, 256, 1 << 24)
+
+
+@dataclass(frozen=True)
+class FabricConfig:
+    """A whole fabric: the mesh of tiles, each with a tensor core, scratchpad and L2 slice."""
+
+    name: str = "default"
+    tensor: TensorConfig = field(default_factory=TensorConfig)
+    noc: NocConfig = field(default_factory=NocConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    tile: TileConfig = field(default_factory=TileConfig)
+    mem_ports: int = 1
+
+    def __post_init__(self):
+        for name, cls in (("tensor", TensorConfig), ("noc", NocConfig), ("cache", CacheConfig),
+                          ("tile", TileConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise ValueError(f"FabricConfig.{name} must be a {cls.__name__}")
+        _int_in("FabricConfig", "mem_ports", self.mem_ports, 1, self.noc.nodes)
+
+    @property
+    def tiles(self) -> int:
+        return self.noc.nodes
+
+
+_DEFAULT = FabricConfig()
+
+PRESETS: dict[str, FabricConfig] = {
+    "default": _DEFAULT,
+    "tiny": replace(
+        _DEFAULT,
+        name="tiny",
+        tensor=replace(_DEFAULT.tensor, rows=4, cols=4),
+        noc=replace(_DEFAULT.noc, width=2, height=2),
+        cache=replace(_DEFAULT.cache, sets=64, ways=4, mshrs=4),
+        tile=replace(_DEFAULT.tile, scratchpad_bytes=16 * 1024, accumulator_bytes=4 * 1024),
+    ),
+    # Sized for an ECP5-85F (ULX3S); revisited by the synthesis flow.
+    "ulx3s": replace(
+        _DEFAULT,
+        name="ulx3s",
+        tensor=replace(_DEFAULT.tensor, rows=4, cols=4),
+        noc=replace(_DEFAULT.noc, width=2, height=1, flit_bits=64),
+        cache=replace(_DEFAULT.cache, sets=32, ways=2, mshrs=2, data_bytes=8),
+        tile=replace(_DEFAULT.tile, scratchpad_bytes=8 * 1024, accumulator_bytes=1024),
+    ),
+}
+
+
+def preset(name: str) -> FabricConfig:
+    """Return the named preset, or raise ``ValueError`` listing the known names."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}") from None

@@ -1,0 +1,3 @@
+"""rtl.fabric"""
+
+BLOCKS: dict = {}

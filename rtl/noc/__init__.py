@@ -1,0 +1,3 @@
+"""rtl.noc"""
+
+BLOCKS: dict = {}

@@ -1,0 +1,3 @@
+"""rtl.numeric"""
+
+BLOCKS: dict = {}

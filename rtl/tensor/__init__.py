@@ -1,0 +1,3 @@
+"""rtl.tensor"""
+
+BLOCKS: dict = {}

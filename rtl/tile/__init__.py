@@ -1,0 +1,3 @@
+"""rtl.tile"""
+
+BLOCKS: dict = {}

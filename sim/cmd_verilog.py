@@ -1,0 +1,43 @@
+"""``tessera verilog``: export blocks to Verilog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("verilog", help="export a block (or all blocks) to Verilog",
+                       description="Export a block of a preset to Verilog (one .v file per block).")
+    p.add_argument("--block", default="all", help="block name, or 'all' (see --list)")
+    p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
+    p.add_argument("-o", "--output", default="build/verilog", help="output directory")
+    p.add_argument("--list", action="store_true", help="list the block names and exit")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from amaranth.back import verilog
+
+    from rtl.blocks import make_block, registry
+    from rtl.config import preset
+
+    blocks = registry()
+    if args.list:
+        print("\n".join(sorted(blocks)))
+        return 0
+    try:
+        cfg = preset(args.preset)
+    except ValueError as e:
+        raise ValueError(f"--preset: {e}") from None
+    if args.block != "all" and args.block not in blocks:
+        raise ValueError(f"--block: unknown block {args.block!r}; allowed: all, {', '.join(sorted(blocks))}")
+    names = sorted(blocks) if args.block == "all" else [args.block]
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        top = f"{name}_{cfg.name}"
+        text = verilog.convert(make_block(name, cfg), name=top, emit_src=False)
+        path = out / f"{top}.v"
+        path.write_text(text)
+        print(f"{path}  ({text.count(chr(10))} lines)")
+    return 0

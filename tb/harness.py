@@ -1,0 +1,127 @@
+"""Run a cocotb test module against an Amaranth component under Verilator.
+
+``run(top, "tb.numeric.test_fmul", name="fmul", params={...})`` exports ``top`` to Verilog,
+builds it with Verilator through the cocotb Python runner in a directory keyed by a hash of
+the Verilog (and the build options), unique per pytest-xdist worker, reuses that build when
+nothing changed, and runs the named cocotb module with a printed, replayable seed.
+
+Environment:
+  SEED=N      replay a run with this seed (printed by every run)
+  WAVES=1     build with tracing and write ``dump.vcd`` in the build directory
+  TESSERA_BUILD_VERBOSE=1  show Verilator/compiler output
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+
+from sim.toolchain import BUILD, setup_environment
+
+PARAMS_ENV = "TESSERA_PARAMS"
+
+# -Wno-fatal: Yosys output carries unavoidable lint warnings (see lint/waivers.vlt);
+# make lint checks them with -Wall separately.
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+
+
+def export_verilog(top, name: str) -> str:
+    """Amaranth component (or a zero-argument callable returning one) -> Verilog text."""
+    from amaranth.back import verilog
+
+    if callable(top) and not hasattr(top, "elaborate"):
+        top = top()
+    return verilog.convert(top, name=name, emit_src=False)
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None = None) -> Path:
+    """Export and build ``top``; return the build directory. An unchanged design is not rebuilt."""
+    from cocotb_tools.runner import get_runner
+
+    setup_environment()
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    text = verilog_text if verilog_text is not None else export_verilog(top, name)
+    key = hashlib.sha256("\n".join([text, " ".join(VERILATOR_ARGS), str(waves)]).encode()).hexdigest()[:16]
+    build_dir = BUILD / "sim" / f"{name}-{key}" / _worker()
+    stamp = build_dir / ".built"
+    if not stamp.exists():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        src = build_dir / f"{name}.v"
+        src.write_text(text)
+        runner = get_runner("verilator")
+        runner.build(
+            sources=[src],
+            hdl_toplevel=name,
+            build_dir=build_dir,
+            build_args=VERILATOR_ARGS,
+            waves=waves,
+            timescale=("1ns", "1ps"),
+            verbose=os.environ.get("TESSERA_BUILD_VERBOSE", "0") != "0",
+            log_file=build_dir / "build.log",
+        )
+        stamp.write_text(key)
+    return build_dir
+
+
+def resolve_seed(seed: int | None = None) -> int:
+    if seed is None:
+        env = os.environ.get("SEED")
+        seed = int(env) if env else random.randrange(1 << 31)
+    return seed
+
+
+def run(
+    top,
+    test_module: str,
+    *,
+    name: str,
+    params: dict | None = None,
+    seed: int | None = None,
+    testcase: str | None = None,
+    waves: bool | None = None,
+    verilog_text: str | None = None,
+) -> Path:
+    """Build ``top`` and run cocotb ``test_module`` on it; raise ``AssertionError`` on any failure.
+
+    ``params`` (JSON-serialisable) reach the testbench through :func:`tb.params`.
+    Returns the run directory, where the testbench may leave result files.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
+    build_dir = build(top, name, waves=waves, verilog_text=verilog_text)
+    seed = resolve_seed(seed)
+    print(f"[tessera] {name}: {test_module} seed={seed} (replay with SEED={seed}); build {build_dir}")
+    runner = get_runner("verilator")
+    run_dir = build_dir / "run"
+    run_dir.mkdir(exist_ok=True)
+    results = runner.test(
+        test_module=test_module,
+        hdl_toplevel=name,
+        hdl_toplevel_lang="verilog",
+        build_dir=build_dir,
+        test_dir=run_dir,
+        testcase=testcase,
+        seed=seed,
+        waves=waves,
+        extra_env={PARAMS_ENV: json.dumps(params or {}), "TESSERA_RUN_DIR": str(run_dir)},
+        results_xml=str(run_dir / "results.xml"),
+        log_file=run_dir / "sim.log",
+    )
+    total, failed = get_results(results)
+    if total == 0 or failed:
+        log = (run_dir / "sim.log").read_text(errors="replace") if (run_dir / "sim.log").exists() else ""
+        raise AssertionError(
+            f"{name}: {failed} of {total} cocotb tests failed (seed={seed}); replay with SEED={seed}\n"
+            + log[-8000:]
+        )
+    return run_dir
