@@ -138,6 +138,9 @@ class CacheConfig:
     mshrs: int = 8
     data_bytes: int = 16
     addr_bits: int = 32
+    id_bits: int = 8  # requester tag carried from a read request to its response
+    dest_bits: int = 16  # multicast destination set (node bitmask) carried to the response
+    queue_depth: int = 32  # requests parked on MSHRs (primary and secondary misses) awaiting their line
 
     def __post_init__(self):
         _pow2("CacheConfig", "sets", self.sets, 1, 1 << 16)
@@ -146,6 +149,12 @@ class CacheConfig:
         _int_in("CacheConfig", "mshrs", self.mshrs, 1, 32)
         _pow2("CacheConfig", "data_bytes", self.data_bytes, 1, 128)
         _int_in("CacheConfig", "addr_bits", self.addr_bits, 12, 64)
+        _int_in("CacheConfig", "id_bits", self.id_bits, 1, 32)
+        _int_in("CacheConfig", "dest_bits", self.dest_bits, 1, 64)
+        _int_in("CacheConfig", "queue_depth", self.queue_depth, 2, 1024)
+        if self.line_bytes * self.sets > (1 << self.addr_bits):
+            raise ValueError(f"CacheConfig.addr_bits = {self.addr_bits} cannot address {self.sets} sets of"
+                             f" {self.line_bytes}-byte lines")
         if self.line_bytes < self.data_bytes:
             raise ValueError(
                 f"CacheConfig.line_bytes = {self.line_bytes} is smaller than data_bytes = {self.data_bytes};"
@@ -175,16 +184,47 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class TileConfig:
-    """A compute tile's local memories (``rtl/tile``)."""
+    """A compute tile's local memories and command sequencer (``rtl/tile``, ``docs/isa.md``).
+
+    ``word_bytes`` is the width of one scratchpad / accumulator word, and so the alignment unit
+    of every address and stride in the tile ISA. ``scratchpad_read_ports`` read ports serve the
+    tensor core's operand fetch (A and B). ``max_outstanding`` bounds the LOADs, STOREs and
+    MATMULs (each class counted separately) the sequencer has issued but not seen complete.
+    """
 
     scratchpad_bytes: int = 64 * 1024
     scratchpad_banks: int = 4
     accumulator_bytes: int = 16 * 1024
+    word_bytes: int = 16
+    scratchpad_read_ports: int = 2
+    max_outstanding: int = 15
 
     def __post_init__(self):
         _pow2("TileConfig", "scratchpad_bytes", self.scratchpad_bytes, 1024, 1 << 24)
         _pow2("TileConfig", "scratchpad_banks", self.scratchpad_banks, 1, 64)
         _pow2("TileConfig", "accumulator_bytes", self.accumulator_bytes, 256, 1 << 24)
+        _pow2("TileConfig", "word_bytes", self.word_bytes, 4, 128)
+        _int_in("TileConfig", "scratchpad_read_ports", self.scratchpad_read_ports, 1, 4)
+        _int_in("TileConfig", "max_outstanding", self.max_outstanding, 1, 255)
+        if self.scratchpad_bytes < self.scratchpad_banks * self.word_bytes:
+            raise ValueError(
+                f"TileConfig.scratchpad_banks = {self.scratchpad_banks} is too many for scratchpad_bytes"
+                f" = {self.scratchpad_bytes} and word_bytes = {self.word_bytes};"
+                " every bank needs at least one word"
+            )
+        if self.accumulator_bytes < self.word_bytes:
+            raise ValueError(
+                f"TileConfig.word_bytes = {self.word_bytes} is larger than"
+                f" accumulator_bytes = {self.accumulator_bytes}"
+            )
+
+    @property
+    def bank_bytes(self) -> int:
+        return self.scratchpad_bytes // self.scratchpad_banks
+
+    @property
+    def scratchpad_words(self) -> int:
+        return self.scratchpad_bytes // self.word_bytes
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,184 @@
+"""The tile ISA and the tile's internal interfaces, declared once (docs/isa.md).
+
+* :class:`Opcode`, :class:`ErrorCode`, :class:`State`, :class:`Mode`, :class:`Space`,
+  :class:`Dtype` -- the enumerations of the ISA and of the status word.
+* :data:`XFER`, :data:`MATMUL`, :data:`BARRIER`, :data:`END` -- the instruction formats
+  (128-bit :class:`amaranth.lib.data.FlexibleLayout`; bits not named are reserved, must be 0).
+  LOAD and STORE share :data:`XFER`. :data:`INSTRUCTION` is their union, the payload of the
+  sequencer's command stream.
+* :func:`xfer_desc_layout` -- a LOAD / STORE descriptor as the sequencer hands it to the tensor DMA.
+* :func:`matmul_desc_layout` -- a MATMUL descriptor as handed to the tensor-core side
+  (operand fetch); its ``m``/``n``/``k``/``dtype``/``accumulate`` map one to one onto the tensor
+  core's ``op`` descriptor (:func:`rtl.tensor.interface.op_layout`).
+* :func:`status_layout` -- the sequencer's status word (state, error code, pc).
+
+The assembler (``sim/asm.py``) encodes with these layouts; the golden model
+(``tb/models/tile_isa.py``) has its own copy of the field table, checked against this one by
+``tests/test_asm.py``.
+"""
+
+from __future__ import annotations
+
+from amaranth.lib import data, enum
+
+__all__ = [
+    "WORD_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype", "ACC_BYTES",
+    "XFER", "MATMUL", "BARRIER", "END", "HEADER", "INSTRUCTION", "FORMATS",
+    "xfer_desc_layout", "matmul_desc_layout", "status_layout", "field_table",
+]
+
+WORD_BITS = 128
+ACC_BYTES = 4           # one accumulator element: FP32 or INT32
+LOCAL_ADDR_BITS = 24    # scratchpad / accumulator byte addresses (TileConfig allows up to 16 MiB)
+PITCH_BITS = 18         # a row pitch in bytes: up to 65535 * 4 rounded up to a word
+
+
+class Opcode(enum.Enum, shape=4):
+    LOAD = 1
+    STORE = 2
+    MATMUL = 3
+    BARRIER = 4
+    END = 5
+
+
+class ErrorCode(enum.Enum, shape=4):
+    """In the order the checks are made: the first failing check is reported (docs/isa.md)."""
+    NONE = 0
+    ILLEGAL_OPCODE = 1
+    BAD_FIELD = 2
+    BAD_GROUP = 3
+    BAD_SIZE = 4
+    MISALIGNED = 5
+    ADDR_RANGE = 6
+    SP_OVERFLOW = 7
+    ACC_OVERFLOW = 8
+    FAULT = 9
+
+
+class State(enum.Enum, shape=2):
+    IDLE = 0    # after reset or clear, before the first instruction
+    RUN = 1     # executing, or waiting for instructions
+    DONE = 2    # END retired
+    ERROR = 3   # stopped by a malformed instruction or a fault; final until clear
+
+
+class Mode(enum.Enum, shape=2):
+    LOCAL = 0   # this tile reads memory into its own local memory
+    SEND = 1    # this tile requests the data for every tile of the group (multicast)
+    RECV = 2    # this tile expects the data of a SEND issued by another tile of the group
+
+
+class Space(enum.Enum, shape=1):
+    SP = 0      # scratchpad
+    ACC = 1     # accumulator memory
+
+
+class Dtype(enum.Enum, shape=2):
+    BF16 = 0
+    INT8 = 1
+
+
+def _flex(fields: dict) -> data.FlexibleLayout:
+    return data.FlexibleLayout(WORD_BITS, {n: data.Field(shape, lo) for n, (shape, lo) in fields.items()})
+
+
+HEADER = _flex({"opcode": (Opcode, 0)})
+
+XFER = _flex({
+    "opcode": (Opcode, 0),
+    "mode": (Mode, 4),
+    "space": (Space, 6),
+    "local_addr": (24, 8),
+    "mem_addr": (32, 32),
+    "stride": (24, 64),
+    "rows": (12, 88),
+    "row_bytes": (16, 100),
+    "x0": (3, 116), "y0": (3, 119), "x1": (3, 122), "y1": (3, 125),
+})
+
+MATMUL = _flex({
+    "opcode": (Opcode, 0),
+    "dtype": (Dtype, 4),
+    "accumulate": (1, 6),
+    "a_addr": (24, 8),
+    "b_addr": (24, 32),
+    "acc_addr": (24, 56),
+    "m": (16, 80),
+    "n": (16, 96),
+    "k": (16, 112),
+})
+
+BARRIER = _flex({"opcode": (Opcode, 0), "loads": (1, 4), "stores": (1, 5), "matmuls": (1, 6)})
+
+END = _flex({"opcode": (Opcode, 0)})
+
+FORMATS = {Opcode.LOAD: XFER, Opcode.STORE: XFER, Opcode.MATMUL: MATMUL, Opcode.BARRIER: BARRIER,
+           Opcode.END: END}
+
+INSTRUCTION = data.UnionLayout({
+    "raw": WORD_BITS, "header": HEADER, "xfer": XFER, "matmul": MATMUL, "barrier": BARRIER, "end": END,
+})
+
+
+def field_table(layout) -> list[tuple[str, int, int]]:
+    """(name, low bit, width) of every field of ``layout``, low bit first."""
+    from amaranth.hdl import Shape
+
+    rows = [(name, f.offset, Shape.cast(f.shape).width) for name, f in layout]
+    return sorted(rows, key=lambda r: r[1])
+
+
+def reserved_mask(layout) -> int:
+    """Bits of a format that no field names: they must be zero in a valid instruction."""
+    used = 0
+    for _, lo, w in field_table(layout):
+        used |= ((1 << w) - 1) << lo
+    return ((1 << WORD_BITS) - 1) & ~used
+
+
+def xfer_desc_layout(cfg) -> data.StructLayout:
+    """A LOAD or STORE for the tensor DMA (``cfg``: a FabricConfig).
+
+    ``pitch`` is the byte distance between rows in local memory (``row_bytes`` rounded up to a
+    word); ``dest`` is the multicast group as a node bitmask (node = y * width + x), 0 for LOCAL.
+    A STORE always has ``mode`` LOCAL and ``space`` ACC.
+    """
+    return data.StructLayout({
+        "mode": Mode,
+        "space": Space,
+        "local_addr": LOCAL_ADDR_BITS,
+        "pitch": PITCH_BITS,
+        "mem_addr": 32,
+        "stride": 24,
+        "rows": 12,
+        "row_bytes": 16,
+        "dest": cfg.noc.nodes,
+    })
+
+
+def matmul_desc_layout(cfg) -> data.StructLayout:
+    """A MATMUL for the tensor-core side (``cfg``: a FabricConfig).
+
+    A is stored transposed (K rows of M elements, row pitch ``a_pitch``), B as K rows of N
+    elements (``b_pitch``), the accumulator tile as M rows of N 32-bit elements (``acc_pitch``);
+    pitches in bytes, addresses are byte addresses.
+    """
+    return data.StructLayout({
+        "dtype": Dtype,
+        "accumulate": 1,
+        "m": 16,
+        "n": 16,
+        "k": 16,
+        "a_addr": LOCAL_ADDR_BITS,
+        "b_addr": LOCAL_ADDR_BITS,
+        "acc_addr": LOCAL_ADDR_BITS,
+        "a_pitch": PITCH_BITS,
+        "b_pitch": PITCH_BITS,
+        "acc_pitch": PITCH_BITS,
+    })
+
+
+def status_layout() -> data.StructLayout:
+    """``pc``: index (from 0, counted since reset or clear) of the instruction being executed;
+    in ERROR the faulting instruction, in DONE the END."""
+    return data.StructLayout({"state": State, "error": ErrorCode, "pc": 16})

@@ -1,0 +1,258 @@
+"""Assembler and disassembler of the tile ISA (docs/isa.md).
+
+Text form, one instruction per line; ``#`` or ``;`` starts a comment; operands are separated by
+commas and/or spaces; numbers are decimal, ``0x`` hex or ``0b`` binary (``_`` allowed)::
+
+    load    sp=0x0000, mem=0x10000, rows=16, bytes=32, stride=1024
+    load    sp=0x0200, mem=0x20000, rows=16, bytes=32, stride=1024, mode=send, x=0..3, y=0
+    load    acc=0x0000, mem=0x30000, rows=8, bytes=32, stride=256       # C into the accumulators
+    barrier loads
+    matmul  bf16, m=8, n=8, k=16, a=0x0000, b=0x0200, acc=0x0000, accumulate
+    barrier matmuls
+    store   acc=0x0000, mem=0x40000, rows=8, bytes=32, stride=256
+    end
+    .word   0x0000000000000000000000000000000f                          # a raw word
+
+``stride`` defaults to ``bytes`` rounded up to a word. ``barrier`` takes any of ``loads``,
+``stores``, ``matmuls`` (or ``all``). :func:`assemble` validates every instruction against a
+FabricConfig with the same rules as the hardware (:func:`tb.models.tile_isa.check`) and raises
+``ValueError("line N: ...")``; :func:`disassemble` prints the canonical text, which assembles
+back to the same words.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rtl.tile.isa import FORMATS, WORD_BITS, Opcode, field_table
+from tb.models import tile_isa
+
+__all__ = ["assemble", "disassemble", "disassemble_word", "encode", "read_words", "write_words"]
+
+_FIELDS = {op.value: {name: (lo, w) for name, lo, w in field_table(layout)} for op, layout in FORMATS.items()}
+_XFER_KEYS = {"sp", "acc", "mem", "rows", "bytes", "stride", "mode", "x", "y"}
+_MATMUL_KEYS = {"m", "n", "k", "a", "b", "acc"}
+_BARRIER_FLAGS = ("loads", "stores", "matmuls")
+
+
+def encode(opcode: int, **values) -> int:
+    """Pack ``values`` into one word of ``opcode``'s format; ``ValueError`` if a value does not fit."""
+    opcode = getattr(opcode, "value", opcode)
+    fields = _FIELDS[opcode]
+    word = opcode
+    for name, value in values.items():
+        if name not in fields:
+            raise ValueError(f"unknown field {name!r}")
+        lo, w = fields[name]
+        if not 0 <= int(value) < (1 << w):
+            raise ValueError(f"{name} = {value} does not fit in {w} bits")
+        word |= int(value) << lo
+    return word
+
+
+def _num(text: str, what: str) -> int:
+    try:
+        return int(text.replace("_", ""), 0)
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a number") from None
+
+
+def _range(text: str, what: str) -> tuple[int, int]:
+    lo, sep, hi = text.partition("..")
+    a = _num(lo, what)
+    return (a, _num(hi, what) if sep else a)
+
+
+def _operands(rest: str) -> tuple[dict, list]:
+    keys, flags = {}, []
+    for tok in (t for t in re.split(r"[,\s]+", rest.strip()) if t):
+        if "=" in tok:
+            k, _, v = tok.partition("=")
+            k = k.lower()
+            if k in keys:
+                raise ValueError(f"operand {k!r} given twice")
+            if not v:
+                raise ValueError(f"operand {k!r} has no value")
+            keys[k] = v
+        else:
+            flags.append(tok.lower())
+    return keys, flags
+
+
+def _assemble_line(mnem: str, rest: str, cfg) -> int:
+    keys, flags = _operands(rest)
+    wb = tile_isa.IsaParams.of(cfg).word_bytes
+
+    def unknown(allowed):
+        bad = sorted(set(keys) - set(allowed))
+        if bad:
+            raise ValueError(f"{mnem}: unknown operand {bad[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+    def need(k):
+        if k not in keys:
+            raise ValueError(f"{mnem}: missing operand {k}=")
+        return _num(keys[k], k)
+
+    if mnem in ("load", "store"):
+        unknown(_XFER_KEYS if mnem == "load" else _XFER_KEYS - {"mode", "x", "y", "sp"})
+        if flags:
+            raise ValueError(f"{mnem}: unexpected operand {flags[0]!r}")
+        if ("sp" in keys) == ("acc" in keys):
+            raise ValueError(f"{mnem}: give exactly one of sp= or acc=")
+        space = "acc" if "acc" in keys else "sp"
+        v = {"space": tile_isa.SPACES[space], "local_addr": need(space), "mem_addr": need("mem"),
+             "rows": need("rows"), "row_bytes": need("bytes")}
+        dense = tile_isa.pitch(v["row_bytes"], wb)
+        v["stride"] = _num(keys["stride"], "stride") if "stride" in keys else dense
+        mode = keys.get("mode", "local").lower()
+        if mode not in tile_isa.MODES:
+            raise ValueError(f"{mnem}: mode={mode}; allowed: {', '.join(tile_isa.MODES)}")
+        v["mode"] = tile_isa.MODES[mode]
+        if mode == "local":
+            if "x" in keys or "y" in keys:
+                raise ValueError(f"{mnem}: x= and y= name a multicast group; they need mode=send or recv")
+        else:
+            if "x" not in keys or "y" not in keys:
+                raise ValueError(f"{mnem}: mode={mode} needs the group: x=X0..X1 and y=Y0..Y1")
+            v["x0"], v["x1"] = _range(keys["x"], "x")
+            v["y0"], v["y1"] = _range(keys["y"], "y")
+        return encode(Opcode.LOAD if mnem == "load" else Opcode.STORE, **v)
+    if mnem == "matmul":
+        unknown(_MATMUL_KEYS)
+        dtypes = [f for f in flags if f in tile_isa.DTYPES]
+        others = [f for f in flags if f not in tile_isa.DTYPES and f != "accumulate"]
+        if others:
+            raise ValueError(f"matmul: unexpected operand {others[0]!r}")
+        if len(dtypes) != 1:
+            raise ValueError(f"matmul: give exactly one dtype ({', '.join(tile_isa.DTYPES)})")
+        return encode(Opcode.MATMUL, dtype=tile_isa.DTYPES[dtypes[0]], accumulate=int("accumulate" in flags),
+                      m=need("m"), n=need("n"), k=need("k"), a_addr=need("a"), b_addr=need("b"),
+                      acc_addr=need("acc"))
+    if mnem == "barrier":
+        if keys:
+            raise ValueError(f"barrier: unexpected operand {next(iter(keys))}=")
+        for f in flags:
+            if f not in _BARRIER_FLAGS and f != "all":
+                raise ValueError(f"barrier: unknown operand {f!r}; allowed: loads, stores, matmuls, all")
+        chosen = _BARRIER_FLAGS if "all" in flags else flags
+        return encode(Opcode.BARRIER, **{f: 1 for f in chosen})
+    if mnem == "end":
+        if keys or flags:
+            raise ValueError("end takes no operands")
+        return encode(Opcode.END)
+    if mnem == ".word":
+        if keys or len(flags) != 1:
+            raise ValueError(".word takes one number")
+        w = _num(flags[0], ".word")
+        if not 0 <= w < (1 << WORD_BITS):
+            raise ValueError(f".word {flags[0]} does not fit in {WORD_BITS} bits")
+        return w
+    raise ValueError(f"unknown mnemonic {mnem!r}; allowed: load, store, matmul, barrier, end, .word")
+
+
+def assemble(text: str, cfg=None, *, validate: bool = True) -> list[int]:
+    """Assembly text -> instruction words. ``ValueError("line N: ...")`` on the first bad line.
+
+    With ``validate`` every word is checked against ``cfg`` (a FabricConfig; None: the default
+    preset) exactly as the sequencer checks it; ``validate=False`` lets malformed words through
+    (to test the hardware's error handling).
+    """
+    words = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        code = re.split(r"[#;]", line, maxsplit=1)[0].strip()
+        if not code:
+            continue
+        mnem, _, rest = code.partition(" ")
+        try:
+            word = _assemble_line(mnem.lower(), rest, cfg)
+            if validate:
+                err, reason = tile_isa.check(word, cfg)
+                if err:
+                    raise ValueError(f"{mnem.lower()}: {tile_isa.ERROR_NAMES[err]}: {reason}")
+        except ValueError as e:
+            raise ValueError(f"line {lineno}: {e}  [{code}]") from None
+        words.append(word)
+    return words
+
+
+def disassemble_word(word: int) -> str:
+    """One word -> canonical text (``.word 0x...`` when it is not a well-formed instruction)."""
+    raw = f".word   {word:#034x}"
+    f = tile_isa.decode(word)
+    op = f["opcode"]
+    if op not in tile_isa.FORMATS or word & tile_isa.RESERVED[op]:
+        return raw
+    if op in (1, 2):
+        if f["mode"] == 3 or f["space"] not in (0, 1):
+            return raw
+        space = "acc" if f["space"] else "sp"
+        text = (f"{tile_isa.OPNAMES[op]:<7} {space}={f['local_addr']:#06x}, mem={f['mem_addr']:#010x}, "
+                f"rows={f['rows']}, bytes={f['row_bytes']}, stride={f['stride']}")
+        if f["mode"]:
+            mode = {1: "send", 2: "recv"}[f["mode"]]
+            text += f", mode={mode}, x={f['x0']}..{f['x1']}, y={f['y0']}..{f['y1']}"
+    elif op == 3:
+        if f["dtype"] not in tile_isa.DTYPE_BYTES:
+            return raw
+        dt = {v: k for k, v in tile_isa.DTYPES.items()}[f["dtype"]]
+        text = (f"matmul  {dt}, m={f['m']}, n={f['n']}, k={f['k']}, a={f['a_addr']:#06x}, "
+                f"b={f['b_addr']:#06x}, acc={f['acc_addr']:#06x}")
+        if f["accumulate"]:
+            text += ", accumulate"
+    elif op == 4:
+        chosen = [n for n in _BARRIER_FLAGS if f[n]]
+        text = ("barrier " + " ".join(chosen)).rstrip()
+    else:
+        text = "end"
+    # Anything that does not re-encode exactly (a STORE with a group, say) stays a raw word.
+    try:
+        if _assemble_line(text.split()[0], text.partition(" ")[2], None) != word:
+            return raw
+    except ValueError:
+        return raw
+    return text
+
+
+def disassemble(words, cfg=None, *, annotate: bool = True) -> str:
+    """Words -> assembly text; with ``annotate`` a comment names the error of a malformed word."""
+    lines = []
+    for i, w in enumerate(words):
+        text = disassemble_word(w)
+        if annotate:
+            err, reason = tile_isa.check(w, cfg)
+            if err:
+                text = f"{text:<60} # [{i}] {tile_isa.ERROR_NAMES[err]}: {reason}"
+        lines.append(text)
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def read_words(path) -> list[int]:
+    """A program file: ``.bin`` (16 little-endian bytes per word) or text hex, one word a line."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix == ".bin":
+        raw = p.read_bytes()
+        if len(raw) % (WORD_BITS // 8):
+            raise ValueError(f"{path}: size {len(raw)} is not a multiple of {WORD_BITS // 8} bytes")
+        n = WORD_BITS // 8
+        return [int.from_bytes(raw[i:i + n], "little") for i in range(0, len(raw), n)]
+    words = []
+    for lineno, line in enumerate(p.read_text().splitlines(), 1):
+        t = line.split("#", 1)[0].strip()
+        if t:
+            try:
+                words.append(int(t, 16))
+            except ValueError:
+                raise ValueError(f"{path}: line {lineno}: {t!r} is not a hex word") from None
+    return words
+
+
+def write_words(path, words) -> None:
+    from pathlib import Path
+
+    p = Path(path)
+    if p.suffix == ".bin":
+        p.write_bytes(b"".join(w.to_bytes(WORD_BITS // 8, "little") for w in words))
+    else:
+        p.write_text("".join(f"{w:032x}\n" for w in words))

@@ -1,0 +1,69 @@
+"""``tessera asm`` / ``tessera disasm``: the tile ISA assembler and disassembler (docs/isa.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("asm", help="assemble a tile program (docs/isa.md) into instruction words",
+                       description="Assemble tile ISA text into 128-bit instruction words, checked "
+                                   "against a preset as the hardware checks them. Output: hex text (one word "
+                                   "a line) or, for a .bin file, 16 little-endian bytes per word.")
+    p.add_argument("source", help="assembly file ('-' for stdin)")
+    p.add_argument("-o", "--output", help="output file (.hex text or .bin); default: hex on stdout")
+    p.add_argument("--preset", default="default", help="configuration the program is checked against")
+    p.add_argument("--no-check", action="store_true",
+                   help="do not refuse instructions the hardware would reject (to build error tests)")
+    p.set_defaults(func=run_asm)
+
+    d = sub.add_parser("disasm", help="disassemble tile instruction words into assembly text",
+                       description="Disassemble a program (.hex text or .bin) into assembly text; words the "
+                                   "hardware would reject are annotated with their error code.")
+    d.add_argument("program", help="program file: .bin, or hex text one word a line")
+    d.add_argument("--preset", default="default", help="configuration the words are checked against")
+    d.set_defaults(func=run_disasm)
+
+
+def _cfg(name):
+    from rtl.config import preset
+
+    try:
+        return preset(name)
+    except ValueError as e:
+        raise ValueError(f"--preset: {e}") from None
+
+
+def run_asm(args) -> int:
+    from sim.asm import assemble, write_words
+
+    cfg = _cfg(args.preset)
+    if args.source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(args.source)
+        if not path.is_file():
+            raise ValueError(f"source: no such file {args.source!r}")
+        text = path.read_text()
+    try:
+        words = assemble(text, cfg, validate=not args.no_check)
+    except ValueError as e:
+        print(f"{args.source}: {e}", file=sys.stderr)
+        return 1
+    if args.output:
+        write_words(args.output, words)
+        print(f"{args.output}: {len(words)} instructions")
+    else:
+        sys.stdout.write("".join(f"{w:032x}\n" for w in words))
+    return 0
+
+
+def run_disasm(args) -> int:
+    from sim.asm import disassemble, read_words
+
+    cfg = _cfg(args.preset)
+    if not Path(args.program).is_file():
+        raise ValueError(f"program: no such file {args.program!r}")
+    sys.stdout.write(disassemble(read_words(args.program), cfg))
+    return 0

@@ -1,0 +1,157 @@
+"""Random tile programs for the testbenches: valid instructions, and malformed ones of each error kind.
+
+Built on the golden ISA model (:mod:`tb.models.tile_isa`); every generated malformed word is
+checked to produce the error code it was made for.
+"""
+
+from __future__ import annotations
+
+import random
+
+from tb.models.tile_isa import ERRORS, OPCODES, IsaParams, check, encode, pitch
+
+OP = OPCODES
+
+
+def _aligned(rng: random.Random, lo: int, hi: int, wb: int) -> int:
+    """A multiple of ``wb`` in [lo, hi]."""
+    return rng.randrange(-(-lo // wb), hi // wb + 1) * wb
+
+
+def random_xfer(rng: random.Random, p: IsaParams, *, load: bool) -> int:
+    wb = p.word_bytes
+    space = rng.choice((0, 1)) if load else 1
+    size = p.accumulator_bytes if space else p.scratchpad_bytes
+    row_bytes = rng.choice((rng.randrange(1, 3 * wb), rng.randrange(1, 9) * wb))
+    if space:
+        row_bytes = -(-row_bytes // 4) * 4
+    pt = pitch(row_bytes, wb)
+    rows = rng.randrange(1, max(2, min(size // pt, 24) + 1))
+    local = _aligned(rng, 0, size - rows * pt, wb)
+    stride = _aligned(rng, row_bytes, row_bytes + 4 * wb, wb)
+    mem = _aligned(rng, 0, min((1 << p.addr_bits) - 1 - rows * stride, 1 << 20), wb)
+    v = dict(space=space, local_addr=local, mem_addr=mem, stride=stride, rows=rows, row_bytes=row_bytes)
+    if load and rng.random() < 0.4:
+        v["mode"] = rng.choice((1, 2))
+        v["x0"] = rng.randrange(p.mesh_width)
+        v["x1"] = rng.randrange(v["x0"], p.mesh_width)
+        v["y0"] = rng.randrange(p.mesh_height)
+        v["y1"] = rng.randrange(v["y0"], p.mesh_height)
+    word = encode(OP["load" if load else "store"], **v)
+    assert check(word, p) == (0, ""), check(word, p)
+    return word
+
+
+def random_matmul(rng: random.Random, p: IsaParams) -> int:
+    wb = p.word_bytes
+    for _ in range(1000):
+        dtype = rng.choice((0, 1))
+        m, n, k = (rng.randrange(1, 40) for _ in range(3))
+        f = dict(dtype=dtype, accumulate=rng.choice((0, 1)), m=m, n=n, k=k)
+        esz = 2 if dtype == 0 else 1
+        a_sz, b_sz, d_sz = k * pitch(m * esz, wb), k * pitch(n * esz, wb), m * pitch(n * 4, wb)
+        if a_sz > p.scratchpad_bytes or b_sz > p.scratchpad_bytes or d_sz > p.accumulator_bytes:
+            continue
+        f["a_addr"] = _aligned(rng, 0, p.scratchpad_bytes - a_sz, wb)
+        f["b_addr"] = _aligned(rng, 0, p.scratchpad_bytes - b_sz, wb)
+        f["acc_addr"] = _aligned(rng, 0, p.accumulator_bytes - d_sz, wb)
+        word = encode(OP["matmul"], **f)
+        assert check(word, p) == (0, ""), check(word, p)
+        return word
+    raise RuntimeError("no MATMUL fits this configuration")
+
+
+def random_barrier(rng: random.Random) -> int:
+    return encode(OP["barrier"], loads=rng.random() < 0.7, stores=rng.random() < 0.4,
+                  matmuls=rng.random() < 0.5)
+
+
+def random_instruction(rng: random.Random, p: IsaParams) -> int:
+    kind = rng.choices(("load", "store", "matmul", "barrier"), weights=(4, 2, 3, 2))[0]
+    if kind == "load":
+        return random_xfer(rng, p, load=True)
+    if kind == "store":
+        return random_xfer(rng, p, load=False)
+    if kind == "matmul":
+        return random_matmul(rng, p)
+    return random_barrier(rng)
+
+
+def random_program(rng: random.Random, p: IsaParams, length: int, *, end: bool = True) -> list[int]:
+    words = [random_instruction(rng, p) for _ in range(length)]
+    return words + [encode(OP["end"])] if end else words
+
+
+def _set(word: int, lo: int, w: int, value: int) -> int:
+    return (word & ~(((1 << w) - 1) << lo)) | ((value & ((1 << w) - 1)) << lo)
+
+
+def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
+    """A word that the hardware must reject with error ``kind`` (a key of ERRORS)."""
+    wb = p.word_bytes
+    for _ in range(1000):
+        if kind == "ILLEGAL_OPCODE":
+            word = rng.choice((0, 6, 7, 12, 15)) | (rng.getrandbits(124) << 4)
+        elif kind == "BAD_FIELD":
+            base = random_instruction(rng, p) if rng.random() < 0.8 else encode(OP["end"])
+            op = base & 0xF
+            choice = rng.randrange(3)
+            if op == OP["load"] and choice == 0:
+                word = _set(base, 4, 2, 3)                       # mode 3
+            elif op == OP["store"] and choice == 0:
+                word = _set(base, 6, 1, 0)                       # STORE from the scratchpad
+            elif op == OP["matmul"] and choice == 0:
+                word = _set(base, 4, 2, rng.choice((2, 3)))      # reserved dtype
+            else:
+                reserved = {1: [7], 2: [4, 5, 7] + list(range(116, 128)), 3: [7],
+                            4: list(range(7, 128)), 5: list(range(4, 128))}[op]
+                word = base | (1 << rng.choice(reserved))
+        elif kind == "BAD_GROUP":
+            base = random_xfer(rng, p, load=True)
+            word = _set(base, 4, 2, rng.choice((1, 2)))
+            x0, x1 = rng.randrange(8), rng.randrange(8)
+            y0, y1 = rng.randrange(8), rng.randrange(8)
+            for lo, v in ((116, x0), (119, y0), (122, x1), (125, y1)):
+                word = _set(word, lo, 3, v)
+        elif kind == "BAD_SIZE":
+            base = rng.choice((random_xfer(rng, p, load=True), random_xfer(rng, p, load=False),
+                               random_matmul(rng, p)))
+            if base & 0xF == OP["matmul"]:
+                lo = rng.choice((80, 96, 112))
+                limit = {80: p.max_m, 96: p.max_n, 112: p.max_k}[lo]
+                value = 0 if rng.random() < 0.5 or limit >= 0xFFFF else rng.randrange(limit + 1, 1 << 16)
+                word = _set(base, lo, 16, value)
+            else:
+                word = _set(base, 88, 12, 0) if rng.random() < 0.5 else _set(base, 100, 16, 0)
+        elif kind == "MISALIGNED":
+            base = rng.choice((random_xfer(rng, p, load=True), random_matmul(rng, p)))
+            lo = rng.choice((8, 32, 64)) if base & 0xF != OP["matmul"] else rng.choice((8, 32, 56))
+            word = base + (rng.randrange(1, wb) << lo)
+        elif kind == "ADDR_RANGE":
+            base = random_xfer(rng, p, load=rng.random() < 0.5)
+            word = _set(base, 32, 32, ((1 << 32) - rng.randrange(1, 64) * wb) & ((1 << p.addr_bits) - 1))
+            word = _set(word, 64, 24, rng.randrange(1, 1 << 10) * wb)
+            word = _set(word, 88, 12, rng.randrange(2, 64))
+        elif kind == "SP_OVERFLOW":
+            base = rng.choice((random_xfer(rng, p, load=True), random_matmul(rng, p)))
+            if base & 0xF == OP["matmul"]:
+                word = _set(base, rng.choice((8, 32)), 24, p.scratchpad_bytes - wb * rng.randrange(0, 3))
+            else:
+                word = _set(base, 6, 1, 0)
+                word = _set(word, 8, 24, p.scratchpad_bytes - wb * rng.randrange(0, 3))
+        elif kind == "ACC_OVERFLOW":
+            base = rng.choice((random_xfer(rng, p, load=False), random_matmul(rng, p)))
+            lo = 56 if base & 0xF == OP["matmul"] else 8
+            word = _set(base, lo, 24, p.accumulator_bytes - wb * rng.randrange(0, 2))
+            if base & 0xF == OP["matmul"]:
+                word = _set(word, 80, 16, rng.randrange(2, 9))
+            else:
+                word = _set(word, 88, 12, rng.randrange(2, 9))
+        else:
+            raise ValueError(f"unknown error kind {kind!r}")
+        if check(word, p)[0] == ERRORS[kind]:
+            return word
+    raise RuntimeError(f"could not make a {kind} word for {p}")
+
+
+MALFORMED_KINDS = [k for k in ERRORS if k not in ("NONE", "FAULT")]

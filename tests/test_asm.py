@@ -1,0 +1,125 @@
+"""Tile ISA assembler / disassembler, and the agreement of rtl/tile/isa.py with the golden ISA model."""
+
+import random
+
+import pytest
+
+from rtl.config import preset
+from rtl.tile import isa
+from sim.asm import assemble, disassemble, disassemble_word, read_words, write_words
+from sim.cli import main
+from tb.models import tile_isa
+from tb.tile.programs import MALFORMED_KINDS, malformed, random_program
+
+PRESETS = ("tiny", "default", "ulx3s")
+
+
+def test_rtl_layouts_match_model_field_tables():
+    for op, layout in isa.FORMATS.items():
+        assert isa.field_table(layout) == sorted(tile_isa.FORMATS[op.value], key=lambda r: r[1]), op
+        assert isa.reserved_mask(layout) == tile_isa.RESERVED[op.value], op
+        assert layout.size == tile_isa.WORD_BITS
+    assert {o.name.lower(): o.value for o in isa.Opcode} == tile_isa.OPCODES
+    assert {e.name: e.value for e in isa.ErrorCode} == tile_isa.ERRORS
+    assert {s.name: s.value for s in isa.State} == tile_isa.STATES
+    assert {m.name.lower(): m.value for m in isa.Mode} == tile_isa.MODES
+    assert {d.name.lower(): d.value for d in isa.Dtype} == tile_isa.DTYPES
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_random_programs_round_trip(name):
+    cfg = preset(name)
+    rng = random.Random(f"rt:{name}")
+    p = tile_isa.IsaParams.of(cfg)
+    for _ in range(20):
+        words = random_program(rng, p, rng.randrange(1, 60))
+        text = disassemble(words, cfg)
+        assert "#" not in text, text                  # no word flagged as malformed
+        assert assemble(text, cfg) == words
+
+
+@pytest.mark.parametrize("kind", MALFORMED_KINDS)
+def test_assembler_refuses_what_hardware_rejects(kind):
+    cfg = preset("tiny")
+    p = tile_isa.IsaParams.of(cfg)
+    rng = random.Random(f"bad:{kind}")
+    for _ in range(20):
+        word = malformed(rng, p, kind)
+        good = random_program(rng, p, 3, end=False)
+        text = disassemble(good, cfg) + disassemble([word], cfg, annotate=False) + "end\n"
+        with pytest.raises(ValueError, match=rf"^line 4: .*{kind}"):
+            assemble(text, cfg)
+        # without checking, the malformed word is reproduced exactly
+        assert assemble(text, cfg, validate=False) == good + [word, tile_isa.encode(5)]
+        assert f"{kind}:" in disassemble([word], cfg)
+
+
+def test_disassembly_of_raw_words_round_trips():
+    rng = random.Random(7)
+    for _ in range(2000):
+        w = rng.getrandbits(128) & rng.choice((0xF, (1 << 32) - 1, (1 << 128) - 1))
+        w = (w & ~0xF) | rng.randrange(16)
+        text = disassemble_word(w)
+        assert assemble(text, validate=False) == [w], text
+
+
+@pytest.mark.parametrize(
+    "src, match",
+    [
+        ("frob 1", r"line 1: unknown mnemonic 'frob'"),
+        ("end\nload sp=0, mem=0, rows=1", r"line 2: load: missing operand bytes="),
+        ("\n\nload sp=0, acc=0, mem=0, rows=1, bytes=4", r"line 3: load: give exactly one of sp= or acc="),
+        ("load sp=0, mem=0, rows=1, bytes=4, colour=3", r"line 1: load: unknown operand 'colour'"),
+        ("load sp=0, mem=0, rows=1, bytes=4, mode=send", r"line 1: load: mode=send needs the group"),
+        ("load sp=0, mem=0, rows=1, bytes=4, x=1", r"line 1: load: x= and y= name a multicast group"),
+        ("store acc=0, mem=0, rows=1, bytes=4, mode=send, x=0, y=0", r"line 1: store: unknown operand"),
+        ("matmul m=1, n=1, k=1, a=0, b=0, acc=0", r"line 1: matmul: give exactly one dtype"),
+        ("matmul bf16 m=1, n=1, k=1, a=0, b=0, acc=0, accumulat", r"unexpected operand 'accumulat'"),
+        ("matmul bf16 m=1, n=1, k=99999, a=0, b=0, acc=0", r"line 1: k = 99999 does not fit in 16 bits"),
+        ("matmul bf16 m=1, n=1, k=0x1g, a=0, b=0, acc=0", r"k: '0x1g' is not a number"),
+        ("barrier loadz", r"barrier: unknown operand 'loadz'"),
+        ("end 3", r"end takes no operands"),
+        ("load sp=8, mem=0, rows=1, bytes=4", r"line 1: load: MISALIGNED: local_addr = 0x8"),
+        ("load sp=0x3ff0, mem=0, rows=2, bytes=16", r"SP_OVERFLOW: scratchpad range ends at 0x4010"),
+        ("store acc=0, mem=0xfffffff0, rows=1, bytes=32", r"ADDR_RANGE"),
+        ("load acc=0, mem=0, rows=1, bytes=6", r"MISALIGNED: row_bytes = 6 is not a multiple of 4 .accumulator"),
+        ("load sp=0, mem=0, rows=1, bytes=4, mode=recv, x=0..2, y=0", r"BAD_GROUP: .*outside the 2x2 mesh"),
+        ("matmul int8 m=4, n=4, k=4097, a=0, b=0, acc=0", r"BAD_SIZE: k = 4097 .*allowed: 1..4096"),
+    ],
+)
+def test_assembler_errors_name_the_line(src, match):
+    with pytest.raises(ValueError, match=match):
+        assemble(src, preset("tiny"))
+
+
+def test_syntax_variants():
+    cfg = preset("tiny")
+    a = assemble("LOAD sp=0x10 mem=0x20 rows=2 bytes=20 stride=32  ; comment\nbarrier all\nEnd", cfg)
+    b = assemble("load sp=16, mem=32, rows=2, bytes=20  # stride defaults to the pitch\n"
+                 "barrier loads, stores, matmuls\nend", cfg)
+    assert a == b
+    f = tile_isa.decode(a[0])
+    assert (f["local_addr"], f["mem_addr"], f["rows"], f["row_bytes"], f["stride"]) == (16, 32, 2, 20, 32)
+
+
+def test_cli_asm_disasm(tmp_path, capsys):
+    src = tmp_path / "p.s"
+    words = random_program(random.Random(3), tile_isa.IsaParams.of(preset("tiny")), 30)
+    src.write_text(disassemble(words))
+    for ext in (".hex", ".bin"):
+        out = tmp_path / f"p{ext}"
+        assert main(["asm", str(src), "--preset", "tiny", "-o", str(out)]) == 0
+        assert read_words(out) == words
+        capsys.readouterr()
+        assert main(["disasm", str(out), "--preset", "tiny"]) == 0
+        assert capsys.readouterr().out == disassemble(words)
+    bad = tmp_path / "bad.s"
+    bad.write_text("end\nload sp=1, mem=0, rows=1, bytes=4\n")
+    assert main(["asm", str(bad), "--preset", "tiny"]) == 1
+    assert "line 2: load: MISALIGNED" in capsys.readouterr().err
+    write_words(tmp_path / "w.hex", [0xF])
+    assert main(["disasm", str(tmp_path / "w.hex")]) == 0
+    assert "ILLEGAL_OPCODE" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["asm", str(src), "--preset", "huge"])
+    assert "--preset: unknown preset" in capsys.readouterr().err
