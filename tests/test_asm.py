@@ -82,7 +82,7 @@ def test_disassembly_of_raw_words_round_trips():
         ("load sp=8, mem=0, rows=1, bytes=4", r"line 1: load: MISALIGNED: local_addr = 0x8"),
         ("load sp=0x3ff0, mem=0, rows=2, bytes=16", r"SP_OVERFLOW: scratchpad range ends at 0x4010"),
         ("store acc=0, mem=0xfffffff0, rows=1, bytes=32", r"ADDR_RANGE"),
-        ("load acc=0, mem=0, rows=1, bytes=6", r"MISALIGNED: row_bytes = 6 is not a multiple of 4 .accumulator"),
+        ("load acc=0, mem=0, rows=1, bytes=6", r"MISALIGNED: row_bytes = 6 is not a multiple of 4"),
         ("load sp=0, mem=0, rows=1, bytes=4, mode=recv, x=0..2, y=0", r"BAD_GROUP: .*outside the 2x2 mesh"),
         ("matmul int8 m=4, n=4, k=4097, a=0, b=0, acc=0", r"BAD_SIZE: k = 4097 .*allowed: 1..4096"),
     ],
