@@ -1,0 +1,1 @@
+"""cocotb testbenches of the FPGA board's host link (synth/)."""
