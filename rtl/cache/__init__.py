@@ -1,3 +1,10 @@
-"""rtl.cache"""
+"""rtl.cache: one L2 slice (``CacheSlice``) and its parts; layouts in ``rtl.cache.layouts``."""
 
-BLOCKS: dict = {}
+
+def _slice(fabric_config):
+    from rtl.cache.slice import CacheSlice
+
+    return CacheSlice(fabric_config.cache)
+
+
+BLOCKS: dict = {"l2_slice": _slice}

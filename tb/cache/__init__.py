@@ -1,0 +1,1 @@
+"""cocotb testbenches of the L2 cache slice (rtl/cache)."""

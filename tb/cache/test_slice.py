@@ -1,0 +1,256 @@
+"""L2 slice testbenches: random traffic against a shadow memory, errors, LRU model, hit timing.
+
+Parameters (``tb.params()``): ``cache`` (CacheConfig fields), ``count`` (random requests),
+``serial`` (requests of the LRU-model test).
+"""
+
+from __future__ import annotations
+
+import cocotb
+from cocotb.triggers import ClockCycles, RisingEdge
+
+import tb
+from tb.cache.env import OP, CacheEnv, cfg_from
+from tb.models.cache import LruCacheModel, ShadowMemory
+from tb.stream import Scoreboard, StreamMonitor, rng_for
+
+BASE = 0x10000
+
+
+def footprint(cfg, rng, factor=3):
+    """Line numbers spread over few sets, several times the capacity, so that lines conflict."""
+    sets = min(cfg.sets, 4)
+    lines = set()
+    while len(lines) < factor * cfg.ways * sets:
+        lines.add(BASE // cfg.line_bytes + rng.randrange(sets) + cfg.sets * rng.randrange(64))
+    return sorted(lines)
+
+
+def fill_memory(env, shadow, lines, rng):
+    lb = env.cfg.line_bytes
+    for ln in lines:
+        data = bytes(rng.randrange(256) for _ in range(lb))
+        env.ram.write(ln * lb, data)
+        shadow.write(ln * lb, data)
+
+
+def word_of(shadow, cfg, addr):
+    a = addr - addr % cfg.data_bytes
+    return int.from_bytes(shadow.read(a, cfg.data_bytes), "little")
+
+
+def apply_write(shadow, cfg, req):
+    D = cfg.data_bytes
+    a = req["addr"] % D
+    lanes = ((1 << (1 << req["size"])) - 1) << a
+    shadow.write(req["addr"] - a, req["data"].to_bytes(D, "little"), lanes & req["mask"])
+
+
+def check_response(exp, got):
+    for k in ("op", "id", "dest", "status_name"):
+        if exp[k] != got[k]:
+            return f"{k}: expected {exp[k]!r}, got {got[k]!r} (request {exp['req']})"
+    if "data" in exp and exp["data"] != got["data"]:
+        return f"data: expected {exp['data']:#x}, got {got['data']:#x} (request {exp['req']})"
+    return None
+
+
+@cocotb.test()
+async def random_traffic(dut):
+    """Random reads/writes/flushes/malformed/error-line requests under random pauses everywhere."""
+    p = tb.params()
+    cfg = cfg_from(p)
+    rng = rng_for("traffic")
+    lines = footprint(cfg, rng)
+    bad_lines = set(rng.sample(lines, 2))
+    good = [ln for ln in lines if ln not in bad_lines]
+    env = CacheEnv(dut, cfg, req_idle=0.3, resp_ready=0.7, mem_pause=0.3, read_error_lines=bad_lines)
+    await env.reset()
+    shadow = ShadowMemory()
+    fill_memory(env, shadow, lines, rng)
+    sb = Scoreboard("responses", compare=check_response)
+    env.on_response = lambda r, c: sb.observe(r, key=r["id"])
+    D, lo = cfg.data_bytes, (cfg.data_bytes - 1).bit_length()
+    expected_malformed = fill_err_reqs = 0
+    for i in range(p["count"]):
+        rid, dest = i % (1 << cfg.id_bits), rng.randrange(1 << cfg.dest_bits)
+        x = rng.random()
+        ln = rng.choice(good)
+        size = rng.randrange(lo + 1)
+        addr = ln * cfg.line_bytes + rng.randrange(cfg.line_bytes // (1 << size)) * (1 << size)
+        if x < 0.45:
+            req = env.issue("READ", addr, size, rid=rid, dest=dest)
+            exp = dict(status_name="OK", data=word_of(shadow, cfg, addr))
+        elif x < 0.87:
+            req = env.issue(
+                "WRITE",
+                addr,
+                size,
+                data=rng.randrange(1 << (8 * D)),
+                mask=rng.randrange(1 << D),
+                rid=rid,
+                dest=dest,
+            )
+            apply_write(shadow, cfg, req)
+            exp = dict(status_name="OK", data=0)
+        elif x < 0.88:
+            req = env.issue(rng.choice(["FLUSH", "INVALIDATE"]), rid=rid, dest=dest)
+            exp = dict(status_name="OK")
+        elif x < 0.94:
+            kind = rng.randrange(3)
+            if kind == 0:
+                req = env.issue(rng.randrange(4, 8), addr, rid=rid, dest=dest)
+            elif kind == 1 and lo < 7:
+                req = env.issue("WRITE", addr, lo + 1 + rng.randrange(7 - lo), data=1, rid=rid, dest=dest)
+            else:  # an access that runs past the end of its word (and, at the word's end, of its line)
+                s = rng.randrange(1, lo + 1) if lo else 1
+                req = env.issue(
+                    rng.choice(["READ", "WRITE"]), addr - addr % D + D - 1, s, data=5, rid=rid, dest=dest
+                )
+            expected_malformed += 1
+            exp = dict(status_name="MALFORMED")
+        else:
+            bad = rng.choice(sorted(bad_lines)) * cfg.line_bytes
+            req = env.issue(rng.choice(["READ", "WRITE"]), bad, lo, data=7, rid=rid, dest=dest)
+            fill_err_reqs += 1
+            exp = dict(status_name="FILL_ERROR")
+        exp.update(op=req["op"], id=rid, dest=dest, req=dict(req, n=i))
+        sb.expect(exp, key=rid)
+    await env.wait_responses(p["count"], timeout=400 * p["count"])
+    sb.check()
+    # Every write reaches memory after a flush.
+    env.issue("FLUSH", rid=1, dest=2)
+    await env.wait_responses(p["count"] + 1)
+    assert env.responses[-1]["status_name"] == "OK"
+    for ln in good:
+        a = ln * cfg.line_bytes
+        got, want = env.ram.read(a, cfg.line_bytes), shadow.read(a, cfg.line_bytes)
+        assert got == want, f"memory line {a:#x} after flush: {got.hex()} != shadow {want.hex()}"
+    c = env.counters()
+    dut._log.info(f"counters {c}")
+    assert c["requests"] == p["count"] - sum(
+        1 for r in env.responses[:-1] if r["op"] in (OP["FLUSH"], OP["INVALIDATE"])
+    )
+    assert c["malformed"] == expected_malformed
+    assert (c["fill_errors"] > 0) == (fill_err_reqs > 0)
+    assert c["hits"] > 0 and c["misses"] > 0 and c["evictions"] > 0 and c["writebacks"] > 0
+
+
+@cocotb.test()
+async def axi_errors(dut):
+    """SLVERR on a fill -> FILL_ERROR; on a write-back -> WB_ERROR on the evicting request; keeps working."""
+    cfg = cfg_from(tb.params())
+    rng = rng_for("errors")
+    lb, W = cfg.line_bytes, cfg.ways
+    set0 = 3 % cfg.sets
+    lines = [BASE // lb + set0 + cfg.sets * k for k in range(W + 4)]
+    env = CacheEnv(dut, cfg, mem_pause=0.2, read_error_lines=[lines[0]], write_error_lines=[lines[1]])
+    await env.reset()
+    shadow = ShadowMemory()
+    fill_memory(env, shadow, lines, rng)
+
+    async def do(*args, **kw):
+        n = len(env.responses)
+        env.issue(*args, **kw)
+        await env.wait_responses(n + 1)
+        return env.responses[-1]
+
+    r = await do("READ", lines[0] * lb)
+    assert r["status_name"] == "FILL_ERROR", r
+    r = await do("WRITE", lines[0] * lb, data=0x55)
+    assert r["status_name"] == "FILL_ERROR", r
+    old = word_of(shadow, cfg, lines[1] * lb)
+    r = await do("WRITE", lines[1] * lb, data=0xAB, mask=1)
+    assert r["status_name"] == "OK" and not r["hit"], r
+    # Fill the set so that the dirty line 1 is evicted (it is the LRU line of its set).
+    for k in range(2, W + 2):
+        r = await do("READ", lines[k] * lb)
+        if r["writeback"]:
+            break
+    assert r["writeback"] and r["status_name"] == "WB_ERROR", r
+    assert r["data"] == word_of(shadow, cfg, lines[k] * lb)
+    c = env.counters()
+    assert c["wb_errors"] == 1 and c["fill_errors"] == 2, c
+    r = await do("READ", lines[1] * lb)  # the lost write: memory still has the old data
+    assert r["status_name"] == "OK" and r["data"] == old, r
+    r = await do("WRITE", lines[2] * lb, data=0x1234)
+    r = await do("READ", lines[2] * lb)
+    assert r["status_name"] == "OK" and r["data"] & 0xFFFF == (0x1234 & ((1 << (8 * cfg.data_bytes)) - 1)), r
+    r = await do("FLUSH")
+    assert r["status_name"] == "OK", r
+
+
+@cocotb.test()
+async def lru_model_serial(dut):
+    """One request at a time: hit, eviction and write-back of every request equal the LRU model's."""
+    p = tb.params()
+    cfg = cfg_from(p)
+    rng = rng_for("serial")
+    lines = footprint(cfg, rng, factor=2)
+    env = CacheEnv(dut, cfg, mem_pause=0.2, resp_ready=0.8)
+    await env.reset()
+    shadow = ShadowMemory()
+    fill_memory(env, shadow, lines, rng)
+    model = LruCacheModel(cfg.sets, cfg.ways, cfg.line_bytes)
+    base = env.counters()
+    D = cfg.data_bytes
+    for i in range(p["serial"]):
+        n = len(env.responses)
+        x = rng.random()
+        if x < 0.02:
+            op = rng.choice(["FLUSH", "INVALIDATE"])
+            env.issue(op)
+            (model.flush if op == "FLUSH" else model.invalidate)()
+            await env.wait_responses(n + 1)
+            continue
+        addr = rng.choice(lines) * cfg.line_bytes + rng.randrange(cfg.line_bytes // D) * D
+        write = x < 0.5
+        want = model.access(addr, write)
+        if write:
+            req = env.issue("WRITE", addr, data=rng.randrange(1 << (8 * D)), rid=i % 256)
+            apply_write(shadow, cfg, req)
+        else:
+            env.issue("READ", addr, rid=i % 256)
+            want_data = word_of(shadow, cfg, addr)
+        await env.wait_responses(n + 1)
+        r = env.responses[-1]
+        got = (bool(r["hit"]), bool(r["evict"]), bool(r["writeback"]))
+        assert got == (want.hit, want.evict, want.writeback), (
+            f"request {i} {addr:#x} write={write}: rtl {got} model {want}"
+        )
+        assert not r["secondary"] and r["status_name"] == "OK"
+        if not write:
+            assert r["data"] == want_data, f"request {i}: data {r['data']:#x} != {want_data:#x}"
+    c = env.counters()
+    for k in ("hits", "misses", "evictions", "writebacks", "flush_writebacks"):
+        assert c[k] - base[k] == model.stats[k], f"{k}: rtl {c[k] - base[k]} model {model.stats[k]}"
+    assert c["secondary_misses"] == base["secondary_misses"]
+
+
+@cocotb.test()
+async def hit_timing(dut):
+    """Back-to-back hits: latency 2 cycles from request to response, one response per cycle."""
+    cfg = cfg_from(tb.params())
+    env = CacheEnv(dut, cfg)
+    await env.reset()
+    accepted = []
+    StreamMonitor(dut, "req", dut.clk, callback=lambda w, c: accepted.append(env.cycle))
+    times = []
+    env.on_response = lambda r, c: times.append(env.cycle)
+    lines = [BASE // cfg.line_bytes + k for k in range(min(cfg.sets * cfg.ways, 8))]
+    for ln in lines:
+        env.issue("READ", ln * cfg.line_bytes)
+    await env.wait_responses(len(lines))
+    await ClockCycles(dut.clk, 5)
+    accepted.clear()
+    times.clear()
+    n = 64
+    for k in range(n):
+        env.issue("READ", lines[k % len(lines)] * cfg.line_bytes + cfg.data_bytes * (k % cfg.beats_per_line))
+    await env.wait_responses(len(lines) + n)
+    await RisingEdge(dut.clk)
+    assert all(r["hit"] for r in env.responses[len(lines) :])
+    lat = [t - a for a, t in zip(accepted, times, strict=False)]
+    dut._log.info(f"hit latency {set(lat)}; {n} hits in {times[-1] - accepted[0] + 1} cycles")
+    assert set(lat) == {2}, lat
+    assert times[-1] - times[0] == n - 1, "one hit per cycle"
