@@ -1,0 +1,205 @@
+"""``Router``: one mesh router, XY routing, credit flow control, in-network multicast fork."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from rtl.noc.arbiter import after, onehot_mux, round_robin
+from rtl.noc.layouts import CLASSES, DIRS, flit_layout, link_signature, node_id, node_xy
+
+__all__ = ["Router", "router_ports", "allowed_turn"]
+
+
+def router_ports(cfg, x: int, y: int) -> list[str]:
+    """Port names of the router at (x, y): local endpoints ``l0..`` then the existing directions."""
+    exists = {"n": y > 0, "e": x < cfg.width - 1, "s": y < cfg.height - 1, "w": x > 0}
+    return [f"l{i}" for i in range(cfg.local_ports)] + [d for d in DIRS if exists[d]]
+
+
+def allowed_turn(src: str, dst: str) -> bool:
+    """Whether XY routing can ever move a flit from input port ``src`` to output port ``dst``.
+
+    From a local port: anywhere. Travelling along X (entered at ``w`` or ``e``): onward in X, into
+    Y, or out to a local port. Travelling along Y (entered at ``n`` or ``s``): onward in Y or out.
+    """
+    if src.startswith("l") or dst.startswith("l"):
+        return True
+    onward = {"w": "e", "e": "w", "n": "s", "s": "n"}[src]
+    if src in ("w", "e"):
+        return dst in (onward, "n", "s")
+    return dst == onward
+
+
+class Router(wiring.Component):
+    """One router of the mesh at ``(x, y)``.
+
+    Ports: for every port name ``p`` of :func:`router_ports` an input link ``in_p``, an output
+    link ``out_p`` (:func:`rtl.noc.layouts.link_signature`) and a flit counter ``count_p`` (flits
+    sent on that output since reset, 32 bits, wrapping).
+
+    Buffers: each input port has one FIFO of ``depth`` flits per (class, VC); the upstream sender
+    tracks its free space with credits (a credit pulse per pop). A flit keeps the (class, VC) it
+    was injected on all the way (the NI picks the VC statically per source endpoint), so packets
+    of one (source, destination, class) stay in order.
+
+    Routing: XY dimension order, computed combinationally from the head flit's destination bitmask
+    against constant per-output node masks (east: columns > x; west: columns < x; north/south:
+    this column, rows above/below; local ``l<port>``: this node and the header's ``port``).
+    A multicast head whose bitmask covers several outputs forks: each copy carries only the
+    destinations of its branch, so every destination gets exactly one copy.
+
+    Allocation, single cycle: every input FIFO head requests each output in its route that it has
+    not yet been sent to; an output grants one request per cycle, round-robin over the input
+    FIFOs. A head flit is eligible when the output (class, VC) is not held by another packet and
+    has a credit -- for a multicast head, when the downstream FIFO is empty (``depth`` credits:
+    virtual cut-through for multicast, see ``docs/noc.md`` for why that makes the fork
+    deadlock-free). Body flits follow their head's (class, VC), which the head holds until the tail
+    passes. Replication is asynchronous: each branch takes the flit when granted; the flit leaves
+    the input FIFO once every branch has taken it.
+
+    Latency: a flit written into an input FIFO at one clock edge leaves on an output link during
+    the next cycle and is in the next router's FIFO at the following edge: one cycle per hop,
+    router and link together. Throughput: one flit per output per cycle; every input FIFO can send
+    in the same cycle (to different outputs). Credits return in one cycle, so two flits of buffer
+    per VC sustain a full-rate stream.
+
+    Errors: none are detected here; the network interfaces drop malformed packets at injection.
+    A flit whose route is empty is discarded.
+    """
+
+    def __init__(self, cfg, x: int, y: int):
+        if not (0 <= x < cfg.width and 0 <= y < cfg.height):
+            raise ValueError(f"Router position ({x}, {y}) is outside the {cfg.width} x {cfg.height} mesh")
+        self.cfg, self.x, self.y = cfg, x, y
+        self.node = node_id(cfg, x, y)
+        self.ports = router_ports(cfg, x, y)
+        sig = {}
+        for p in self.ports:
+            sig[f"in_{p}"] = In(link_signature(cfg))
+            sig[f"out_{p}"] = Out(link_signature(cfg))
+            sig[f"count_{p}"] = Out(32)
+        super().__init__(sig)
+
+    def branch_mask(self, port: str) -> int:
+        """Constant bitmask of the destination nodes served through output ``port``."""
+        cfg, mask = self.cfg, 0
+        for n in range(cfg.nodes):
+            nx, ny = node_xy(cfg, n)
+            hit = {
+                "e": nx > self.x,
+                "w": nx < self.x,
+                "n": nx == self.x and ny < self.y,
+                "s": nx == self.x and ny > self.y,
+            }.get(port, n == self.node)
+            if hit:
+                mask |= 1 << n
+        return mask
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        layout = flit_layout(cfg)
+        ports = self.ports
+        V, D = cfg.vcs, cfg.depth
+
+        # One FIFO per (input port, class, VC): its head flit, route and what is still to send.
+        inputs = []   # dicts: port, cls, vc, fifo, head, want
+        for p in ports:
+            link = getattr(self, f"in_{p}")
+            for c in range(CLASSES):
+                for v in range(V):
+                    fifo = SyncFIFO(width=layout.size, depth=D)
+                    m.submodules[f"buf_{p}_c{c}_v{v}"] = fifo
+                    m.d.comb += [
+                        fifo.w_data.eq(link.flit),
+                        fifo.w_en.eq(link.valid & (link.flit.cls == c) & (link.flit.vc == v)),
+                        link.credit[c * V + v].eq(fifo.r_en & fifo.r_rdy),
+                    ]
+                    head = data.View(layout, fifo.r_data)
+                    inputs.append({"port": p, "cls": c, "vc": v, "fifo": fifo, "head": head})
+
+        def route_of(head, out: str):
+            if out.startswith("l"):
+                return head.dest[self.node] & (head.port == int(out[1:]))
+            return (head.dest & self.branch_mask(out)).any()
+
+        for i, inp in enumerate(inputs):
+            head, fifo = inp["head"], inp["fifo"]
+            outs = [o for o in ports if allowed_turn(inp["port"], o)]
+            route_now = Signal(len(outs), name=f"route_now_{i}")
+            m.d.comb += route_now.eq(Cat(route_of(head, o) for o in outs))
+            route_held = Signal(len(outs), name=f"route_{i}")   # of the packet in progress
+            done = Signal(len(outs), name=f"done_{i}")          # branches the head flit already took
+            with m.If(fifo.r_rdy & head.head):
+                m.d.sync += route_held.eq(route_now)
+            route = Mux(head.head, route_now, route_held)
+            want = Signal(len(outs), name=f"want_{i}")
+            m.d.comb += want.eq(Mux(fifo.r_rdy, route & ~done, 0))
+            inp.update(outs=outs, want=want, done=done, sent=[])
+
+        # Per output: credits and ownership per (class, VC), one round-robin grant per cycle.
+        for o in ports:
+            link = getattr(self, f"out_{o}")
+            credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_c{c}_v{v}") for v in range(V)]
+                      for c in range(CLASSES)]
+            owned = [[Signal(name=f"owned_{o}_c{c}_v{v}") for v in range(V)] for c in range(CLASSES)]
+            reqs, cands = [], []
+            for inp in inputs:
+                if o not in inp["outs"]:
+                    continue
+                head = inp["head"]
+                cr = credit[inp["cls"]][inp["vc"]]
+                free = ~owned[inp["cls"]][inp["vc"]] & Mux(head.mcast, cr == D, cr != 0)
+                eligible = Mux(head.head, free, cr != 0)
+                reqs.append(inp["want"][inp["outs"].index(o)] & eligible)
+                cands.append(inp)
+            n = len(reqs)
+            if n == 0:
+                m.d.comb += link.valid.eq(0)
+                continue
+            req = Signal(n, name=f"req_{o}")
+            prio = Signal(n, init=(1 << n) - 1, name=f"prio_{o}")
+            grant = Signal(n, name=f"grant_{o}")
+            m.d.comb += [req.eq(Cat(reqs)), grant.eq(round_robin(req, prio))]
+            with m.If(req.any()):
+                m.d.sync += prio.eq(after(grant, n))
+            for k, inp in enumerate(cands):
+                inp["sent"].append((o, grant[k]))
+
+            sel = Signal(layout, name=f"sel_{o}")
+            m.d.comb += sel.eq(onehot_mux(grant, [inp["head"] for inp in cands]))
+            m.d.comb += [link.valid.eq(grant.any()), link.flit.eq(sel)]
+            if not o.startswith("l"):
+                m.d.comb += link.flit.dest.eq(sel.dest & self.branch_mask(o))
+            else:
+                m.d.comb += link.flit.dest.eq(sel.dest & (1 << self.node))
+
+            for c in range(CLASSES):
+                for v in range(V):
+                    send = link.valid & (sel.cls == c) & (sel.vc == v)
+                    back = link.credit[c * V + v]
+                    m.d.sync += credit[c][v].eq(credit[c][v] + back - send)
+                    with m.If(send & sel.head & ~sel.tail):
+                        m.d.sync += owned[c][v].eq(1)
+                    with m.If(send & sel.tail):
+                        m.d.sync += owned[c][v].eq(0)
+
+            count = getattr(self, f"count_{o}")
+            with m.If(link.valid):
+                m.d.sync += count.eq(count + 1)
+
+        # A flit leaves its FIFO once every branch of its route has taken it.
+        for inp in inputs:
+            fifo, want, done = inp["fifo"], inp["want"], inp["done"]
+            sent = Cat(dict(inp["sent"]).get(o, Const(0, 1)) for o in inp["outs"])
+            remaining = want & ~sent
+            m.d.comb += fifo.r_en.eq(fifo.r_rdy & ~remaining.any())
+            with m.If(fifo.r_rdy):
+                with m.If(remaining.any()):
+                    m.d.sync += done.eq(done | sent)
+                with m.Else():
+                    m.d.sync += done.eq(0)
+        return m
