@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -29,13 +29,14 @@ class BoundaryRegisters(wiring.Component):
                              f"not {type(block).__name__}")
         self.block = block
         super().__init__(block.signature)
-        self.boundary_ff = sum(len(v) for _, _, v in block.signature.flatten(block))
+        self.boundary_ff = sum(len(Value.cast(v)) for _, _, v in block.signature.flatten(block))
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.block = self.block
-        outer = {path: value for path, _, value in self.signature.flatten(self)}
+        outer = {path: Value.cast(value) for path, _, value in self.signature.flatten(self)}
         for path, member, inner in self.block.signature.flatten(self.block):
+            inner = Value.cast(inner)  # a port may be a data.View of a layout
             if member.flow == In:
                 m.d.sync += inner.eq(outer[path])
             else:

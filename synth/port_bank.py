@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Signal, Value
 from amaranth.hdl import EnableInserter, ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
@@ -37,8 +37,9 @@ def port_map(block: wiring.Component) -> list[PortField]:
     for path, member, value in block.signature.flatten(block):
         out = member.flow != In
         name = "__".join(str(p) for p in path)
-        fields.append(PortField(name, out, offsets[out], len(value)))
-        offsets[out] += len(value)
+        width = len(Value.cast(value))  # a port may be a data.View of a layout
+        fields.append(PortField(name, out, offsets[out], width))
+        offsets[out] += width
     return fields
 
 
@@ -90,8 +91,9 @@ class PortBank(wiring.Component):
         inputs = [Signal(32, name=f"in{i}") for i in range(self.in_words)]
         in_vec = Cat(*inputs)
         out_vec = Signal(self.out_words * 32)
-        ins = [v for _, mb, v in self.block.signature.flatten(self.block) if mb.flow == In]
-        outs = [v for _, mb, v in self.block.signature.flatten(self.block) if mb.flow != In]
+        ports = [(mb.flow, Value.cast(v)) for _, mb, v in self.block.signature.flatten(self.block)]
+        ins = [v for flow, v in ports if flow == In]
+        outs = [v for flow, v in ports if flow != In]
         if ins:
             m.d.comb += Cat(*ins).eq(in_vec)
         if outs:

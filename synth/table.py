@@ -88,41 +88,56 @@ def save_result(row: dict, path: Path = RESULTS) -> None:
     tmp.replace(path)
 
 
-def run_design(name: str, preset_name: str, *, freq_mhz: float | None = None, timeout: float = 1800.0,
-               seed: int = 1, out: Path = OUT, known: dict | None = None) -> dict:
-    """Synthesise one design and return its row (not saved).
-
-    ``known`` maps an RTLIL hash to an earlier row of this run; a design with the same RTLIL
-    copies that row's figures and names it in ``same_as`` instead of being synthesised again.
-    """
+def prepare(name: str, preset_name: str, *, freq_mhz: float | None = None) -> tuple[dict, str | None]:
+    """Elaborate and export one design: its row so far and its RTLIL (None when skipped or failed)."""
     freq = target_mhz(name) if freq_mhz is None else freq_mhz
     row: dict = {"design": name, "preset": preset_name, "target_mhz": freq,
                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if (name, preset_name) in SKIP:
         row["status"] = "skipped: " + SKIP[(name, preset_name)]
-        return _with_keys(row)
+        return _with_keys(row), None
     t0 = time.monotonic()
-    top = name  # the same top name for every preset, so identical designs hash identically
     try:
         wrapped = BoundaryRegisters(make_design(name, preset_name))
         row["boundary_ff"] = wrapped.boundary_ff
-        il = export_rtlil(wrapped, top)
+        # The same top name for every preset, so that identical designs hash identically.
+        il = export_rtlil(wrapped, name)
     except Exception as e:  # an elaboration error of someone's block must not stop the table
         row["status"] = f"elaboration failed: {type(e).__name__}: {str(e)[:200]}"
-        return _with_keys(row)
+        return _with_keys(row), None
     row["export_s"] = round(time.monotonic() - t0, 1)
-    digest = hashlib.sha1(il.encode()).hexdigest()
-    if known is not None and digest in known and known[digest].get("target_mhz") == freq:
+    row["rtlil_sha1"] = hashlib.sha1(il.encode()).hexdigest()
+    return row, il
+
+
+def run_prepared(row: dict, il: str | None, *, timeout: float = 1800.0, seed: int = 1, out: Path = OUT,
+                 known: dict | None = None) -> dict:
+    """Synthesise a prepared design and return its completed row (not saved).
+
+    ``known`` maps an RTLIL hash to an earlier row of this run; a design with the same RTLIL
+    copies that row's figures and names it in ``same_as`` instead of being synthesised again.
+    """
+    if il is None:
+        return row
+    digest = row["rtlil_sha1"]
+    if known is not None and digest in known and known[digest].get("target_mhz") == row["target_mhz"]:
         same = known[digest]
         row.update({k: v for k, v in same.items() if k not in ("design", "preset", "date", "same_as")})
         row["same_as"] = f"{same['design']}@{same['preset']}"
         return row
-    workdir = Path(out) / f"{name}_{preset_name}"
-    row.update(synthesize_rtlil(il, top, workdir, freq_mhz=freq, timeout=timeout, seed=seed))
+    workdir = Path(out) / f"{row['design']}_{row['preset']}"
+    row.update(synthesize_rtlil(il, row["design"], workdir, freq_mhz=row["target_mhz"], timeout=timeout,
+                                seed=seed))
     row["workdir"] = os.path.relpath(workdir, ROOT) if workdir.is_relative_to(ROOT) else str(workdir)
     if known is not None:
         known[digest] = row
     return _with_keys(row)
+
+
+def run_design(name: str, preset_name: str, *, freq_mhz: float | None = None, **kwargs) -> dict:
+    """``prepare`` then ``run_prepared`` one design."""
+    row, il = prepare(name, preset_name, freq_mhz=freq_mhz)
+    return run_prepared(row, il, **kwargs)
 
 
 def _with_keys(row: dict) -> dict:
