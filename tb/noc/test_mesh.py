@@ -245,21 +245,16 @@ async def traffic(dut):
     await reset(dut)
     b = Bench(dut, p)
     E, lp, model = b.E, b.lp, b.model
-    rate = p["rate"]                  # offered flits per endpoint per cycle
     fmin, fmax = p.get("flits_min", 1), p.get("flits_max", 1)
     mcast_prob, bad_prob = p.get("mcast_prob", 0.0), p.get("bad_prob", 0.0)
     resp_prob = p.get("response_prob", 0.5)
     ready_prob = p.get("ready_prob", 1.0)
     cycles, watchdog = p["cycles"], p.get("watchdog", 1000)
-    warmup = p.get("warmup", cycles // 5)
     drain_limit = p.get("drain_limit", 200000)
     pattern = p["pattern"]
     sources = p.get("sources") or list(range(E))
-    b.window = (warmup, cycles)
-    mean_flits = (fmin + fmax) / 2
-    pgen = min(1.0, rate / mean_flits)
     depth = p["depth"]
-    link0 = int(dut.link_flits.value)
+    rates = p.get("rates") or [p["rate"]]      # offered flits per endpoint per cycle, one phase each
 
     def generate(src_ep):
         node = src_ep // lp
@@ -276,48 +271,58 @@ async def traffic(dut):
             return b.new_packet(src_ep, cls, 1, mask, port, min(flits, depth))
         return b.new_packet(src_ep, cls, 0, model.destination(pattern, node, rng), port, flits)
 
-    idle = 0
-    drained_at = None
-    while True:
-        if b.cycle < cycles:
-            for s in sources:
-                if rng.random() < pgen:
-                    generate(s)
-        moved, changed = await b.step(RisingEdge(dut.clk))
-        b.drive(changed, ready_prob, rng)
-        idle = 0 if moved else idle + 1
-        if b.outstanding and idle >= watchdog:
-            raise AssertionError(f"watchdog: nothing moved for {watchdog} cycles at cycle {b.cycle} with "
-                                 f"{b.outstanding} packets/copies outstanding")
-        if b.cycle >= cycles and not b.outstanding:
-            drained_at = b.cycle
-            break
-        if b.cycle >= cycles + drain_limit:
-            raise AssertionError(f"not drained {drain_limit} cycles after injection stopped: "
-                                 f"{b.outstanding} outstanding")
-    for _ in range(5):
-        await RisingEdge(dut.clk)
+    async def phase(rate):
+        t0 = b.cycle
+        warmup = p.get("warmup", cycles // 5)
+        b.window = (t0 + warmup, t0 + cycles)
+        b.lat, b.eject_flits_window, b.copies_delivered = [], 0, 0
+        link0, bad0, uid0 = int(dut.link_flits.value), b.bad_sent, b.uid
+        pgen = min(1.0, rate / ((fmin + fmax) / 2))
+        idle = 0
+        while True:
+            if b.cycle < t0 + cycles:
+                for s in sources:
+                    if rng.random() < pgen:
+                        generate(s)
+            moved, changed = await b.step(RisingEdge(dut.clk))
+            b.drive(changed, ready_prob, rng)
+            idle = 0 if moved else idle + 1
+            if b.outstanding and idle >= watchdog:
+                raise AssertionError(f"watchdog: nothing moved for {watchdog} cycles at cycle {b.cycle} "
+                                     f"with {b.outstanding} packets/copies outstanding")
+            if b.cycle >= t0 + cycles and not b.outstanding:
+                break
+            if b.cycle >= t0 + cycles + drain_limit:
+                raise AssertionError(f"not drained {drain_limit} cycles after injection stopped: "
+                                     f"{b.outstanding} outstanding")
+        drained_at = b.cycle - t0
+        for _ in range(3):
+            await RisingEdge(dut.clk)
+        return {
+            "offered": rate, "cycles": cycles, "warmup": warmup, "drained_at": drained_at,
+            "generated": b.uid - uid0, "bad": b.bad_sent - bad0,
+            "copies_delivered": b.copies_delivered,
+            "link_traversals": int(dut.link_flits.value) - link0,
+            "window_eject_flits": b.eject_flits_window,
+            "accepted": b.eject_flits_window / (len(sources) * max(1, cycles - warmup)),
+            "latencies": [(h, lat) for h, lat, meas, mc, _ in b.lat if meas and not mc],
+            "mcast_latencies": [(h, lat) for h, lat, meas, mc, last in b.lat if meas and mc and last],
+        }
+
+    points = []
+    for rate in rates:
+        points.append(await phase(rate))
+        pt = points[-1]
+        dut._log.info(f"rate {rate}: accepted {pt['accepted']:.3f}, {pt['generated']} packets, "
+                      f"drained {pt['drained_at']} cycles after start")
     errors_hw = int(dut.errors.value)
-    links = int(dut.link_flits.value) - link0
     leftovers = sum(len(q) for q in b.expect.values())
-    measured = [(h, lat) for h, lat, meas, mc, _ in b.lat if meas and not mc]
-    result = {
-        "file": "result.json",
-        "cycles": cycles, "warmup": warmup, "drained_at": drained_at, "endpoints": E,
-        "generated": b.uid, "bad": b.bad_sent, "errors_hw": errors_hw,
-        "copies_delivered": b.copies_delivered, "link_traversals": links,
-        "window_eject_flits": b.eject_flits_window,
-        "accepted": b.eject_flits_window / (len(sources) * max(1, cycles - warmup)),
-        "latencies": measured,
-        "mcast_latencies": [(h, lat) for h, lat, meas, mc, last in b.lat if meas and mc and last],
-        "errors": b.errors,
-    }
+    result = dict(points[0], file="result.json", endpoints=E, points=points, errors_hw=errors_hw,
+                  errors=b.errors, bad_total=b.bad_sent)
     write_result(result)
     assert not b.errors, "scoreboard:\n  " + "\n  ".join(b.errors)
     assert leftovers == 0, f"{leftovers} expected copies never arrived"
     assert errors_hw == b.bad_sent, f"error counter {errors_hw}, malformed packets sent {b.bad_sent}"
-    dut._log.info(f"traffic: {b.uid} packets, {b.copies_delivered} copies, {b.bad_sent} malformed, "
-                  f"drained at {drained_at}, accepted {result['accepted']:.3f}")
 
 
 @cocotb.test()
