@@ -1,3 +1,14 @@
-"""rtl.tile"""
+"""rtl.tile: the compute tile (docs/isa.md).
 
-BLOCKS: dict = {}
+* :mod:`rtl.tile.isa` -- instruction formats, enums and the tile's descriptor layouts.
+* :class:`Sequencer` (``tile_sequencer``): fetches, checks and issues tile instructions.
+* :class:`Scratchpad` (``tile_scratchpad``): banked SRAM for A and B tiles.
+"""
+
+from rtl.tile.sequencer import Sequencer
+
+__all__ = ["Sequencer", "BLOCKS"]
+
+BLOCKS: dict = {
+    "tile_sequencer": lambda cfg: Sequencer(cfg),
+}

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import random
 
-from tb.models.tile_isa import ERRORS, OPCODES, IsaParams, check, encode, pitch
+from tb.models.tile_isa import ERRORS, OPCODES, IsaParams, check, decode, encode, matmul_extents, pitch
 
 OP = OPCODES
 
 
 def _aligned(rng: random.Random, lo: int, hi: int, wb: int) -> int:
-    """A multiple of ``wb`` in [lo, hi]."""
-    return rng.randrange(-(-lo // wb), hi // wb + 1) * wb
+    """A multiple of ``wb`` in [lo, hi]; one of the ends a quarter of the time (boundary cases)."""
+    first, last = -(-lo // wb), hi // wb
+    if rng.random() < 0.25:
+        return rng.choice((first, last)) * wb
+    return rng.randrange(first, last + 1) * wb
 
 
 def random_xfer(rng: random.Random, p: IsaParams, *, load: bool) -> int:
@@ -132,21 +135,25 @@ def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
             word = _set(base, 32, 32, ((1 << 32) - rng.randrange(1, 64) * wb) & ((1 << p.addr_bits) - 1))
             word = _set(word, 64, 24, rng.randrange(1, 1 << 10) * wb)
             word = _set(word, 88, 12, rng.randrange(2, 64))
-        elif kind == "SP_OVERFLOW":
-            base = rng.choice((random_xfer(rng, p, load=True), random_matmul(rng, p)))
-            if base & 0xF == OP["matmul"]:
-                word = _set(base, rng.choice((8, 32)), 24, p.scratchpad_bytes - wb * rng.randrange(0, 3))
+        elif kind in ("SP_OVERFLOW", "ACC_OVERFLOW"):
+            # a valid instruction moved up until its region ends one word (or more) past the top
+            sp = kind == "SP_OVERFLOW"
+            if rng.random() < 0.5:
+                base = random_matmul(rng, p)
+                f = decode(base)
+                a_top, b_top, acc_top = matmul_extents(f, wb)
+                lo, addr, top = rng.choice(((8, f["a_addr"], a_top), (32, f["b_addr"], b_top))) if sp \
+                    else (56, f["acc_addr"], acc_top)
             else:
-                word = _set(base, 6, 1, 0)
-                word = _set(word, 8, 24, p.scratchpad_bytes - wb * rng.randrange(0, 3))
-        elif kind == "ACC_OVERFLOW":
-            base = rng.choice((random_xfer(rng, p, load=False), random_matmul(rng, p)))
-            lo = 56 if base & 0xF == OP["matmul"] else 8
-            word = _set(base, lo, 24, p.accumulator_bytes - wb * rng.randrange(0, 2))
-            if base & 0xF == OP["matmul"]:
-                word = _set(word, 80, 16, rng.randrange(2, 9))
-            else:
-                word = _set(word, 88, 12, rng.randrange(2, 9))
+                base = random_xfer(rng, p, load=sp)
+                if sp:
+                    base = _set(base, 6, 1, 0)
+                f = decode(base)
+                lo, addr = 8, f["local_addr"]
+                top = addr + f["rows"] * pitch(f["row_bytes"], wb)
+            size = p.scratchpad_bytes if sp else p.accumulator_bytes
+            over = wb * (1 if rng.random() < 0.5 else rng.randrange(1, 64))
+            word = _set(base, lo, 24, addr + size - top + over)
         else:
             raise ValueError(f"unknown error kind {kind!r}")
         if check(word, p)[0] == ERRORS[kind]:

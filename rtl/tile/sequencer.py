@@ -1,0 +1,239 @@
+"""The compute tile's command sequencer."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.config import FabricConfig
+from rtl.tile.isa import (
+    ACC_BYTES,
+    FORMATS,
+    INSTRUCTION,
+    Dtype,
+    ErrorCode,
+    Mode,
+    Opcode,
+    Space,
+    State,
+    matmul_desc_layout,
+    reserved_mask,
+    status_layout,
+    xfer_desc_layout,
+)
+
+__all__ = ["Sequencer"]
+
+
+class _Step(enum.Enum, shape=2):
+    FETCH = 0   # waiting for an instruction word
+    CHECK = 1   # validating the word held in ``instr``
+    ISSUE = 2   # offering its descriptor / waiting for its barrier or END condition
+    STOP = 3    # DONE or ERROR, until ``clear``
+
+
+class Sequencer(wiring.Component):
+    """Fetches tile instructions (docs/isa.md), validates them and issues descriptors.
+
+    Ports:
+
+    * ``cmd`` (in, stream of :data:`rtl.tile.isa.INSTRUCTION`): the command queue.
+    * ``load``, ``store`` (out, streams of :func:`rtl.tile.isa.xfer_desc_layout`): to the tensor DMA.
+    * ``matmul`` (out, stream of :func:`rtl.tile.isa.matmul_desc_layout`): to the tensor-core side.
+    * ``load_done``, ``store_done``, ``matmul_done`` (in): one-cycle pulses, one per completed
+      descriptor of that class (a pulse with nothing outstanding is ignored).
+    * ``fault`` (in): a downstream unit failed (e.g. an AXI error); stops the tile with FAULT.
+    * ``clear`` (in): pulse; abandons whatever is in progress and returns to IDLE with pc 0 and
+      no error. Outstanding counts are kept (those operations still complete).
+    * ``status`` (out, :func:`rtl.tile.isa.status_layout`): state, error code, pc.
+
+    Behaviour: each instruction is taken from ``cmd`` (FETCH), checked in the next cycle (CHECK;
+    the first failing check of docs/isa.md gives the error code), then executed (ISSUE): LOAD,
+    STORE and MATMUL offer their descriptor until it is taken, holding it back while
+    ``max_outstanding`` of that class are outstanding; BARRIER waits until every selected class
+    has nothing outstanding; END waits until nothing at all is outstanding, then reports DONE.
+    Instructions are issued strictly in program order; there is no address-based hazard
+    detection (the program orders dependent work with BARRIERs; docs/isa.md lists the rules).
+
+    Latency / throughput: the next word is accepted in the cycle the previous instruction retires,
+    so an instruction takes 2 cycles when its descriptor is taken at once (one CHECK, one ISSUE).
+    Back-pressure: ``cmd.ready`` is high only in FETCH and in a retiring cycle; each descriptor
+    stream's ``valid`` depends only on state, never on ``ready``.
+    Errors: a malformed word stops the sequencer (state ERROR, ``status.error`` set, ``status.pc``
+    the index of the word since the last clear); nothing of it is issued, no further word is
+    consumed. ERROR and DONE are final until ``clear`` (or reset). A ``fault`` pulse in any state
+    but ERROR stops it the same way with FAULT (a descriptor on offer is withdrawn).
+    """
+
+    def __init__(self, cfg: FabricConfig | None = None):
+        cfg = cfg or FabricConfig()
+        if not isinstance(cfg, FabricConfig):
+            raise ValueError("Sequencer cfg must be a FabricConfig")
+        if cfg.cache.addr_bits > 32:
+            raise ValueError(f"CacheConfig.addr_bits = {cfg.cache.addr_bits}: the tile ISA addresses"
+                             " at most 32 bits of memory; allowed: 12..32")
+        self.cfg = cfg
+        super().__init__({
+            "cmd": In(stream.Signature(INSTRUCTION)),
+            "load": Out(stream.Signature(xfer_desc_layout(cfg))),
+            "store": Out(stream.Signature(xfer_desc_layout(cfg))),
+            "matmul": Out(stream.Signature(matmul_desc_layout(cfg))),
+            "load_done": In(1),
+            "store_done": In(1),
+            "matmul_done": In(1),
+            "fault": In(1),
+            "clear": In(1),
+            "status": Out(status_layout()),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, tile = self.cfg, self.cfg.tile
+        wb = tile.word_bytes
+        lsb = (wb - 1).bit_length()          # address bits below a word
+
+        instr = Signal(INSTRUCTION)
+        step = Signal(_Step)
+        state = Signal(State)
+        error = Signal(ErrorCode)
+        pc = Signal(16)
+        op = instr.header.opcode
+
+        def roundup(x):
+            """``x`` rounded up to a whole word (``x`` a value in bytes)."""
+            return ((x + (wb - 1)) >> lsb) << lsb
+
+        def misaligned(*values):
+            return Cat(*(v[:lsb] for v in values)).any()
+
+        # ---- CHECK: the error code of the word in ``instr`` (docs/isa.md order) ----------------
+        x, mm = instr.xfer, instr.matmul
+        is_load, is_store = op == Opcode.LOAD, op == Opcode.STORE
+        known = Signal()
+        reserved = Signal()
+        with m.Switch(op):
+            for opcode, layout in FORMATS.items():
+                with m.Case(opcode):
+                    m.d.comb += [known.eq(1), reserved.eq((instr.raw & reserved_mask(layout)).any())]
+
+        x_pitch = roundup(x.row_bytes)
+        group = Cat(x.x0, x.y0, x.x1, x.y1)
+        x_field = ((is_load & (x.mode.as_value() == 3))
+                   | (is_store & ((x.mode != Mode.LOCAL) | (x.space != Space.ACC)))
+                   | ((x.mode == Mode.LOCAL) & group.any()))
+        x_group = (x.mode != Mode.LOCAL) & ((x.x0 > x.x1) | (x.y0 > x.y1)
+                                           | (x.x1 >= cfg.noc.width) | (x.y1 >= cfg.noc.height))
+        x_size = (x.rows == 0) | (x.row_bytes == 0)
+        x_align = misaligned(x.local_addr, x.mem_addr, x.stride) | (
+            (x.space == Space.ACC) & x.row_bytes[:2].any())
+        x_mem_end = x.mem_addr + (x.rows - 1) * x.stride + x.row_bytes
+        x_range = x_mem_end > (1 << cfg.cache.addr_bits)
+        x_top = x.local_addr + x.rows * x_pitch
+        x_sp = (x.space == Space.SP) & (x_top > tile.scratchpad_bytes)
+        x_acc = (x.space == Space.ACC) & (x_top > tile.accumulator_bytes)
+
+        bf16 = mm.dtype == Dtype.BF16
+        a_pitch = roundup(Mux(bf16, mm.m << 1, mm.m))
+        b_pitch = roundup(Mux(bf16, mm.n << 1, mm.n))
+        acc_pitch = roundup(mm.n * ACC_BYTES)
+        m_field = mm.dtype.as_value() > Dtype.INT8.value
+        m_size = ((mm.m == 0) | (mm.n == 0) | (mm.k == 0) | (mm.m > cfg.tensor.max_m)
+                  | (mm.n > cfg.tensor.max_n) | (mm.k > cfg.tensor.max_k))
+        m_align = misaligned(mm.a_addr, mm.b_addr, mm.acc_addr)
+        m_sp = ((mm.a_addr + mm.k * a_pitch > tile.scratchpad_bytes)
+                | (mm.b_addr + mm.k * b_pitch > tile.scratchpad_bytes))
+        m_acc = mm.acc_addr + mm.m * acc_pitch > tile.accumulator_bytes
+
+        code = Signal(ErrorCode)
+        is_xfer, is_mm = is_load | is_store, op == Opcode.MATMUL
+        checks = [
+            (~known, ErrorCode.ILLEGAL_OPCODE),
+            (reserved | (is_xfer & x_field) | (is_mm & m_field), ErrorCode.BAD_FIELD),
+            (is_xfer & x_group, ErrorCode.BAD_GROUP),
+            ((is_xfer & x_size) | (is_mm & m_size), ErrorCode.BAD_SIZE),
+            ((is_xfer & x_align) | (is_mm & m_align), ErrorCode.MISALIGNED),
+            (is_xfer & x_range, ErrorCode.ADDR_RANGE),
+            ((is_xfer & x_sp) | (is_mm & m_sp), ErrorCode.SP_OVERFLOW),
+            ((is_xfer & x_acc) | (is_mm & m_acc), ErrorCode.ACC_OVERFLOW),
+        ]
+        for cond, value in reversed(checks):     # the first failing check wins
+            with m.If(cond):
+                m.d.comb += code.eq(value)
+
+        # ---- descriptors (combinational from ``instr``; offered in ISSUE) -----------------------
+        dest = Signal(cfg.noc.nodes)
+        for node in range(cfg.noc.nodes):
+            nx, ny = node % cfg.noc.width, node // cfg.noc.width
+            m.d.comb += dest[node].eq((x.mode != Mode.LOCAL) & (x.x0 <= nx) & (nx <= x.x1)
+                                      & (x.y0 <= ny) & (ny <= x.y1))
+        for port in (self.load, self.store):
+            p = port.payload
+            m.d.comb += [
+                p.mode.eq(x.mode), p.space.eq(x.space), p.local_addr.eq(x.local_addr), p.pitch.eq(x_pitch),
+                p.mem_addr.eq(x.mem_addr), p.stride.eq(x.stride), p.rows.eq(x.rows),
+                p.row_bytes.eq(x.row_bytes), p.dest.eq(dest),
+            ]
+        q = self.matmul.payload
+        m.d.comb += [
+            q.dtype.eq(mm.dtype), q.accumulate.eq(mm.accumulate), q.m.eq(mm.m), q.n.eq(mm.n), q.k.eq(mm.k),
+            q.a_addr.eq(mm.a_addr), q.b_addr.eq(mm.b_addr), q.acc_addr.eq(mm.acc_addr),
+            q.a_pitch.eq(a_pitch), q.b_pitch.eq(b_pitch), q.acc_pitch.eq(acc_pitch),
+        ]
+
+        # ---- outstanding counts, one per class --------------------------------------------------
+        def outstanding(name, port, done):
+            count = Signal(range(tile.max_outstanding + 1), name=f"{name}_outstanding")
+            issued = port.valid & port.ready
+            retired = done & (count != 0)
+            with m.If(issued & ~retired):
+                m.d.sync += count.eq(count + 1)
+            with m.Elif(retired & ~issued):
+                m.d.sync += count.eq(count - 1)
+            return count
+
+        n_load = outstanding("load", self.load, self.load_done)
+        n_store = outstanding("store", self.store, self.store_done)
+        n_mm = outstanding("matmul", self.matmul, self.matmul_done)
+        room = tile.max_outstanding
+
+        # ---- the instruction loop --------------------------------------------------------------
+        retire = Signal()      # the instruction in ISSUE completes in this cycle
+        bar = instr.barrier
+        with m.If(step == _Step.ISSUE):
+            with m.Switch(op):
+                with m.Case(Opcode.LOAD):
+                    m.d.comb += [self.load.valid.eq(n_load < room),
+                                 retire.eq(self.load.valid & self.load.ready)]
+                with m.Case(Opcode.STORE):
+                    m.d.comb += [self.store.valid.eq(n_store < room),
+                                 retire.eq(self.store.valid & self.store.ready)]
+                with m.Case(Opcode.MATMUL):
+                    m.d.comb += [self.matmul.valid.eq(n_mm < room),
+                                 retire.eq(self.matmul.valid & self.matmul.ready)]
+                with m.Case(Opcode.BARRIER):
+                    m.d.comb += retire.eq(~(bar.loads & (n_load != 0)) & ~(bar.stores & (n_store != 0))
+                                          & ~(bar.matmuls & (n_mm != 0)))
+                with m.Case(Opcode.END):
+                    with m.If((n_load == 0) & (n_store == 0) & (n_mm == 0)):
+                        m.d.sync += [step.eq(_Step.STOP), state.eq(State.DONE)]
+
+        stopping = self.clear | (self.fault & (state != State.ERROR))
+        m.d.comb += self.cmd.ready.eq(((step == _Step.FETCH) | retire) & ~stopping)
+        with m.If(retire):
+            m.d.sync += [pc.eq(pc + 1), step.eq(_Step.FETCH)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [instr.eq(self.cmd.payload), step.eq(_Step.CHECK), state.eq(State.RUN)]
+        with m.If(step == _Step.CHECK):
+            with m.If(code != ErrorCode.NONE):
+                m.d.sync += [step.eq(_Step.STOP), state.eq(State.ERROR), error.eq(code)]
+            with m.Else():
+                m.d.sync += step.eq(_Step.ISSUE)
+
+        with m.If(self.clear):
+            m.d.sync += [step.eq(_Step.FETCH), state.eq(State.IDLE), error.eq(ErrorCode.NONE), pc.eq(0)]
+        with m.If(self.fault & (state != State.ERROR)):
+            m.d.sync += [step.eq(_Step.STOP), state.eq(State.ERROR), error.eq(ErrorCode.FAULT)]
+
+        m.d.comb += [self.status.state.eq(state), self.status.error.eq(error), self.status.pc.eq(pc)]
+        return m

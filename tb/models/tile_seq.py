@@ -1,0 +1,99 @@
+"""Golden model of the tile command sequencer (docs/isa.md, "Sequencer").
+
+Pure Python; never imports from ``rtl/``. :func:`run` takes a program (instruction words) and
+a configuration and predicts, independently of timing:
+
+* the descriptors issued on each of the three streams (``load``, ``store``, ``matmul``), in
+  order, with the fields of ``rtl/tile/isa.py``'s descriptor layouts;
+* for each descriptor, how many completions of each class must have been reported before it
+  may be issued (what the preceding BARRIERs demand);
+* the final status: state, error code, pc, and how many words the sequencer consumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tb.models.tile_isa import (
+    OPCODES,
+    STATES,
+    IsaParams,
+    check,
+    decode,
+    group_mask,
+    matmul_pitches,
+    pitch,
+)
+
+CLASSES = ("load", "store", "matmul")
+
+
+@dataclass
+class Issue:
+    stream: str            # "load", "store" or "matmul"
+    desc: dict             # descriptor fields
+    index: int             # instruction index in the program
+    after: dict            # class -> completions that must have been reported before the issue
+
+
+@dataclass
+class SeqResult:
+    issues: list[Issue] = field(default_factory=list)
+    state: int = STATES["IDLE"]
+    error: int = 0
+    pc: int = 0
+    consumed: int = 0      # words taken from the command stream
+
+    def by_stream(self, stream: str) -> list[Issue]:
+        return [i for i in self.issues if i.stream == stream]
+
+    @property
+    def drain(self) -> dict:
+        """Completions that must have been reported before DONE (END waits for everything)."""
+        return {c: len(self.by_stream(c)) for c in CLASSES}
+
+
+def xfer_desc(f: dict, p: IsaParams) -> dict:
+    return {
+        "mode": f["mode"], "space": f["space"], "local_addr": f["local_addr"],
+        "pitch": pitch(f["row_bytes"], p.word_bytes), "mem_addr": f["mem_addr"], "stride": f["stride"],
+        "rows": f["rows"], "row_bytes": f["row_bytes"], "dest": group_mask(f, p.mesh_width),
+    }
+
+
+def matmul_desc(f: dict, p: IsaParams) -> dict:
+    ap, bp, dp = matmul_pitches(f, p.word_bytes)
+    d = {k: f[k] for k in ("dtype", "accumulate", "m", "n", "k", "a_addr", "b_addr", "acc_addr")}
+    d.update(a_pitch=ap, b_pitch=bp, acc_pitch=dp)
+    return d
+
+
+def run(words, cfg=None) -> SeqResult:
+    """Execute ``words`` from reset (or clear) to END, the first error, or the end of the words."""
+    p = IsaParams.of(cfg)
+    res = SeqResult()
+    issued = dict.fromkeys(CLASSES, 0)
+    need = dict.fromkeys(CLASSES, 0)
+    for i, word in enumerate(words):
+        res.state, res.pc, res.consumed = STATES["RUN"], i, i + 1
+        err, _ = check(word, p)
+        if err:
+            res.state, res.error = STATES["ERROR"], err
+            return res
+        f = decode(word)
+        op = f["opcode"]
+        if op == OPCODES["end"]:
+            res.state = STATES["DONE"]
+            return res
+        if op == OPCODES["barrier"]:
+            for c, flag in zip(CLASSES, ("loads", "stores", "matmuls"), strict=True):
+                if f[flag]:
+                    need[c] = issued[c]
+            continue
+        stream = {OPCODES["load"]: "load", OPCODES["store"]: "store", OPCODES["matmul"]: "matmul"}[op]
+        desc = matmul_desc(f, p) if stream == "matmul" else xfer_desc(f, p)
+        res.issues.append(Issue(stream, desc, i, dict(need)))
+        issued[stream] += 1
+    res.pc = len(words)
+    return res
+

@@ -1,0 +1,303 @@
+"""Tile sequencer against its golden model: random programs, malformed words, faults, back-pressure.
+
+Each episode feeds one program (random valid instructions, END, then trailing words that must not
+be consumed; or with a malformed word at a random place; or with a fault pulse at a random time)
+through the command stream with random gaps, takes the descriptors under random back-pressure,
+answers each with a completion pulse after a random delay, and checks against
+:func:`tb.models.tile_seq.run`: every descriptor in order, the BARRIER ordering (a descriptor
+never leaves before the completions its barriers demand), the ``max_outstanding`` bound, the
+final state / error code / pc, and the number of words consumed. ``clear`` separates episodes.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, RisingEdge
+
+import tb
+from rtl.config import preset
+from rtl.tile.isa import matmul_desc_layout, status_layout, xfer_desc_layout
+from tb.models import tile_seq
+from tb.models.tile_isa import ERROR_NAMES, ERRORS, STATES, IsaParams, encode
+from tb.stream import layout_fields, rng_for, unpack
+from tb.tile.programs import MALFORMED_KINDS, malformed, random_instruction, random_program
+
+STATE_NAMES = {v: k for k, v in STATES.items()}
+
+
+class CommandFeeder:
+    """Drives ``cmd`` from a queue with random gaps; :meth:`flush` withdraws whatever is pending
+    (only used when the sequencer has stopped and takes nothing)."""
+
+    def __init__(self, dut, rng, idle_prob):
+        self.dut, self.rng, self.idle_prob = dut, rng, idle_prob
+        self.queue = collections.deque()
+        self.sent = 0
+        self.busy = False
+        dut.cmd__valid.value = 0
+        cocotb.start_soon(self._run())
+
+    def flush(self):
+        self.queue.clear()
+        self.busy = False
+        self.dut.cmd__valid.value = 0
+
+    async def _run(self):
+        dut = self.dut
+        while True:
+            await RisingEdge(dut.clk)
+            if self.busy and int(dut.cmd__ready.value):
+                self.sent += 1
+                self.busy = False
+            if not self.busy:
+                if self.queue and self.rng.random() >= self.idle_prob:
+                    dut.cmd__payload.value = self.queue.popleft()
+                    dut.cmd__valid.value = 1
+                    self.busy = True
+                else:
+                    dut.cmd__valid.value = 0
+
+
+class Bench:
+    def __init__(self, dut, cfg):
+        self.dut, self.cfg = dut, cfg
+        self.rng = rng_for("seq")
+        self.fields = {
+            "load": layout_fields(xfer_desc_layout(cfg)),
+            "store": layout_fields(xfer_desc_layout(cfg)),
+            "matmul": layout_fields(matmul_desc_layout(cfg)),
+        }
+        self.status_fields = layout_fields(status_layout())
+        self.ready_prob = 1.0
+        self.max_delay = 0
+        self.cycle = 0
+        self.total_issued = dict.fromkeys(tile_seq.CLASSES, 0)
+        self.completed = dict.fromkeys(tile_seq.CLASSES, 0)    # completion pulses the DUT has absorbed
+        self.errors: list[str] = []
+        self.reset_episode(None)
+        for s in tile_seq.CLASSES:
+            getattr(dut, f"{s}__ready").value = 1
+            getattr(dut, f"{s}_done").value = 0
+        cocotb.start_soon(self._cycle())
+
+    def reset_episode(self, model):
+        self.model = model
+        self.expected = {s: collections.deque(model.by_stream(s)) if model else collections.deque()
+                         for s in tile_seq.CLASSES}
+        self.issued = dict.fromkeys(tile_seq.CLASSES, 0)
+        # completions of earlier episodes (all of them have arrived before an episode starts)
+        self.base = dict(self.completed)
+        self.pending = {s: collections.deque() for s in tile_seq.CLASSES}   # completion due cycles
+        self.offer = dict.fromkeys(tile_seq.CLASSES)                       # payload on offer
+        self.strict_valid = True
+
+    def error(self, msg):
+        if len(self.errors) < 20:
+            self.errors.append(f"cycle {self.cycle}: {msg}")
+
+    def status(self):
+        return unpack(self.status_fields, int(self.dut.status.value))
+
+    async def _cycle(self):
+        dut = self.dut
+        completed = self.completed
+        driven = dict.fromkeys(tile_seq.CLASSES, 0)       # pulses of the cycle that just ended
+        while True:
+            await RisingEdge(dut.clk)
+            self.cycle += 1
+            st = self.status()
+            stopped = st["state"] in (STATES["DONE"], STATES["ERROR"])
+            for s in tile_seq.CLASSES:
+                valid = int(getattr(dut, f"{s}__valid").value)
+                ready = int(getattr(dut, f"{s}__ready").value)
+                payload = int(getattr(dut, f"{s}__payload").value)
+                held = valid and payload == self.offer[s]
+                if self.strict_valid and self.offer[s] is not None and not held:
+                    self.error(f"{s}: valid dropped or payload changed before the transfer")
+                self.offer[s] = payload if valid and not ready else None
+                if valid and ready:
+                    self.on_issue(s, payload, completed)
+            for s in tile_seq.CLASSES:
+                completed[s] += driven[s]
+                due = self.pending[s] and self.pending[s][0] <= self.cycle
+                driven[s] = 1 if due else 0
+                if due:
+                    self.pending[s].popleft()
+                getattr(dut, f"{s}_done").value = driven[s]
+                ready = self.ready_prob >= 1 or self.rng.random() < self.ready_prob
+                getattr(dut, f"{s}__ready").value = int(ready)
+            if stopped and st["state"] == STATES["DONE"] and any(
+                    completed[s] - self.base[s] < self.issued[s] for s in tile_seq.CLASSES):
+                self.error(f"DONE with operations outstanding: issued {self.issued}, completed {completed}")
+
+    def on_issue(self, s, payload, completed):
+        completed = {c: completed[c] - self.base[c] for c in completed}
+        desc = unpack(self.fields[s], payload)
+        outstanding = self.issued[s] - completed[s]
+        self.issued[s] += 1
+        self.total_issued[s] += 1
+        self.pending[s].append(self.cycle + self.rng.randrange(self.max_delay + 1))
+        if outstanding >= self.cfg.tile.max_outstanding:
+            self.error(f"{s} issued with {outstanding} outstanding (max {self.cfg.tile.max_outstanding})")
+        if not self.expected[s]:
+            self.error(f"unexpected {s} descriptor {desc}")
+            return
+        exp = self.expected[s].popleft()
+        if desc != exp.desc:
+            diff = {k: (exp.desc[k], desc.get(k)) for k in exp.desc if exp.desc[k] != desc.get(k)}
+            self.error(f"{s} #{self.issued[s] - 1} (instruction {exp.index}): (expected, got) {diff}")
+        for c in tile_seq.CLASSES:
+            if completed[c] < exp.after[c]:
+                self.error(f"{s} of instruction {exp.index} issued after {completed[c]} {c} completions;"
+                           f" its barrier needs {exp.after[c]}")
+
+
+async def reset(dut):
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    dut.clear.value = 0
+    dut.fault.value = 0
+    await ClockCycles(dut.clk, 2)
+    dut.rst.value = 0
+
+
+async def episode(dut, bench: Bench, feeder: CommandFeeder, words, *, fault_at=None, timeout=20000):
+    """Run one program from IDLE; return (status dict, model result)."""
+    model = tile_seq.run(words, bench.cfg)
+    bench.reset_episode(model)
+    bench.strict_valid = fault_at is None
+    start_sent = feeder.sent
+    feeder.queue.extend(words)
+    t0 = bench.cycle
+    st = bench.status()
+    while bench.cycle - t0 < timeout:
+        await RisingEdge(dut.clk)
+        if fault_at is not None and bench.cycle - t0 == fault_at:
+            dut.fault.value = 1
+        else:
+            dut.fault.value = 0
+        st = bench.status()
+        if st["state"] in (STATES["DONE"], STATES["ERROR"]):
+            break
+    dut.fault.value = 0
+    await ClockCycles(dut.clk, 30)            # nothing more may be consumed or issued
+    consumed = feeder.sent - start_sent
+    feeder.flush()
+    return st, model, consumed, bench.cycle - t0
+
+
+def check_episode(bench, st, model, consumed, label, *, fault=False):
+    errs = []
+    if fault:
+        if (st["state"], st["error"]) not in ((STATES["ERROR"], ERRORS["FAULT"]),
+                                              (model.state, model.error)):
+            errs.append(f"state {STATE_NAMES[st['state']]} error {ERROR_NAMES.get(st['error'])},"
+                        " expected FAULT")
+    else:
+        if (st["state"], st["error"], st["pc"]) != (model.state, model.error, model.pc):
+            errs.append(f"status {STATE_NAMES[st['state']]}/{ERROR_NAMES.get(st['error'])}/pc={st['pc']}, "
+                        f"expected {STATE_NAMES[model.state]}/{ERROR_NAMES[model.error]}/pc={model.pc}")
+        if consumed != model.consumed:
+            errs.append(f"consumed {consumed} words, expected {model.consumed}")
+        missing = {s: len(q) for s, q in bench.expected.items() if q}
+        if missing:
+            errs.append(f"descriptors never issued: {missing}")
+    errs += bench.errors
+    bench.errors = []
+    if errs:
+        raise AssertionError(f"{label}:\n  " + "\n  ".join(errs))
+
+
+async def clear(dut, bench):
+    # let outstanding operations complete, so that the next episode's counts start from zero
+    for _ in range(2000):
+        if not any(bench.pending.values()) and all(bench.completed[s] == bench.total_issued[s]
+                                                     for s in tile_seq.CLASSES):
+            break
+        await RisingEdge(dut.clk)
+    await RisingEdge(dut.clk)
+    dut.clear.value = 1
+    await RisingEdge(dut.clk)
+    dut.clear.value = 0
+    await RisingEdge(dut.clk)
+    st = bench.status()
+    assert (st["state"], st["error"], st["pc"]) == (STATES["IDLE"], 0, 0), f"after clear: {st}"
+
+
+@cocotb.test()
+async def random_programs(dut):
+    """Valid programs, malformed words of every kind and faults, under random timing."""
+    p = tb.params()
+    cfg = preset(p["preset"])
+    isa = IsaParams.of(cfg)
+    rng = rng_for("programs")
+    await reset(dut)
+    bench = Bench(dut, cfg)
+    feeder = CommandFeeder(dut, rng_for("cmd"), idle_prob=0.3)
+    kinds = ["ok"] * 3 + MALFORMED_KINDS + ["fault"]
+    plan = [kinds[i % len(kinds)] for i in range(p["episodes"])]
+    rng.shuffle(plan)
+    for n, kind in enumerate(plan):
+        bench.ready_prob = rng.choice((1.0, 0.8, 0.4))
+        bench.max_delay = rng.choice((0, 3, 30))
+        length = rng.randrange(1, p["max_length"])
+        words = random_program(rng, isa, length, end=kind != "fault")
+        fault_at = None
+        if kind in MALFORMED_KINDS:
+            words.insert(rng.randrange(len(words)), malformed(rng, isa, kind))
+        elif kind == "fault":
+            fault_at = rng.randrange(2, 4 * length + 4)
+        words += [random_instruction(rng, isa) for _ in range(3)]     # must stay unconsumed
+        st, model, consumed, _ = await episode(dut, bench, feeder, words, fault_at=fault_at)
+        label = (f"episode {n} ({kind}, {len(words)} words, ready {bench.ready_prob},"
+                 f" delay <= {bench.max_delay})")
+        check_episode(bench, st, model, consumed, label, fault=kind == "fault")
+        dut._log.info(f"{label}: {STATE_NAMES[st['state']]} {ERROR_NAMES[st['error']]} pc={st['pc']} ok")
+        await clear(dut, bench)
+
+
+@cocotb.test()
+async def outstanding_limit_and_throughput(dut):
+    """Completions held back: exactly max_outstanding of a class leave; then 2 cycles per instruction."""
+    p = tb.params()
+    cfg = preset(p["preset"])
+    isa = IsaParams.of(cfg)
+    rng = rng_for("limit")
+    await reset(dut)
+    bench = Bench(dut, cfg)
+    feeder = CommandFeeder(dut, rng_for("cmd2"), idle_prob=0.0)
+    limit = cfg.tile.max_outstanding
+    from tb.tile.programs import random_matmul
+    words = [random_matmul(rng, isa) for _ in range(limit + 3)] + [encode(5)]
+    bench.reset_episode(tile_seq.run(words, cfg))
+    bench.max_delay = 10 ** 9                   # never complete (for now)
+    feeder.queue.extend(words)
+    await ClockCycles(dut.clk, 4 * len(words))
+    assert bench.issued["matmul"] == limit, f"{bench.issued['matmul']} issued, max_outstanding {limit}"
+    bench.max_delay = 0
+    for s in tile_seq.CLASSES:
+        bench.pending[s] = collections.deque(bench.cycle + 1 + i for i in range(len(bench.pending[s])))
+    await ClockCycles(dut.clk, 4 * len(words))
+    st = bench.status()
+    assert st["state"] == STATES["DONE"] and bench.issued["matmul"] == limit + 3, (st, bench.issued)
+    assert not bench.errors, bench.errors
+    await clear(dut, bench)
+
+    # throughput: always ready, completions at once, no barriers
+    n = p["throughput_length"]
+    words = [random_instruction(rng, isa) for _ in range(4 * n)]
+    words = [w for w in words if w & 0xF != 4][:n] + [encode(5)]
+    bench.ready_prob, bench.max_delay = 1.0, 0
+    st, model, consumed, cycles = await episode(dut, bench, feeder, words)
+    check_episode(bench, st, model, consumed, "throughput")
+    cycles -= 30
+    result = {"instructions": n, "cycles_to_done": cycles, "cycles_per_instruction": cycles / n}
+    dut._log.info(f"throughput: {result}")
+    with open(os.path.join(os.environ["TESSERA_RUN_DIR"], "sequencer_throughput.json"), "w") as f:
+        json.dump(result, f)
+    assert cycles <= 2 * n + 8, f"{cycles} cycles for {n} instructions (bound 2n + 8)"

@@ -1,0 +1,26 @@
+"""Tile command sequencer under Verilator against the golden model (tb/tile/test_sequencer.py)."""
+
+import json
+
+import pytest
+
+from rtl.config import preset
+from rtl.tile import Sequencer
+from tb.harness import run
+
+
+@pytest.mark.parametrize("name", ["tiny"])
+def test_sequencer_random_programs(name):
+    run_dir = run(Sequencer(preset(name)), "tb.tile.test_sequencer", name=f"tile_sequencer_{name}",
+                  params={"preset": name, "episodes": 60, "max_length": 40, "throughput_length": 200})
+    result = json.loads((run_dir / "sequencer_throughput.json").read_text())
+    assert result["cycles_per_instruction"] <= 2.1
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_sequencer_rejects_wide_addresses():
+    from dataclasses import replace
+
+    cfg = preset("tiny")
+    with pytest.raises(ValueError, match="addr_bits"):
+        Sequencer(replace(cfg, cache=replace(cfg.cache, addr_bits=40)))
