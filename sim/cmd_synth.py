@@ -29,7 +29,8 @@ def register(sub):
                    help="configuration preset (tiny, ulx3s, default); --design defaults to ulx3s, "
                         "--all runs every preset")
     p.add_argument("--freq", type=float, default=None,
-                   help="clock constraint in MHz (default: 100 for blocks, 60 for the fabric)")
+                   help="clock constraint in MHz (default: 100 for blocks, 60 for the fabric; "
+                        "with --board: the board clock, 25 = clk25 directly, otherwise a PLL)")
     p.add_argument("--timeout", type=float, default=1800.0, help="time limit per design in seconds")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("-o", "--output", default=None, help="output directory (default build/synth)")

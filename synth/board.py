@@ -7,21 +7,48 @@ import os
 import time
 from pathlib import Path
 
-from amaranth import Elaboratable, Module, Signal
+from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
 
 from synth.flow import parse_report, run_tool, tool
 from synth.host_link import HostLink
 
-__all__ = ["BoardTop", "build_bitstream", "run"]
+__all__ = ["BoardTop", "build_bitstream", "pll_params", "run"]
 
 BAUD = 115200
+CLK25_HZ = 25e6
+
+
+def pll_params(fin_hz: float, fout_hz: float) -> dict:
+    """ECP5 EHXPLLL dividers for ``fout`` from ``fin`` (feedback from CLKOP), nearest achievable.
+
+    Constraints (ECP5 family data sheet): PFD = fin / CLKI_DIV >= 3.125 MHz, VCO = fout * CLKOP_DIV
+    in 400..800 MHz, fout = fin * CLKFB_DIV / CLKI_DIV.
+    """
+    best = None
+    for clki in range(1, 129):
+        if fin_hz / clki < 3.125e6:
+            break
+        for clkfb in range(1, 81):
+            fout = fin_hz * clkfb / clki
+            fits = [op for op in range(1, 129) if 400e6 <= fout * op <= 800e6]
+            if not fits:
+                continue
+            clkop = min(fits, key=lambda op: abs(fout * op - 600e6))  # VCO mid-range
+            err = abs(fout - fout_hz)
+            if best is None or err < best[0]:
+                best = (err, {"CLKI_DIV": clki, "CLKFB_DIV": clkfb, "CLKOP_DIV": clkop, "fout": fout})
+    if best is None or best[0] > 0.01 * fout_hz:
+        raise ValueError(f"no EHXPLLL setting gives {fout_hz / 1e6:g} MHz from {fin_hz / 1e6:g} MHz")
+    return best[1]
 
 
 class BoardTop(Elaboratable):
     """The top of a ULX3S bitstream: ``block`` driven by a PC through the FTDI serial port.
 
     The on-board 25 MHz oscillator is the ``sync`` clock (the platform's default clock and
-    power-on reset). ``uart`` 0 (the FTDI's RX/TX, 115200 8N1) goes to :class:`HostLink`, which
+    power-on reset), or, with ``clk_mhz`` other than 25, an EHXPLLL output derived from it (reset
+    held until the PLL locks). ``uart`` 0 (the FTDI's RX/TX, 115200 8N1) goes to :class:`HostLink`, which
     holds the block inside a :class:`synth.port_bank.PortBank`. LEDs: 0 = command in progress,
     1 = serial receive error (sticky), 7 = heartbeat (about 1.5 Hz).
 
@@ -30,27 +57,58 @@ class BoardTop(Elaboratable):
     that such a build takes, exercised on the largest block available today.
     """
 
-    def __init__(self, block, *, baud: int = BAUD):
+    def __init__(self, block, *, baud: int = BAUD, clk_mhz: float = 25.0):
         if isinstance(baud, bool) or not isinstance(baud, int) or not 1200 <= baud <= 3_000_000:
             raise ValueError(f"BoardTop.baud = {baud!r} is out of range; allowed: 1200..3000000")
+        if not 10.0 <= clk_mhz <= 200.0:
+            raise ValueError(f"BoardTop.clk_mhz = {clk_mhz!r} is out of range; allowed: 10..200")
         self.block = block
         self.baud = baud
+        self.pll = None if clk_mhz == 25.0 else pll_params(CLK25_HZ, clk_mhz * 1e6)
+        self.clk_hz = CLK25_HZ if self.pll is None else self.pll["fout"]
 
     def elaborate(self, platform):
         m = Module()
-        clk_hz = platform.default_clk_frequency
-        link = HostLink(self.block, divisor=round(clk_hz / self.baud))
+        if self.pll is not None:
+            self._clock_from_pll(m, platform)
+        link = HostLink(self.block, divisor=round(self.clk_hz / self.baud))
         m.submodules.link = link
         uart = platform.request("uart", 0)
         m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
-        beat = Signal(24)
+        beat = Signal(range(int(self.clk_hz)))
         m.d.sync += beat.eq(beat + 1)
         leds = [platform.request("led", i) for i in (0, 1, 7)]
         m.d.comb += [leds[0].o.eq(link.busy), leds[1].o.eq(link.rx_error), leds[2].o.eq(beat[-1])]
         return m
 
+    def _clock_from_pll(self, m, platform):
+        """``sync`` from an EHXPLLL on clk25, held in reset until the PLL locks."""
+        p = self.pll
+        clk25 = platform.request("clk25", 0)
+        lock = Signal()
+        clk = Signal(name="pll_clkop")
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(clk)
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI="25", a_FREQUENCY_PIN_CLKOP=f"{p['fout'] / 1e6:g}",
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+            p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+            p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+            p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+            p_CLKFB_DIV=p["CLKFB_DIV"],
+            i_RST=0, i_STDBY=0, i_CLKI=clk25.i, o_CLKOP=clk, i_CLKFB=clk,
+            i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+            i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=lock,
+        )
+        m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
+        platform.add_clock_constraint(clk, p["fout"])
 
-def build_bitstream(block, name: str, build_dir: Path, *, timeout: float = 3600.0, seed: int = 1) -> dict:
+
+def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0, timeout: float = 3600.0,
+                    seed: int = 1) -> dict:
     """Build ``BoardTop(block)`` for ULX3S_85F_Platform with the YoWASP tools; never programs.
 
     Returns a result dict: resource use and Fmax from nextpnr's report, the bitstream path,
@@ -62,7 +120,8 @@ def build_bitstream(block, name: str, build_dir: Path, *, timeout: float = 3600.
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     platform = ULX3S_85F_Platform()
-    plan = platform.build(BoardTop(block), name=name, do_build=False, do_program=False,
+    top = BoardTop(block, clk_mhz=clk_mhz)
+    plan = platform.build(top, name=name, do_build=False, do_program=False,
                           nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {name}.report.json")
     plan.extract(str(build_dir))
     env_file = build_dir / "tools.env"
@@ -77,8 +136,9 @@ def build_bitstream(block, name: str, build_dir: Path, *, timeout: float = 3600.
     (build_dir / "build.log").unlink(missing_ok=True)
     status, secs = run_tool(["sh", "-c", f". ./{env_file.name} && exec sh build_{name}.sh"],
                         build_dir / "build.log", timeout, build_dir)
-    result = {"mode": "ULX3S_85F_Platform (in context, 25 MHz clk25)", "build_s": round(secs, 1),
-              "workdir": str(build_dir), "target_mhz": platform.default_clk_frequency / 1e6}
+    clock = "clk25" if top.pll is None else f"EHXPLLL {top.clk_hz / 1e6:g} MHz from clk25"
+    result = {"mode": f"ULX3S_85F_Platform (in context, {clock})", "build_s": round(secs, 1),
+              "workdir": str(build_dir), "target_mhz": round(top.clk_hz / 1e6, 3)}
     if report.exists():
         result.update(parse_report(json.loads(report.read_text())))
     if status != "ok" or not bit.exists():
@@ -123,8 +183,8 @@ def run(args, out: Path) -> int:
           f"{out / top}/ (time limit {args.timeout:g} s)", flush=True)
     row = {"design": f"board_{name}", "preset": preset_name,
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    row.update(build_bitstream(table.make_design(name, preset_name), top, out / top, timeout=args.timeout,
-                               seed=args.seed))
+    row.update(build_bitstream(table.make_design(name, preset_name), top, out / top,
+                               clk_mhz=args.freq or 25.0, timeout=args.timeout, seed=args.seed))
     row = table._with_keys(row)
     table.save_result(row, out / "results.json")
     print(table.progress_line(1, 1, row), flush=True)

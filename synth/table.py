@@ -156,7 +156,7 @@ def progress_line(i: int, n: int, row: dict) -> str:
     secs = row.get("build_s") or (row.get("yosys_s") or 0) + (row.get("nextpnr_s") or 0)
     extra = f" (same as {row['same_as']})" if row.get("same_as") else f" {secs:.0f} s"
     return (f"{tag:36s} LUT4 {row['lut4']:6d} ({pct:4.1f}%)  FF {row['ff']:6d}  BRAM {row['bram']:3d}  "
-            f"DSP {row['dsp']:3d}  Fmax {fmax:>6s} MHz / {row['target_mhz']:g}  {row['status']}{extra}")
+            f"DSP {row['dsp']:3d}  Fmax {fmax:>6s} MHz / {row['target_mhz']:.4g}  {row['status']}{extra}")
 
 
 def markdown_table(rows: list[dict]) -> str:
