@@ -5,10 +5,12 @@
 * :class:`Scratchpad` (``tile_scratchpad``): banked SRAM for A and B tiles.
 """
 
+from rtl.tile.scratchpad import Scratchpad
 from rtl.tile.sequencer import Sequencer
 
-__all__ = ["Sequencer", "BLOCKS"]
+__all__ = ["Scratchpad", "Sequencer", "BLOCKS"]
 
 BLOCKS: dict = {
+    "tile_scratchpad": lambda cfg: Scratchpad(cfg),
     "tile_sequencer": lambda cfg: Sequencer(cfg),
 }

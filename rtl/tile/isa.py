@@ -11,6 +11,7 @@
   (operand fetch); its ``m``/``n``/``k``/``dtype``/``accumulate`` map one to one onto the tensor
   core's ``op`` descriptor (:func:`rtl.tensor.interface.op_layout`).
 * :func:`status_layout` -- the sequencer's status word (state, error code, pc).
+* :func:`scratchpad_write_layout`, :func:`scratchpad_read_signature` -- the scratchpad's ports.
 
 The assembler (``sim/asm.py``) encodes with these layouts; the golden model
 (``tb/models/tile_isa.py``) has its own copy of the field table, checked against this one by
@@ -19,12 +20,14 @@ The assembler (``sim/asm.py``) encodes with these layouts; the golden model
 
 from __future__ import annotations
 
-from amaranth.lib import data, enum
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "WORD_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype", "ACC_BYTES",
     "XFER", "MATMUL", "BARRIER", "END", "HEADER", "INSTRUCTION", "FORMATS",
     "xfer_desc_layout", "matmul_desc_layout", "status_layout", "field_table",
+    "scratchpad_write_layout", "scratchpad_read_signature",
 ]
 
 WORD_BITS = 128
@@ -182,3 +185,20 @@ def status_layout() -> data.StructLayout:
     """``pc``: index (from 0, counted since reset or clear) of the instruction being executed;
     in ERROR the faulting instruction, in DONE the END."""
     return data.StructLayout({"state": State, "error": ErrorCode, "pc": 16})
+
+
+def scratchpad_write_layout(tile) -> data.StructLayout:
+    """One byte-masked word write (``tile``: a TileConfig); ``addr`` is a word address."""
+    return data.StructLayout({
+        "addr": (tile.scratchpad_words - 1).bit_length(),
+        "data": tile.word_bytes * 8,
+        "mask": tile.word_bytes,
+    })
+
+
+def scratchpad_read_signature(tile) -> wiring.Signature:
+    """A scratchpad read port as its user sees it: ``req`` (word address) out, ``resp`` (word) in."""
+    return wiring.Signature({
+        "req": Out(stream.Signature((tile.scratchpad_words - 1).bit_length())),
+        "resp": In(stream.Signature(tile.word_bytes * 8)),
+    })
