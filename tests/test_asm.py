@@ -123,3 +123,17 @@ def test_cli_asm_disasm(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["asm", str(src), "--preset", "huge"])
     assert "--preset: unknown preset" in capsys.readouterr().err
+
+
+def test_docs_examples_assemble():
+    """Every ```asm block of docs/isa.md assembles on the default preset and round-trips."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "isa.md").read_text()
+    blocks = re.findall(r"```asm\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    cfg = preset("default")
+    for block in blocks:
+        words = assemble(block, cfg)
+        assert assemble(disassemble(words, cfg), cfg) == words
