@@ -1,3 +1,18 @@
-"""rtl.tensor"""
+"""rtl.tensor: the tensor core (R x C output-stationary systolic array, BF16 and INT8).
 
-BLOCKS: dict = {}
+* :class:`ProcessingElement` (``tensor_pe``), :class:`SystolicArray` (``systolic_array``),
+  :class:`TensorCore` (``tensor_core``); payload layouts and the Python API in
+  :mod:`rtl.tensor.interface`. See docs/tensor.md.
+"""
+
+from rtl.tensor.pe import ProcessingElement
+from rtl.tensor.systolic_array import SystolicArray
+from rtl.tensor.tensor_core import TensorCore
+
+__all__ = ["ProcessingElement", "SystolicArray", "TensorCore", "BLOCKS"]
+
+BLOCKS: dict = {
+    "tensor_pe": lambda cfg: ProcessingElement(cfg.tensor.numeric),
+    "systolic_array": lambda cfg: SystolicArray(cfg.tensor),
+    "tensor_core": lambda cfg: TensorCore(cfg.tensor),
+}
