@@ -60,3 +60,15 @@ def test_blocks_registered(name):
     assert BLOCKS["bf16_mul"](cfg).latency == numeric.fmul_latency
     assert BLOCKS["fp32_add"](cfg).latency == numeric.fadd_latency
     assert BLOCKS["int8_mac"](cfg).latency == numeric.mac8_latency
+
+
+@pytest.mark.parametrize("argv,flag", [(["--vectors", "0"], "--vectors"), (["--preset", "huge"], "--preset"),
+                                       (["--seed", "-1"], "--seed"), (["--en-prob", "0"], "--en-prob"),
+                                       (["--workload", "gemm9"], "--workload")])
+def test_sim_cli_rejects_bad_arguments(argv, flag, capsys):
+    from sim.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["sim", *argv])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err

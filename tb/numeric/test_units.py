@@ -137,15 +137,16 @@ async def numeric_units_random(dut):
     limit = 20 * (max(len(u.stimulus) for u in units) + 10)
     while not all(u.done for u in units):
         await FallingEdge(dut.clk)
-        row = {"cycle": cycle}
+        # One trace row per rising edge: the operands it sampled, each output after it and the
+        # index (in acceptance order) of the operand set that output belongs to.
+        row = {"edge": cycle}
         for u in units:
             seen = u.observe()
-            if cycle < trace_cycles:
-                row[u.name] = {"en": int(u.last[0]) if u.last else 0,
-                               "in": [hex(v) for v in u.last[1]] if u.last else [],
-                               "out": {lt: [hex(g), hex(w)] for lt, (g, w) in seen.items()}}
+            if 0 < cycle <= trace_cycles:
+                row[u.name] = {"en": int(u.last[0]), "in": list(u.last[1]),
+                               "out": {lt: [g, w, u.enabled - lt] for lt, (g, w) in seen.items()}}
             u.drive()
-        if cycle < trace_cycles:
+        if 0 < cycle <= trace_cycles:
             trace.append(row)
         cycle += 1
         if any(u.mismatch_count >= MAX_REPORTED for u in units) or cycle > limit:

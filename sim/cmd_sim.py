@@ -1,0 +1,154 @@
+"""``tessera sim``: the main simulation of a preset under Verilator, checked against the models.
+
+For now the workload is ``numeric``: random vectors through the three numeric units of the
+preset (BF16 multiplier, FP32 adder, INT8 MAC at the preset's latencies), checked bit-exact
+against the SoftFloat model, with a per-cycle excerpt and a summary (vectors, mismatches,
+cycles, results per cycle). A workload is a function ``(config, args) -> exit code`` listed in
+``WORKLOADS``; the fabric GEMM becomes another entry (and the default) when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+
+EXCERPT_CYCLES = 12
+
+
+def register(sub):
+    p = sub.add_parser("sim", help="main simulation of a preset under Verilator (checked)",
+                       description="Run the main simulation of a preset under Verilator and check "
+                                   "every result against the golden model.")
+    p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
+    p.add_argument("--workload", default="numeric", help=f"what to run: {', '.join(WORKLOADS)}")
+    p.add_argument("--vectors", type=int, default=10_000, help="random operand sets per unit (default 10000)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    p.add_argument("--en-prob", type=float, default=1.0,
+                   help="probability that a unit's clock enable is high in a cycle (default 1.0)")
+    p.set_defaults(func=run)
+
+
+def _f32(bits: int) -> str:
+    from tb.models.numerics import f32_value
+
+    return f"{bits:#010x} {f32_value(bits):<13.6g}"
+
+
+def _bf16(bits: int) -> str:
+    return f"{bits:#06x} {_f32(bits << 16)[11:]}"
+
+
+def _i32(v: int) -> str:
+    v &= 0xFFFFFFFF
+    return f"{v - (1 << 32) if v >> 31 else v:>11}"
+
+
+# unit -> (column headings, operand formatters, result heading, result formatter)
+_COLUMNS = {
+    "bf16_mul": (("a (bf16)", "b (bf16)"), (_bf16, _bf16), "p (fp32)", _f32),
+    "fp32_add": (("a (fp32)", "b (fp32)"), (_f32, _f32), "s (fp32)", _f32),
+    "int8_mac": (("a", "b", "c"), (lambda v: f"{v:>4}", lambda v: f"{v:>4}", _i32), "s = c + a*b", _i32),
+}
+
+
+def print_excerpt(unit: dict, trace: list[dict]):
+    """Per-cycle table of one unit: operands sampled at each edge, the output after it."""
+    name, latency = unit["unit"], unit["latencies"][0]
+    heads, fmts, out_head, out_fmt = _COLUMNS[name]
+    print(f"\n{name} (latency {latency}): operands sampled at each rising edge, the output after it")
+    widths = [len(f(0)) for f in fmts]
+    print(f"  {'edge':>4} {'en':>2}  " + "  ".join(f"{h:<{w}}" for h, w in zip(heads, widths, strict=True))
+          + f"  | {out_head:<{len(out_fmt(0))}}  from edge")
+    accepted = []                               # edge of every accepted operand set
+    for row in trace:
+        cell = row[name]
+        if cell["en"]:
+            accepted.append(row["edge"])
+        ops = "  ".join(f(v) for f, v in zip(fmts, cell["in"], strict=True))
+        if not cell["out"]:
+            result = "(pipeline filling)"
+        else:
+            ((got, want, index),) = cell["out"].values()
+            origin = accepted[index] if index < len(accepted) else "?"
+            verdict = "" if got == want else f"  MISMATCH, expected {out_fmt(want)}"
+            result = f"{out_fmt(got)}  {origin:>9}{verdict}"
+        print(f"  {row['edge']:>4} {cell['en']:>2}  {ops}  | {result}")
+
+
+def run_numeric(cfg, args) -> int:
+    from tb.harness import resolve_seed
+    from tb.harness import run as run_cocotb
+    from tb.numeric.units import NumericUnits
+
+    num = cfg.tensor.numeric
+    latency = {"bf16_mul": [num.fmul_latency], "fp32_add": [num.fadd_latency], "int8_mac": [num.mac8_latency]}
+    seed = resolve_seed(args.seed)
+    print(f"tessera sim: preset {cfg.name}, workload numeric: "
+          + ", ".join(f"{u} (latency {lat[0]})" for u, lat in latency.items())
+          + f"; {args.vectors} random vectors per unit, en probability {args.en_prob}, seed {seed}")
+    # Named by the latencies, so presets with the same numeric units share one Verilator build.
+    build_name = "tessera_sim_numeric_" + "_".join(str(lat[0]) for lat in latency.values())
+    failed = None
+    run_dir = None
+    try:
+        run_dir = run_cocotb(NumericUnits(latency), "tb.numeric.test_units", name=build_name,
+                             seed=seed, params={"latency": latency, "count": args.vectors,
+                                                "specials": False, "en_prob": args.en_prob,
+                                                "trace": EXCERPT_CYCLES})
+    except AssertionError as e:
+        failed = e
+    result_path = None
+    if run_dir is not None:
+        result_path = run_dir / "numeric.json"
+    else:
+        from pathlib import Path
+
+        from sim.toolchain import BUILD
+        candidates = sorted(Path(BUILD, "sim").glob(f"{build_name}-*/*/run/numeric.json"),
+                            key=lambda p: p.stat().st_mtime)
+        result_path = candidates[-1] if candidates else None
+    if result_path is None or not result_path.exists():
+        print(f"tessera sim: the simulation produced no results\n{failed}")
+        return 1
+    result = json.loads(result_path.read_text())
+
+    for u in result["units"]:
+        print_excerpt(u, result["trace"])
+
+    cycles = result["cycles"]
+    print(f"\nsummary ({cycles} cycles simulated, seed {seed}):")
+    print(f"  {'unit':<10} {'latency':>7} {'vectors':>8} {'mismatches':>10} {'enabled':>8} "
+          f"{'results/cycle':>13}")
+    bad = 0
+    for u in result["units"]:
+        bad += u["mismatches"] + (u["vectors"] - u["checked"])
+        print(f"  {u['unit']:<10} {u['latencies'][0]:>7} {u['vectors']:>8} {u['mismatches']:>10} "
+              f"{u['enabled_cycles']:>8} {u['checked'] / cycles:>13.4f}")
+        for mm in u["first_mismatches"]:
+            print(f"    mismatch #{mm['index']}: operands {mm['operands']} -> {mm['got']}, "
+                  f"expected {mm['expected']}")
+    if failed is not None or bad:
+        print("tessera sim: FAILED (replay with --seed %d)" % seed)
+        return 1
+    print("tessera sim: all results bit-exact")
+    return 0
+
+
+WORKLOADS = {"numeric": run_numeric}
+
+
+def run(args) -> int:
+    from rtl.config import preset
+
+    try:
+        cfg = preset(args.preset)
+    except ValueError as e:
+        raise ValueError(f"--preset: {e}") from None
+    if args.workload not in WORKLOADS:
+        raise ValueError(f"--workload: unknown workload {args.workload!r}; allowed: {', '.join(WORKLOADS)}")
+    if args.vectors < 1:
+        raise ValueError(f"--vectors: must be at least 1, not {args.vectors}")
+    if args.seed is not None and not 0 <= args.seed < (1 << 31):
+        raise ValueError(f"--seed: must be in 0..{(1 << 31) - 1}, not {args.seed}")
+    if not 0.0 < args.en_prob <= 1.0:
+        raise ValueError(f"--en-prob: must be in (0, 1], not {args.en_prob}")
+    return WORKLOADS[args.workload](cfg, args)
