@@ -33,6 +33,8 @@ def register(sub):
                         "with --board: the board clock, 25 = clk25 directly, otherwise a PLL)")
     p.add_argument("--timeout", type=float, default=1800.0, help="time limit per design in seconds")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--force", action="store_true",
+                   help="with --all: synthesise again designs whose netlist is unchanged since their row")
     p.add_argument("-o", "--output", default=None, help="output directory (default build/synth)")
     p.set_defaults(func=run)
 
@@ -93,8 +95,10 @@ def run(args) -> int:
     order = sorted(range(len(prepared)), key=lambda k: (len(prepared[k][1] or ""), k))
     known: dict = {}
     failed = 0
+    previous = table.load_results(results) if args.all and not args.force else None
     for i, k in enumerate(order, 1):
-        row = table.run_prepared(*prepared[k], timeout=args.timeout, seed=args.seed, out=out, known=known)
+        row = table.run_prepared(*prepared[k], timeout=args.timeout, seed=args.seed, out=out, known=known,
+                                 previous=previous)
         table.save_result(row, results)
         print(table.progress_line(i, len(jobs), row), flush=True)
         if row.get("lut4") is None and not row.get("status", "").startswith("skipped"):

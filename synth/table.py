@@ -111,15 +111,25 @@ def prepare(name: str, preset_name: str, *, freq_mhz: float | None = None) -> tu
 
 
 def run_prepared(row: dict, il: str | None, *, timeout: float = 1800.0, seed: int = 1, out: Path = OUT,
-                 known: dict | None = None) -> dict:
+                 known: dict | None = None, previous: list[dict] | None = None) -> dict:
     """Synthesise a prepared design and return its completed row (not saved).
 
     ``known`` maps an RTLIL hash to an earlier row of this run; a design with the same RTLIL
     copies that row's figures and names it in ``same_as`` instead of being synthesised again.
+    ``previous`` (the rows of results.json): a row of the same design and preset with the same
+    RTLIL hash, clock target and seed that completed place and route is reused (``cached``).
     """
     if il is None:
         return row
     digest = row["rtlil_sha1"]
+    for old in previous or []:
+        if ((old.get("design"), old.get("preset")) == (row["design"], row["preset"])
+                and old.get("rtlil_sha1") == digest and old.get("target_mhz") == row["target_mhz"]
+                and old.get("seed", 1) == seed and old.get("lut4") is not None and not old.get("same_as")):
+            row = dict(old, cached=True)
+            if known is not None:
+                known[digest] = row
+            return row
     if known is not None and digest in known and known[digest].get("target_mhz") == row["target_mhz"]:
         same = known[digest]
         row.update({k: v for k, v in same.items() if k not in ("design", "preset", "date", "same_as")})
@@ -128,6 +138,8 @@ def run_prepared(row: dict, il: str | None, *, timeout: float = 1800.0, seed: in
     workdir = Path(out) / f"{row['design']}_{row['preset']}"
     row.update(synthesize_rtlil(il, row["design"], workdir, freq_mhz=row["target_mhz"], timeout=timeout,
                                 seed=seed))
+    row["seed"] = seed
+    row.pop("cached", None)
     row["workdir"] = os.path.relpath(workdir, ROOT) if workdir.is_relative_to(ROOT) else str(workdir)
     if known is not None:
         known[digest] = row
@@ -154,7 +166,8 @@ def progress_line(i: int, n: int, row: dict) -> str:
     pct = 100.0 * row["lut4"] / row["lut4_available"] if row.get("lut4_available") else 0.0
     fmax = f"{row['fmax_mhz']:.1f}" if row.get("fmax_mhz") is not None else "-"
     secs = row.get("build_s") or (row.get("yosys_s") or 0) + (row.get("nextpnr_s") or 0)
-    extra = f" (same as {row['same_as']})" if row.get("same_as") else f" {secs:.0f} s"
+    extra = (f" (same as {row['same_as']})" if row.get("same_as") else
+             " (unchanged, from results.json)" if row.get("cached") else f" {secs:.0f} s")
     return (f"{tag:36s} LUT4 {row['lut4']:6d} ({pct:4.1f}%)  FF {row['ff']:6d}  BRAM {row['bram']:3d}  "
             f"DSP {row['dsp']:3d}  Fmax {fmax:>6s} MHz / {row['target_mhz']:.4g}  {row['status']}{extra}")
 
