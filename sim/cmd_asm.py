@@ -16,6 +16,9 @@ def register(sub):
     p.add_argument("--preset", default="default", help="configuration the program is checked against")
     p.add_argument("--no-check", action="store_true",
                    help="do not refuse instructions the hardware would reject (to build error tests)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a program with ordering hazards (missing BARRIERs, docs/isa.md); "
+                        "without it they are printed as warnings")
     p.set_defaults(func=run_asm)
 
     d = sub.add_parser("disasm", help="disassemble tile instruction words into assembly text",
@@ -37,6 +40,7 @@ def _cfg(name):
 
 def run_asm(args) -> int:
     from sim.asm import assemble, write_words
+    from tb.models.tile_seq import hazards
 
     cfg = _cfg(args.preset)
     if args.source == "-":
@@ -50,6 +54,12 @@ def run_asm(args) -> int:
         words = assemble(text, cfg, validate=not args.no_check)
     except ValueError as e:
         print(f"{args.source}: {e}", file=sys.stderr)
+        return 1
+    found = hazards(words, cfg)
+    for index, message in found:
+        print(f"{args.source}: {'error' if args.strict else 'warning'}: instruction {index}: {message}",
+              file=sys.stderr)
+    if found and args.strict:
         return 1
     if args.output:
         write_words(args.output, words)

@@ -123,6 +123,12 @@ def test_cli_asm_disasm(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["asm", str(src), "--preset", "huge"])
     assert "--preset: unknown preset" in capsys.readouterr().err
+    racy = tmp_path / "racy.s"
+    racy.write_text("load sp=0, mem=0, rows=4, bytes=32\nmatmul bf16 m=16 n=16 k=4 a=0 b=0x100 acc=0\nend\n")
+    assert main(["asm", str(racy), "--preset", "tiny", "-o", str(tmp_path / "r.hex")]) == 0
+    assert "warning: instruction 1: matmul [1] races with load [0]" in capsys.readouterr().err
+    assert main(["asm", str(racy), "--preset", "tiny", "--strict"]) == 1
+    assert "error: instruction 1" in capsys.readouterr().err
 
 
 def test_docs_examples_assemble():
@@ -137,3 +143,35 @@ def test_docs_examples_assemble():
     for block in blocks:
         words = assemble(block, cfg)
         assert assemble(disassemble(words, cfg), cfg) == words
+
+
+@pytest.mark.parametrize(
+    "drop, expect",
+    [
+        (None, []),
+        ("barrier loads", ["matmul [2] races with load [0]", "matmul [2] races with load [1]"]),
+        ("barrier matmuls", ["store [4] races with matmul [3]", "load [5] races with matmul [3]"]),
+        ("barrier stores loads", ["matmul [7] races with load [6]", "matmul [7] races with store [5]"]),
+    ],
+)
+def test_hazard_checker(drop, expect):
+    """The ordering rules of docs/isa.md: a missing BARRIER is reported, a present one is not."""
+    from tb.models.tile_seq import hazards
+
+    program = [
+        "load    sp=0x0000, mem=0x1000, rows=4, bytes=32",       # A^T
+        "load    sp=0x1000, mem=0x2000, rows=4, bytes=32",       # B
+        "barrier loads",
+        "matmul  bf16, m=16, n=16, k=4, a=0x0000, b=0x1000, acc=0x0000",
+        "barrier matmuls",
+        "store   acc=0x0000, mem=0x3000, rows=16, bytes=64",
+        "load    sp=0x0000, mem=0x4000, rows=4, bytes=32",       # reuses A's buffer: after the MATMUL
+        "barrier stores loads",
+        "matmul  int8, m=16, n=16, k=4, a=0x0000, b=0x1000, acc=0x0000",
+        "end",
+    ]
+    if drop:
+        program.remove(drop)
+    cfg = preset("tiny")
+    found = [msg for _, msg in hazards(assemble("\n".join(program), cfg), cfg)]
+    assert [m.split(" on ")[0] for m in found] == expect, found
