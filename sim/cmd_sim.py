@@ -10,6 +10,7 @@ cycles, results per cycle). A workload is a function ``(config, args) -> exit co
 from __future__ import annotations
 
 import json
+import os
 
 EXCERPT_CYCLES = 12
 
@@ -42,11 +43,16 @@ def _i32(v: int) -> str:
     return f"{v - (1 << 32) if v >> 31 else v:>11}"
 
 
+def _i8(v: int) -> str:
+    v &= 0xFF
+    return f"{v - 256 if v >> 7 else v:>4}"
+
+
 # unit -> (column headings, operand formatters, result heading, result formatter)
 _COLUMNS = {
     "bf16_mul": (("a (bf16)", "b (bf16)"), (_bf16, _bf16), "p (fp32)", _f32),
     "fp32_add": (("a (fp32)", "b (fp32)"), (_f32, _f32), "s (fp32)", _f32),
-    "int8_mac": (("a", "b", "c"), (lambda v: f"{v:>4}", lambda v: f"{v:>4}", _i32), "s = c + a*b", _i32),
+    "int8_mac": (("a", "b", "c"), (_i8, _i8, _i32), "s = c + a*b", _i32),
 }
 
 
@@ -75,6 +81,7 @@ def print_excerpt(unit: dict, trace: list[dict]):
 
 
 def run_numeric(cfg, args) -> int:
+    from sim.toolchain import BUILD
     from tb.harness import resolve_seed
     from tb.harness import run as run_cocotb
     from tb.numeric.units import NumericUnits
@@ -87,29 +94,22 @@ def run_numeric(cfg, args) -> int:
           + f"; {args.vectors} random vectors per unit, en probability {args.en_prob}, seed {seed}")
     # Named by the latencies, so presets with the same numeric units share one Verilator build.
     build_name = "tessera_sim_numeric_" + "_".join(str(lat[0]) for lat in latency.values())
+    result_path = BUILD / "sim" / f"{build_name}-{os.getpid()}.json"
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.unlink(missing_ok=True)
     failed = None
-    run_dir = None
     try:
-        run_dir = run_cocotb(NumericUnits(latency), "tb.numeric.test_units", name=build_name,
-                             seed=seed, params={"latency": latency, "count": args.vectors,
-                                                "specials": False, "en_prob": args.en_prob,
-                                                "trace": EXCERPT_CYCLES})
+        run_cocotb(NumericUnits(latency), "tb.numeric.test_units", name=build_name, seed=seed,
+                   params={"latency": latency, "count": args.vectors, "specials": False,
+                           "en_prob": args.en_prob, "trace": EXCERPT_CYCLES,
+                           "result_path": str(result_path)})
     except AssertionError as e:
         failed = e
-    result_path = None
-    if run_dir is not None:
-        result_path = run_dir / "numeric.json"
-    else:
-        from pathlib import Path
-
-        from sim.toolchain import BUILD
-        candidates = sorted(Path(BUILD, "sim").glob(f"{build_name}-*/*/run/numeric.json"),
-                            key=lambda p: p.stat().st_mtime)
-        result_path = candidates[-1] if candidates else None
-    if result_path is None or not result_path.exists():
+    if not result_path.exists():
         print(f"tessera sim: the simulation produced no results\n{failed}")
         return 1
     result = json.loads(result_path.read_text())
+    result_path.unlink()
 
     for u in result["units"]:
         print_excerpt(u, result["trace"])

@@ -7,7 +7,8 @@ of every operand set accepted on an enabled edge comes from the SoftFloat model
 (n - latency + 1)-th accepted operand set, and it must not change over a disabled edge.
 
 Params: ``latency`` {unit name: [latencies]}; ``count``; ``specials`` (bool); ``en_prob``;
-``trace`` (cycles to record for ``tessera sim``). Results go to ``numeric.json`` in the run dir.
+``trace`` (cycles to record for ``tessera sim``). Results go to ``numeric.json`` in the run dir
+(and to ``result_path`` when given), also when the test fails.
 """
 
 import json
@@ -43,6 +44,7 @@ class UnitChecker:
         self.checks = 0
         self.mismatches: list[dict] = []
         self.mismatch_count = 0
+        self.bad: set[tuple[int, int]] = set()
         self.last = None                  # (en, operands) driven for the coming edge
         self.en.value = 0
 
@@ -63,7 +65,8 @@ class UnitChecker:
             self.checks += 1
             if index < len(self.stimulus) and index + 1 > self.checked[lat]:
                 self.checked[lat] = index + 1
-            if got != want:
+            if got != want and (lat, index) not in self.bad:     # count each wrong result once
+                self.bad.add((lat, index))
                 self.mismatch_count += 1
                 if len(self.mismatches) < MAX_REPORTED:
                     self.mismatches.append({"latency": lat, "index": index,
@@ -157,6 +160,8 @@ async def numeric_units_random(dut):
     run_dir = os.environ.get("TESSERA_RUN_DIR")
     if run_dir:
         Path(run_dir, "numeric.json").write_text(json.dumps(result, indent=1))
+    if p.get("result_path"):
+        Path(p["result_path"]).write_text(json.dumps(result, indent=1))
     for s in summaries:
         dut._log.info("%s: latencies %s, %d/%d vectors checked, %d mismatches, %d enabled of %d cycles"
                       % (s["unit"], s["latencies"], s["checked"], s["vectors"], s["mismatches"],
