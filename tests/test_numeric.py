@@ -18,6 +18,9 @@ from tb.numeric.units import NumericUnits
 LATENCIES = {"bf16_mul": [1, 2, 3, 4], "fp32_add": [1, 2, 3, 4], "int8_mac": [1, 2, 3]}
 RANDOM_VECTORS = 100_000
 
+# Units built here only to check their parameters are never elaborated.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
 
 def test_numeric_units_bit_exact():
     run_dir = run(NumericUnits(LATENCIES), "tb.numeric.test_units", name="numeric_units",
