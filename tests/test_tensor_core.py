@@ -2,23 +2,31 @@
 
 import dataclasses
 
-from rtl.config import TensorConfig
+from rtl.config import preset
 from rtl.tensor.export import verilog_hierarchical
 from rtl.tensor.tensor_core import TensorCore
 from tb.harness import run
 
 
-def cfg_params(cfg: TensorConfig) -> dict:
-    d = dataclasses.asdict(cfg)
-    return d
-
-
 def run_core(cfg, name, **params):
     text = verilog_hierarchical("tensor_core", cfg, name)
     return run(TensorCore, "tb.tensor.test_core", name=name, verilog_text=text,
-               params={"cfg": cfg_params(cfg), **params})
+               params={"cfg": dataclasses.asdict(cfg), **params})
 
 
-def test_core_smoke_int8_4x4():
-    cfg = TensorConfig(rows=4, cols=4, max_k=64, max_m=64, max_n=64)
-    run_core(cfg, "tensor_core_4x4", ops=[{"m": 4, "n": 4, "k": 3, "dtype": "int8"}])
+TINY = preset("tiny").tensor
+
+
+def test_core_4x4_random_ops():
+    ops = [
+        {"m": 4, "n": 4, "k": 3, "dtype": "int8"},
+        {"m": 9, "n": 7, "k": 13, "dtype": "bf16"},
+        {"m": 6, "n": 5, "k": 1, "dtype": "int8", "acc": 1},
+        {"m": 5, "n": 10, "k": 20, "dtype": "bf16", "acc": 1},
+        {"m": 0, "n": 4, "k": 4, "dtype": "bf16", "bad": True},
+        {"m": 13, "n": 3, "k": 7, "dtype": "bf16"},
+        {"m": 4, "n": 4, "k": 4, "dtype": "bf16", "code": 3, "bad": True},
+        {"m": 17, "n": 9, "k": 2, "dtype": "int8"},
+        {"m": 1, "n": 1, "k": 1, "dtype": "bf16", "acc": 1},
+    ]
+    run_core(TINY, "tensor_core_4x4", ops=ops, special_prob=0.05, ab_idle=0.2, c_idle=0.2, d_ready=0.6)

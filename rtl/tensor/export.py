@@ -1,23 +1,37 @@
 """Hierarchical Verilog export of the tensor blocks: one PE module, instantiated R x C times.
 
 Amaranth's Verilog backend writes a copy of every sub-component, so a flat 16 x 16 array is
-256 copies of the PE (with its numeric units) and takes minutes to export and build. The
-hierarchical form is the same design with the PE written once: the array instantiates the
-module ``<name>_pe`` and this module appends its definition.
+256 copies of the PE (with its numeric units) and takes minutes to export, and Verilator (which
+cocotb runs with ``--public-flat-rw``, so every named wire of every copy stays in the model)
+takes many minutes to build it. The hierarchical form is the same design with the PE written
+once: the array instantiates the module ``<name>_pe`` (marked ``no_inline_module`` for
+Verilator) and this module appends its definition. Each module is passed through Yosys with
+``flatten`` (inside the module) and ``opt -purge``, which drops the named wires that only alias
+other signals; the logic is unchanged.
 """
 
 from __future__ import annotations
 
 import re
 
-from amaranth.back import verilog
+from amaranth._toolchain.yosys import find_yosys
+from amaranth.back import rtlil
 
 from rtl.config import TensorConfig
 from rtl.tensor.pe import ProcessingElement
 from rtl.tensor.systolic_array import SystolicArray
 from rtl.tensor.tensor_core import TensorCore
 
-__all__ = ["verilog_hierarchical"]
+__all__ = ["verilog_hierarchical", "verilog_optimized"]
+
+
+def verilog_optimized(top, name: str) -> str:
+    """``top`` -> Verilog through Yosys ``proc; flatten; opt -purge`` (unknown cells kept)."""
+    text = rtlil.convert(top, name=name, emit_src=False)
+    yosys = find_yosys(lambda ver: ver >= (0, 40))
+    script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc", "flatten", "opt -purge", "memory_collect",
+              "opt_clean -purge", "write_verilog -norename -noattr"]
+    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
 
 
 def verilog_hierarchical(block: str, cfg: TensorConfig, name: str) -> str:
@@ -29,8 +43,8 @@ def verilog_hierarchical(block: str, cfg: TensorConfig, name: str) -> str:
         top = SystolicArray(cfg, pe_module=pe_name)
     else:
         raise ValueError(f"block = {block!r} is not allowed; allowed: tensor_core, systolic_array")
-    text = verilog.convert(top, name=name, emit_src=False)
-    pe = verilog.convert(ProcessingElement(cfg.numeric, cfg.interleave), name=pe_name, emit_src=False)
+    text = verilog_optimized(top, name)
+    pe = verilog_optimized(ProcessingElement(cfg.numeric, cfg.interleave), pe_name)
     # Keep the PE a separate class in Verilator's C++ (one copy of the code, not R x C).
     header = re.search(rf"^module {re.escape(pe_name)}\(.*?\);\n", pe, re.M | re.S)
     if header is None:
