@@ -262,11 +262,13 @@ PRESETS: dict[str, FabricConfig] = {
         cache=replace(_DEFAULT.cache, sets=64, ways=4, mshrs=4),
         tile=replace(_DEFAULT.tile, scratchpad_bytes=16 * 1024, accumulator_bytes=4 * 1024),
     ),
-    # Sized for an ECP5-85F (ULX3S); revisited by the synthesis flow.
+    # Sized for an ECP5-85F (ULX3S); revisited by the synthesis flow (docs/synthesis.md): one more
+    # multiplier and adder stage lift a processing element from 55 to 74 MHz on the ECP5-85F.
     "ulx3s": replace(
         _DEFAULT,
         name="ulx3s",
-        tensor=replace(_DEFAULT.tensor, rows=4, cols=4),
+        tensor=replace(_DEFAULT.tensor, rows=4, cols=4,
+                       numeric=replace(_DEFAULT.tensor.numeric, fmul_latency=3, fadd_latency=4)),
         noc=replace(_DEFAULT.noc, width=2, height=1, flit_bits=64),
         cache=replace(_DEFAULT.cache, sets=32, ways=2, mshrs=2, data_bytes=8),
         tile=replace(_DEFAULT.tile, scratchpad_bytes=8 * 1024, accumulator_bytes=1024),
