@@ -24,7 +24,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
-    "WORD_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype", "ACC_BYTES",
+    "WORD_BITS", "PITCH_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype", "ACC_BYTES",
     "XFER", "MATMUL", "BARRIER", "END", "HEADER", "INSTRUCTION", "FORMATS",
     "xfer_desc_layout", "matmul_desc_layout", "status_layout", "field_table",
     "scratchpad_write_layout", "scratchpad_read_signature",
@@ -33,7 +33,7 @@ __all__ = [
 WORD_BITS = 128
 ACC_BYTES = 4           # one accumulator element: FP32 or INT32
 LOCAL_ADDR_BITS = 24    # scratchpad / accumulator byte addresses (TileConfig allows up to 16 MiB)
-PITCH_BITS = 18         # a row pitch in bytes: up to 65535 * 4 rounded up to a word
+PITCH_BITS = 19         # a row pitch in bytes: up to 65535 * 4 rounded up to a word (2^18)
 
 
 class Opcode(enum.Enum, shape=4):

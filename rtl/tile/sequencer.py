@@ -11,6 +11,7 @@ from rtl.tile.isa import (
     ACC_BYTES,
     FORMATS,
     INSTRUCTION,
+    PITCH_BITS,
     Dtype,
     ErrorCode,
     Mode,
@@ -26,11 +27,12 @@ from rtl.tile.isa import (
 __all__ = ["Sequencer"]
 
 
-class _Step(enum.Enum, shape=2):
+class _Step(enum.Enum, shape=3):
     FETCH = 0   # waiting for an instruction word
-    CHECK = 1   # validating the word held in ``instr``
-    ISSUE = 2   # offering its descriptor / waiting for its barrier or END condition
-    STOP = 3    # DONE or ERROR, until ``clear``
+    SIZE = 1    # multiplying out the extents of the word held in ``instr``
+    CHECK = 2   # comparing them with the limits: the error code
+    ISSUE = 3   # offering its descriptor / waiting for its barrier or END condition
+    STOP = 4    # DONE or ERROR, until ``clear``
 
 
 class Sequencer(wiring.Component):
@@ -48,8 +50,9 @@ class Sequencer(wiring.Component):
       no error. Outstanding counts are kept (those operations still complete).
     * ``status`` (out, :func:`rtl.tile.isa.status_layout`): state, error code, pc.
 
-    Behaviour: each instruction is taken from ``cmd`` (FETCH), checked in the next cycle (CHECK;
-    the first failing check of docs/isa.md gives the error code), then executed (ISSUE): LOAD,
+    Behaviour: each instruction is taken from ``cmd`` (FETCH), checked in the next two cycles
+    (SIZE multiplies out the extents of its regions, CHECK compares them with the limits; the
+    first failing check of docs/isa.md gives the error code), then executed (ISSUE): LOAD,
     STORE and MATMUL offer their descriptor until it is taken, holding it back while
     ``max_outstanding`` of that class are outstanding; BARRIER waits until every selected class
     has nothing outstanding; END waits until nothing at all is outstanding, then reports DONE.
@@ -57,7 +60,9 @@ class Sequencer(wiring.Component):
     detection (the program orders dependent work with BARRIERs; docs/isa.md lists the rules).
 
     Latency / throughput: the next word is accepted in the cycle the previous instruction retires,
-    so an instruction takes 2 cycles when its descriptor is taken at once (one CHECK, one ISSUE).
+    so an instruction takes 3 cycles when its descriptor is taken at once (SIZE, CHECK, ISSUE).
+    The check is split in two registered steps so that no path has more than one multiplier or
+    one long carry chain (``tessera synth --design tile_sequencer``).
     Back-pressure: ``cmd.ready`` is high only in FETCH and in a retiring cycle; each descriptor
     stream's ``valid`` depends only on state, never on ``ready``.
     Errors: a malformed word stops the sequencer (state ERROR, ``status.error`` set, ``status.pc``
@@ -117,7 +122,27 @@ class Sequencer(wiring.Component):
                 with m.Case(opcode):
                     m.d.comb += [known.eq(1), reserved.eq((instr.raw & reserved_mask(layout)).any())]
 
-        x_pitch = roundup(x.row_bytes)
+        # Row pitches: computed from the word as it is taken, kept beside it.
+        word = self.cmd.payload
+        x_pitch = Signal(PITCH_BITS)
+        a_pitch, b_pitch, acc_pitch = Signal(PITCH_BITS), Signal(PITCH_BITS), Signal(PITCH_BITS)
+        w_bf16 = word.matmul.dtype == Dtype.BF16
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [
+                x_pitch.eq(roundup(word.xfer.row_bytes)),
+                a_pitch.eq(roundup(Mux(w_bf16, word.matmul.m << 1, word.matmul.m))),
+                b_pitch.eq(roundup(Mux(w_bf16, word.matmul.n << 1, word.matmul.n))),
+                acc_pitch.eq(roundup(word.matmul.n * ACC_BYTES)),
+            ]
+        # SIZE: the products, registered.
+        x_span = Signal(36)     # (rows - 1) * stride
+        x_extent = Signal(31)   # rows * pitch
+        a_size, b_size, d_size = Signal(35), Signal(35), Signal(35)
+        with m.If(step == _Step.SIZE):
+            m.d.sync += [
+                x_span.eq((x.rows - 1) * x.stride), x_extent.eq(x.rows * x_pitch),
+                a_size.eq(mm.k * a_pitch), b_size.eq(mm.k * b_pitch), d_size.eq(mm.m * acc_pitch),
+            ]
         group = Cat(x.x0, x.y0, x.x1, x.y1)
         x_field = ((is_load & (x.mode.as_value() == 3))
                    | (is_store & ((x.mode != Mode.LOCAL) | (x.space != Space.ACC)))
@@ -127,23 +152,18 @@ class Sequencer(wiring.Component):
         x_size = (x.rows == 0) | (x.row_bytes == 0)
         x_align = misaligned(x.local_addr, x.mem_addr, x.stride) | (
             (x.space == Space.ACC) & x.row_bytes[:2].any())
-        x_mem_end = x.mem_addr + (x.rows - 1) * x.stride + x.row_bytes
+        x_mem_end = x.mem_addr + x_span + x.row_bytes
         x_range = x_mem_end > (1 << cfg.cache.addr_bits)
-        x_top = x.local_addr + x.rows * x_pitch
+        x_top = x.local_addr + x_extent
         x_sp = (x.space == Space.SP) & (x_top > tile.scratchpad_bytes)
         x_acc = (x.space == Space.ACC) & (x_top > tile.accumulator_bytes)
 
-        bf16 = mm.dtype == Dtype.BF16
-        a_pitch = roundup(Mux(bf16, mm.m << 1, mm.m))
-        b_pitch = roundup(Mux(bf16, mm.n << 1, mm.n))
-        acc_pitch = roundup(mm.n * ACC_BYTES)
         m_field = mm.dtype.as_value() > Dtype.INT8.value
         m_size = ((mm.m == 0) | (mm.n == 0) | (mm.k == 0) | (mm.m > cfg.tensor.max_m)
                   | (mm.n > cfg.tensor.max_n) | (mm.k > cfg.tensor.max_k))
         m_align = misaligned(mm.a_addr, mm.b_addr, mm.acc_addr)
-        m_sp = ((mm.a_addr + mm.k * a_pitch > tile.scratchpad_bytes)
-                | (mm.b_addr + mm.k * b_pitch > tile.scratchpad_bytes))
-        m_acc = mm.acc_addr + mm.m * acc_pitch > tile.accumulator_bytes
+        m_sp = (mm.a_addr + a_size > tile.scratchpad_bytes) | (mm.b_addr + b_size > tile.scratchpad_bytes)
+        m_acc = mm.acc_addr + d_size > tile.accumulator_bytes
 
         code = Signal(ErrorCode)
         is_xfer, is_mm = is_load | is_store, op == Opcode.MATMUL
@@ -223,7 +243,9 @@ class Sequencer(wiring.Component):
         with m.If(retire):
             m.d.sync += [pc.eq(pc + 1), step.eq(_Step.FETCH)]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [instr.eq(self.cmd.payload), step.eq(_Step.CHECK), state.eq(State.RUN)]
+            m.d.sync += [instr.eq(self.cmd.payload), step.eq(_Step.SIZE), state.eq(State.RUN)]
+        with m.If(step == _Step.SIZE):
+            m.d.sync += step.eq(_Step.CHECK)
         with m.If(step == _Step.CHECK):
             with m.If(code != ErrorCode.NONE):
                 m.d.sync += [step.eq(_Step.STOP), state.eq(State.ERROR), error.eq(code)]

@@ -263,7 +263,7 @@ async def random_programs(dut):
 
 @cocotb.test()
 async def outstanding_limit_and_throughput(dut):
-    """Completions held back: exactly max_outstanding of a class leave; then 2 cycles per instruction."""
+    """Completions held back: exactly max_outstanding of a class leave; then 3 cycles per instruction."""
     p = tb.params()
     cfg = preset(p["preset"])
     isa = IsaParams.of(cfg)
@@ -300,4 +300,4 @@ async def outstanding_limit_and_throughput(dut):
     dut._log.info(f"throughput: {result}")
     with open(os.path.join(os.environ["TESSERA_RUN_DIR"], "sequencer_throughput.json"), "w") as f:
         json.dump(result, f)
-    assert cycles <= 2 * n + 8, f"{cycles} cycles for {n} instructions (bound 2n + 8)"
+    assert cycles <= 3 * n + 8, f"{cycles} cycles for {n} instructions (bound 3n + 8)"
