@@ -125,7 +125,10 @@ def run(args) -> int:
     cfg = _config(args)
     rates = _rates(args) if args.pattern != "multicast" else []
     seed = resolve_seed(args.seed)
-    name = f"noc_bench_{cfg.width}x{cfg.height}_v{cfg.vcs}_d{cfg.depth}"
+    # Same name as the regression's mesh of the same shape, so that a cached build is reused.
+    name = f"noc_{cfg.width}x{cfg.height}"
+    if (cfg.vcs, cfg.depth, cfg.flit_bits) != (2, 4, 32):
+        name += f"_v{cfg.vcs}_d{cfg.depth}_f{cfg.flit_bits}"
     params = dict(width=cfg.width, height=cfg.height, flit_bits=cfg.flit_bits, vcs=cfg.vcs,
                   depth=cfg.depth, local_ports=1)
     base = {"mesh": args.mesh, "pattern": args.pattern, "vcs": cfg.vcs, "depth": cfg.depth,
