@@ -95,8 +95,9 @@ def run(args) -> int:
     order = sorted(range(len(prepared)), key=lambda k: (len(prepared[k][1] or ""), k))
     known: dict = {}
     failed = 0
-    previous = table.load_results(results) if args.all and not args.force else None
     for i, k in enumerate(order, 1):
+        # Re-read each time: another `tessera synth --design` may have finished a row meanwhile.
+        previous = table.load_results(results) if args.all and not args.force else None
         row = table.run_prepared(*prepared[k], timeout=args.timeout, seed=args.seed, out=out, known=known,
                                  previous=previous)
         table.save_result(row, results)
