@@ -166,34 +166,48 @@ async def reset(dut):
     dut.rst.value = 0
 
 
-async def episode(dut, bench: Bench, feeder: CommandFeeder, words, *, fault_at=None, timeout=20000):
-    """Run one program from IDLE; return (status dict, model result)."""
+async def episode(dut, bench: Bench, feeder: CommandFeeder, words, *, fault_at=None, clear_at=None,
+                  timeout=20000):
+    """Run one program from IDLE (with a fault or a clear pulse at a given cycle);
+    return (status, model result, words consumed, cycles)."""
     model = tile_seq.run(words, bench.cfg)
     bench.reset_episode(model)
-    bench.strict_valid = fault_at is None
+    bench.strict_valid = fault_at is None and clear_at is None
     start_sent = feeder.sent
     feeder.queue.extend(words)
     t0 = bench.cycle
     st = bench.status()
     while bench.cycle - t0 < timeout:
         await RisingEdge(dut.clk)
-        if fault_at is not None and bench.cycle - t0 == fault_at:
-            dut.fault.value = 1
-        else:
-            dut.fault.value = 0
+        dut.fault.value = int(fault_at is not None and bench.cycle - t0 == fault_at)
+        if clear_at is not None and bench.cycle - t0 >= clear_at:
+            if int(dut.clear.value):
+                dut.clear.value = 0
+                break
+            dut.clear.value = 1                # abandon the program; take no further word
+            feeder.flush()
+            continue
         st = bench.status()
         if st["state"] in (STATES["DONE"], STATES["ERROR"]):
             break
     dut.fault.value = 0
+    await RisingEdge(dut.clk)                 # (the monitor has seen the last edge's transfers)
+    issued = sum(bench.issued.values())
     await ClockCycles(dut.clk, 30)            # nothing more may be consumed or issued
+    st = bench.status() if clear_at is not None else st
+    if sum(bench.issued.values()) != issued:
+        bench.error("descriptors issued after the tile stopped or was cleared")
     consumed = feeder.sent - start_sent
     feeder.flush()
     return st, model, consumed, bench.cycle - t0
 
 
-def check_episode(bench, st, model, consumed, label, *, fault=False):
+def check_episode(bench, st, model, consumed, label, *, fault=False, cleared=False):
     errs = []
-    if fault:
+    if cleared:
+        if (st["state"], st["error"], st["pc"]) != (STATES["IDLE"], 0, 0):
+            errs.append(f"after clear: {st}")
+    elif fault:
         if (st["state"], st["error"]) not in ((STATES["ERROR"], ERRORS["FAULT"]),
                                               (model.state, model.error)):
             errs.append(f"state {STATE_NAMES[st['state']]} error {ERROR_NAMES.get(st['error'])},"
@@ -239,7 +253,7 @@ async def random_programs(dut):
     await reset(dut)
     bench = Bench(dut, cfg)
     feeder = CommandFeeder(dut, rng_for("cmd"), idle_prob=0.3)
-    kinds = ["ok"] * 3 + MALFORMED_KINDS + ["fault"]
+    kinds = ["ok"] * 3 + MALFORMED_KINDS + ["fault", "clear"]
     plan = [kinds[i % len(kinds)] for i in range(p["episodes"])]
     rng.shuffle(plan)
     for n, kind in enumerate(plan):
@@ -247,16 +261,19 @@ async def random_programs(dut):
         bench.max_delay = rng.choice((0, 3, 30))
         length = rng.randrange(1, p["max_length"])
         words = random_program(rng, isa, length, end=kind != "fault")
-        fault_at = None
+        fault_at = clear_at = None
         if kind in MALFORMED_KINDS:
             words.insert(rng.randrange(len(words)), malformed(rng, isa, kind))
         elif kind == "fault":
             fault_at = rng.randrange(2, 4 * length + 4)
+        elif kind == "clear":
+            clear_at = rng.randrange(2, 4 * length + 4)
         words += [random_instruction(rng, isa) for _ in range(3)]     # must stay unconsumed
-        st, model, consumed, _ = await episode(dut, bench, feeder, words, fault_at=fault_at)
+        st, model, consumed, _ = await episode(dut, bench, feeder, words,
+                                               fault_at=fault_at, clear_at=clear_at)
         label = (f"episode {n} ({kind}, {len(words)} words, ready {bench.ready_prob},"
                  f" delay <= {bench.max_delay})")
-        check_episode(bench, st, model, consumed, label, fault=kind == "fault")
+        check_episode(bench, st, model, consumed, label, fault=kind == "fault", cleared=kind == "clear")
         dut._log.info(f"{label}: {STATE_NAMES[st['state']]} {ERROR_NAMES[st['error']]} pc={st['pc']} ok")
         await clear(dut, bench)
 
