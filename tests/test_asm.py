@@ -175,3 +175,22 @@ def test_hazard_checker(drop, expect):
     cfg = preset("tiny")
     found = [msg for _, msg in hazards(assemble("\n".join(program), cfg), cfg)]
     assert [m.split(" on ")[0] for m in found] == expect, found
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_matmul_descriptor_fits_tensor_core_op(name):
+    """The MATMUL descriptor carries the tensor core's op fields (docs/isa.md, docs/tensor.md)."""
+    from amaranth.hdl import Shape
+
+    from rtl.tensor.interface import DTYPES, op_layout
+
+    cfg = preset(name)
+    assert DTYPES == tile_isa.DTYPES
+    op = {n: Shape.cast(f.shape).width for n, f in op_layout(cfg.tensor)}
+    desc = {n: Shape.cast(f.shape).width for n, f in isa.matmul_desc_layout(cfg)}
+    for field in ("m", "n", "k", "dtype", "accumulate"):
+        assert desc[field] >= op[field], field
+    # every size the ISA accepts is representable in the core's op fields
+    p = tile_isa.IsaParams.of(cfg)
+    for field, limit in (("m", p.max_m), ("n", p.max_n), ("k", p.max_k)):
+        assert limit < (1 << op[field]), field
