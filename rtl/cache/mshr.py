@@ -94,11 +94,13 @@ class MshrFile(wiring.Component):
                 "q_wb_err": Out(1),
                 "q_wb_pending": Out(1),
                 "q_beat": Out(bb),
+                "q_waiters": Out(cb),
                 "look_line": In(lb),
                 "look_hit": Out(1),
                 "look_idx": Out(ib),
                 "adm_line": In(lb),
                 "adm_hit": Out(1),
+                "adm_hit_filling": Out(1),
                 "adm_wb_hit": Out(1),
                 "adm_set": In(sb),
                 "adm_reserved": Out(W),
@@ -195,6 +197,7 @@ class MshrFile(wiring.Component):
             ("wb_err", self.q_wb_err),
             ("wb_pending", self.q_wb_pending),
             ("beat", self.q_beat),
+            ("waiters", self.q_waiters),
         ):
             lookup(self.q_idx, field, out)
 
@@ -203,7 +206,7 @@ class MshrFile(wiring.Component):
             with m.If(fetch & (e["line"] == self.look_line)):
                 m.d.comb += [self.look_hit.eq(1), self.look_idx.eq(i)]
             with m.If(fetch & (e["line"] == self.adm_line)):
-                m.d.comb += self.adm_hit.eq(1)
+                m.d.comb += [self.adm_hit.eq(1), self.adm_hit_filling.eq(~e["installed"])]
             with m.If(e["active"] & e["wb_pending"] & (e["victim"] == self.adm_line)):
                 m.d.comb += self.adm_wb_hit.eq(1)
             for w in range(W):

@@ -277,8 +277,47 @@ class CacheSlice(wiring.Component):
         is_flush_op = (self.req.payload.op == CacheOp.FLUSH) | (self.req.payload.op == CacheOp.INVALIDATE)
         f_accept = ~flushing & self.req.valid & is_flush_op & ~s1_valid & (queue.level == 0) & mshr.idle
 
-        # ------------------------------------------------------------------ stage 0
+        # ------------------------------------------------------------------ fast path
+        # A parked read at the head of the queue is answered straight from the R beat that carries
+        # its word, while the line is still arriving (it would otherwise replay after the install).
+        # Not a primary miss alone on its MSHR: answered before its line is present, it would turn
+        # the requester's next access to that line into a secondary miss where the one-at-a-time
+        # LRU model (and any sequential requester) expects a hit.
+        rb = port.r_beat
+        r_conflict = (s1_data_we >> mshr.r_way)[0]
         head = Signal(plo)
+        head_beat = head.req.addr[lo:ob] if ob > lo else 0
+        r_beat_no = mshr.r_beat[: ob - lo] if ob > lo else 0
+        fast = Signal()
+        m.d.comb += fast.eq(
+            ~flushing
+            & queue.r_rdy
+            & rb.valid
+            & ~r_conflict
+            & ~rb.payload.err
+            & (head.m == mshr.r_idx)
+            & mshr.q_filling
+            & ~mshr.q_wb_pending
+            & (head.req.op == CacheOp.READ)
+            & (head_beat == r_beat_no)
+            & ~(head.primary & (mshr.q_waiters == 1))
+            & ~(s1_fire & gives_resp)
+            & resp_free
+        )
+        with m.If(fast):
+            respond(
+                op=head.req.op,
+                status=Mux(head.primary & mshr.q_wb_err, CacheStatus.WB_ERROR, CacheStatus.OK),
+                hit=0,
+                secondary=head.secondary,
+                evict=head.evict,
+                writeback=head.writeback,
+                data=rb.payload.data,
+                id=head.req.id,
+                dest=head.req.dest,
+            )
+
+        # ------------------------------------------------------------------ stage 0
         m.d.comb += [head.eq(queue.r_data), mshr.q_idx.eq(head.m)]
         sel_replay = ~flushing & queue.r_rdy & mshr.q_installed & advance
 
@@ -288,7 +327,12 @@ class CacheSlice(wiring.Component):
         reserved = Signal(W)
         m.d.comb += reserved.eq(mshr.adm_reserved | Mux(s1_alloc & same_set, 1 << victim, 0))
         adm_line_hit = mshr.adm_hit | (s1_alloc & (line_of(req.addr) == line_of(r1.addr)))
-        mshr_ok = mshr.free_count > s1_alloc
+        # A request to a line still being fetched parks without an MSHR of its own.
+        mshr_ok = (
+            (mshr.free_count > s1_alloc)
+            | mshr.adm_hit_filling
+            | (s1_alloc & (line_of(req.addr) == line_of(r1.addr)))
+        )
         set_ok = adm_line_hit | (reserved != (1 << W) - 1)
         wb_ok = ~mshr.adm_wb_hit & ~(s1_alloc & victim_dirty & (victim_line == line_of(req.addr)))
         queue_ok = (queue.level + s1_push) < Q
@@ -302,8 +346,8 @@ class CacheSlice(wiring.Component):
         with m.Else():
             m.d.comb += s0.req.eq(req)
         m.d.comb += [
-            queue.r_en.eq(sel_replay),
-            mshr.pop_en.eq(sel_replay),
+            queue.r_en.eq(sel_replay | fast),
+            mshr.pop_en.eq(sel_replay | fast),
             mshr.pop_idx.eq(head.m),
             darr.rd_addr.eq(row_of(s0.req.addr)),
             darr.rd_en.eq(advance),
@@ -367,13 +411,11 @@ class CacheSlice(wiring.Component):
         count("wb_errors", port.b_valid & port.b_err)
 
         # R beats go straight into the reserved way, unless stage 1 writes that way this cycle.
-        rb = port.r_beat
         m.d.comb += [
             mshr.r_idx.eq(rb.payload.id),
             mshr.r_last.eq(rb.payload.last),
             mshr.r_err.eq(rb.payload.err),
         ]
-        r_conflict = (s1_data_we >> mshr.r_way)[0]
         m.d.comb += [rb.ready.eq(~r_conflict), mshr.r_en.eq(rb.valid & ~r_conflict)]
         r_row = Cat(mshr.r_beat[: ob - lo], mshr.r_set[:ib]) if (ob - lo) + ib else 0
 

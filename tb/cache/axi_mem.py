@@ -29,10 +29,10 @@ class LatencyAxiMem:
         self.outstanding_sum = 0
         self.counting = False
         self.counted_cycles = 0
-        self._reads: collections.deque = collections.deque()   # [ready_cycle, addr, beats_left, id]
+        self._reads: collections.deque = collections.deque()  # [ready_cycle, addr, beats_left, id]
         self._aws: collections.deque = collections.deque()
         self._wbeats: list[int] = []
-        self._bs: collections.deque = collections.deque()      # (ready_cycle, id)
+        self._bs: collections.deque = collections.deque()  # (ready_cycle, id)
         for name in ("awready", "wready", "arready"):
             self.s(name).value = 1
         for name in ("rvalid", "bvalid", "rresp", "bresp", "rlast", "rdata", "rid", "bid"):
@@ -63,8 +63,9 @@ class LatencyAxiMem:
             # ---- sample transfers of the edge
             if int(s("arvalid").value):
                 beats = int(s("arlen").value) + 1
-                self._reads.append([self.cycle + self.latency - 1, int(s("araddr").value) // D, beats,
-                                    int(s("arid").value)])
+                self._reads.append(
+                    [self.cycle + self.latency - 1, int(s("araddr").value) // D, beats, int(s("arid").value)]
+                )
                 self.outstanding += 1
             if int(s("awvalid").value):
                 self._aws.append((int(s("awaddr").value) // D, int(s("awid").value)))
