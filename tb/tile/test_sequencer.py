@@ -77,6 +77,7 @@ class Bench:
         self.max_delay = 0
         self.cycle = 0
         self.total_issued = dict.fromkeys(tile_seq.CLASSES, 0)
+        self.spurious_prob = 0.05
         self.completed = dict.fromkeys(tile_seq.CLASSES, 0)    # completion pulses the DUT has absorbed
         self.errors: list[str] = []
         self.reset_episode(None)
@@ -128,7 +129,10 @@ class Bench:
                 driven[s] = 1 if due else 0
                 if due:
                     self.pending[s].popleft()
-                getattr(dut, f"{s}_done").value = driven[s]
+                # with nothing outstanding, a completion pulse must be ignored (docs/isa.md)
+                idle = completed[s] == self.total_issued[s] and not self.pending[s]
+                spurious = idle and self.rng.random() < self.spurious_prob
+                getattr(dut, f"{s}_done").value = driven[s] | spurious
                 ready = self.ready_prob >= 1 or self.rng.random() < self.ready_prob
                 getattr(dut, f"{s}__ready").value = int(ready)
             if stopped and st["state"] == STATES["DONE"] and any(
