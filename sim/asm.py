@@ -27,7 +27,7 @@ import re
 from rtl.tile.isa import FORMATS, WORD_BITS, Opcode, field_table
 from tb.models import tile_isa
 
-__all__ = ["assemble", "disassemble", "disassemble_word", "encode", "read_words", "write_words"]
+__all__ = ["Program", "assemble", "disassemble", "disassemble_word", "encode", "read_words", "write_words"]
 
 _FIELDS = {op.value: {name: (lo, w) for name, lo, w in field_table(layout)} for op, layout in FORMATS.items()}
 _XFER_KEYS = {"sp", "acc", "mem", "rows", "bytes", "stride", "mode", "x", "y"}
@@ -256,3 +256,65 @@ def write_words(path, words) -> None:
         p.write_bytes(b"".join(w.to_bytes(WORD_BITS // 8, "little") for w in words))
     else:
         p.write_text("".join(f"{w:032x}\n" for w in words))
+
+
+class Program:
+    """Build a tile program in Python, checked instruction by instruction against ``cfg``.
+
+    ::
+
+        p = Program(cfg)
+        p.load(sp=0x0000, mem=0x10000, rows=16, bytes=32, stride=32)
+        p.barrier("loads")
+        p.matmul("bf16", m=16, n=16, k=16, a=0x0000, b=0x8000, acc=0x0000, accumulate=True)
+        p.barrier("matmuls")
+        p.store(acc=0x0000, mem=0x30000, rows=16, bytes=64)
+        p.end()
+        p.words, p.text(), p.hazards()
+
+    Keyword names are those of the assembly syntax; a bad instruction raises ``ValueError``
+    naming it (``instruction 3: ...``) when it is added.
+    """
+
+    def __init__(self, cfg=None):
+        self.cfg = cfg
+        self.words: list[int] = []
+
+    def _add(self, line: str) -> Program:
+        try:
+            (word,) = assemble(line, self.cfg)
+        except ValueError as e:
+            raise ValueError(f"instruction {len(self.words)}: {str(e).removeprefix('line 1: ')}") from None
+        self.words.append(word)
+        return self
+
+    @staticmethod
+    def _ops(**kw) -> str:
+        return ", ".join(f"{k}={v}" for k, v in kw.items() if v is not None)
+
+    def load(self, *, mem, rows, bytes, sp=None, acc=None, stride=None, mode=None, x=None, y=None):
+        def rng(v):
+            return None if v is None else (f"{v[0]}..{v[1]}" if isinstance(v, tuple) else v)
+        return self._add("load " + self._ops(sp=sp, acc=acc, mem=mem, rows=rows, bytes=bytes, stride=stride,
+                                             mode=mode, x=rng(x), y=rng(y)))
+
+    def store(self, *, acc, mem, rows, bytes, stride=None):
+        return self._add("store " + self._ops(acc=acc, mem=mem, rows=rows, bytes=bytes, stride=stride))
+
+    def matmul(self, dtype, *, m, n, k, a, b, acc, accumulate=False):
+        return self._add(f"matmul {dtype}, " + self._ops(m=m, n=n, k=k, a=a, b=b, acc=acc)
+                         + (", accumulate" if accumulate else ""))
+
+    def barrier(self, *classes):
+        return self._add("barrier " + " ".join(classes))
+
+    def end(self):
+        return self._add("end")
+
+    def text(self) -> str:
+        return disassemble(self.words, self.cfg)
+
+    def hazards(self) -> list[tuple[int, str]]:
+        from tb.models.tile_seq import hazards
+
+        return hazards(self.words, self.cfg)

@@ -194,3 +194,25 @@ def test_matmul_descriptor_fits_tensor_core_op(name):
     p = tile_isa.IsaParams.of(cfg)
     for field, limit in (("m", p.max_m), ("n", p.max_n), ("k", p.max_k)):
         assert limit < (1 << op[field]), field
+
+
+def test_program_builder():
+    from sim.asm import Program
+
+    cfg = preset("default")
+    p = Program(cfg)
+    p.load(sp=0x0000, mem=0x10000, rows=16, bytes=32, stride=32)
+    p.load(sp=0x8000, mem=0x20000, rows=16, bytes=32, stride=32, mode="send", x=(0, 3), y=0)
+    p.barrier("loads")
+    p.matmul("bf16", m=16, n=16, k=16, a=0x0000, b=0x8000, acc=0x0000, accumulate=True)
+    p.barrier("matmuls")
+    p.store(acc=0x0000, mem=0x30000, rows=16, bytes=64)
+    p.end()
+    assert assemble(p.text(), cfg) == p.words
+    assert p.hazards() == []
+    f = tile_isa.decode(p.words[1])
+    assert (f["mode"], f["x0"], f["x1"], f["y0"], f["y1"]) == (1, 0, 3, 0, 0)
+    assert tile_isa.decode(p.words[3])["accumulate"] == 1
+    with pytest.raises(ValueError, match=r"^instruction 7: load: MISALIGNED"):
+        p.load(sp=0x8, mem=0, rows=1, bytes=4)
+    assert len(p.words) == 7
