@@ -107,8 +107,18 @@ class BoardTop(Elaboratable):
         platform.add_clock_constraint(clk, p["fout"])
 
 
+# Yosys 0.70 (YoWASP build) can fail an assertion in abc9's ABC_OPS_REINTEGRATE on large board
+# designs (seen on the 4x4 tensor core behind the port bank). The fallback maps LUTs with the
+# classic `abc -lut 4` between synth_ecp5's steps instead.
+ABC_FALLBACK = {
+    "synth_opts": "-run begin:map_luts",
+    "script_after_synth": "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+                          "synth_ecp5 -run map_cells:",
+}
+
+
 def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0, timeout: float = 3600.0,
-                    seed: int = 1) -> dict:
+                    seed: int = 1, lut_mapper: str | None = None) -> dict:
     """Build ``BoardTop(block)`` for ULX3S_85F_Platform with the YoWASP tools; never programs.
 
     Returns a result dict: resource use and Fmax from nextpnr's report, the bitstream path,
@@ -120,9 +130,13 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     platform = ULX3S_85F_Platform()
+    mapper = lut_mapper or os.environ.get("TESSERA_SYNTH_LUT_MAPPER", "abc9")
+    if mapper not in ("abc9", "abc"):
+        raise ValueError(f"lut_mapper = {mapper!r}; allowed: abc9, abc")
     top = BoardTop(block, clk_mhz=clk_mhz)
     plan = platform.build(top, name=name, do_build=False, do_program=False,
-                          nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {name}.report.json")
+                          nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {name}.report.json",
+                          **(ABC_FALLBACK if mapper == "abc" else {}))
     plan.extract(str(build_dir))
     env_file = build_dir / "tools.env"
     env_file.write_text("".join(f"export {var}={tool(t)}\n" for var, t in
@@ -137,7 +151,14 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
     status, secs = run_tool(["sh", "-c", f". ./{env_file.name} && exec sh build_{name}.sh"],
                         build_dir / "build.log", timeout, build_dir)
     clock = "clk25" if top.pll is None else f"EHXPLLL {top.clk_hz / 1e6:g} MHz from clk25"
+    rpt = build_dir / f"{name}.rpt"
+    if (status != "ok" and mapper == "abc9" and rpt.exists()
+            and "ABC_OPS_REINTEGRATE" in rpt.read_text(errors="replace")[-2000:]):
+        print(f"  abc9 hit the Yosys assertion after {secs:.0f} s; retrying with abc -lut 4", flush=True)
+        return build_bitstream(block, name, build_dir, clk_mhz=clk_mhz, timeout=max(1.0, timeout - secs),
+                               seed=seed, lut_mapper="abc")
     result = {"mode": f"ULX3S_85F_Platform (in context, {clock})", "build_s": round(secs, 1),
+              "lut_mapper": mapper,
               "workdir": str(build_dir), "target_mhz": round(top.clk_hz / 1e6, 3)}
     if report.exists():
         result.update(parse_report(json.loads(report.read_text())))
