@@ -41,7 +41,7 @@ def test_noc_3x1_multiflit_backpressure():
 
 def test_noc_2x2_two_endpoints_past_saturation():
     # Several load phases up to and past saturation, two endpoints per node, both classes.
-    r = run_mesh("noc_2x2", width=2, height=2, local_ports=2, pattern="uniform", rates=[0.2, 1.0],
+    r = run_mesh("noc_2x2", width=2, height=2, local_ports=2, vcs=1, pattern="uniform", rates=[0.2, 1.0],
                  cycles=500, flits_min=1, flits_max=4, mcast_prob=0.2, bad_prob=0.03, ready_prob=0.8)
     assert all(pt["copies_delivered"] > 100 for pt in r["points"])
 

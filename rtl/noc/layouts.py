@@ -19,13 +19,14 @@ field list. All layouts depend only on a :class:`rtl.config.NocConfig`.
 
 from __future__ import annotations
 
+from amaranth.hdl import Const
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "CLASSES", "REQUEST", "RESPONSE", "DIRS",
     "node_bits", "port_bits", "vc_bits", "node_xy", "node_id",
-    "header_layout", "beat_layout", "flit_layout", "link_signature",
+    "header_layout", "beat_layout", "flit_layout", "link_signature", "vc_is",
 ]
 
 CLASSES = 2          # message classes; each has its own VCs, so one can never block the other
@@ -57,6 +58,11 @@ def node_xy(cfg, node: int) -> tuple[int, int]:
 
 def node_id(cfg, x: int, y: int) -> int:
     return y * cfg.width + x
+
+
+def vc_is(field, v: int):
+    """``field == v`` with the constant at the field's width (lint-clean)."""
+    return field == Const(v, len(field))
 
 
 def header_layout(cfg) -> data.StructLayout:

@@ -8,7 +8,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from rtl.noc.arbiter import after, onehot_mux, round_robin
-from rtl.noc.layouts import CLASSES, beat_layout, flit_layout, link_signature, node_bits, node_xy
+from rtl.noc.layouts import CLASSES, beat_layout, flit_layout, link_signature, node_bits, node_xy, vc_is
 
 __all__ = ["NetworkInterface", "injection_vc"]
 
@@ -82,10 +82,15 @@ class NetworkInterface(wiring.Component):
         dropping = Signal()        # beats after the first of a packet being dropped
         held = Signal(flit_layout(cfg))   # routing fields of the packet in progress
 
-        bad = Mux(hdr.mcast, hdr.dest == 0, hdr.dest >= cfg.nodes)
-        if cfg.local_ports & (cfg.local_ports - 1):
-            bad = bad | (hdr.port >= cfg.local_ports)
+        bad = Signal()
         nb = node_bits(cfg)
+        outside = hdr.dest[nb:].any() if cfg.nodes > nb else Const(0, 1)
+        if cfg.nodes < 1 << nb:
+            outside = outside | (hdr.dest[:nb] >= cfg.nodes)   # cfg.nodes needs exactly nb bits
+        bad_expr = Mux(hdr.mcast, ~hdr.dest.any(), outside)
+        if cfg.local_ports & (cfg.local_ports - 1):
+            bad_expr = bad_expr | (hdr.port >= Const(cfg.local_ports, len(hdr.port)))
+        m.d.comb += bad.eq(bad_expr)
         dest_mask = Mux(hdr.mcast, hdr.dest, (Const(1, cfg.nodes) << hdr.dest[:nb])[:cfg.nodes])
 
         first = Signal(flit_layout(cfg))
@@ -102,7 +107,7 @@ class NetworkInterface(wiring.Component):
             flit.data.eq(tx.payload.data),
         ]
         cr = credit[flit.cls]
-        room = Mux(flit.head & flit.mcast, cr == D, cr != 0)
+        room = Mux(flit.head & flit.mcast, cr == D, cr.any())
         starting_bad = ~in_packet & ~dropping & bad
 
         with m.If(dropping | starting_bad):
@@ -131,7 +136,7 @@ class NetworkInterface(wiring.Component):
                 m.submodules[f"eject_c{c}_v{v}"] = fifo
                 m.d.comb += [
                     fifo.w_data.eq(link.flit),
-                    fifo.w_en.eq(link.valid & (link.flit.cls == c) & (link.flit.vc == v)),
+                    fifo.w_en.eq(link.valid & (link.flit.cls == c) & vc_is(link.flit.vc, v)),
                     link.credit[c * V + v].eq(fifo.r_en & fifo.r_rdy),
                 ]
                 fifos.append(fifo)

@@ -8,7 +8,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from rtl.noc.arbiter import after, onehot_mux, round_robin
-from rtl.noc.layouts import CLASSES, DIRS, flit_layout, link_signature, node_id, node_xy
+from rtl.noc.layouts import CLASSES, DIRS, flit_layout, link_signature, node_id, node_xy, vc_is
 
 __all__ = ["Router", "router_ports", "allowed_turn"]
 
@@ -115,7 +115,7 @@ class Router(wiring.Component):
                     m.submodules[f"buf_{p}_c{c}_v{v}"] = fifo
                     m.d.comb += [
                         fifo.w_data.eq(link.flit),
-                        fifo.w_en.eq(link.valid & (link.flit.cls == c) & (link.flit.vc == v)),
+                        fifo.w_en.eq(link.valid & (link.flit.cls == c) & vc_is(link.flit.vc, v)),
                         link.credit[c * V + v].eq(fifo.r_en & fifo.r_rdy),
                     ]
                     head = data.View(layout, fifo.r_data)
@@ -123,7 +123,7 @@ class Router(wiring.Component):
 
         def route_of(head, out: str):
             if out.startswith("l"):
-                return head.dest[self.node] & (head.port == int(out[1:]))
+                return head.dest[self.node] & (head.port == Const(int(out[1:]), len(head.port)))
             return (head.dest & self.branch_mask(out)).any()
 
         for i, inp in enumerate(inputs):
@@ -135,42 +135,72 @@ class Router(wiring.Component):
             done = Signal(len(outs), name=f"done_{i}")          # branches the head flit already took
             with m.If(fifo.r_rdy & head.head):
                 m.d.sync += route_held.eq(route_now)
-            route = Mux(head.head, route_now, route_held)
             want = Signal(len(outs), name=f"want_{i}")
-            m.d.comb += want.eq(Mux(fifo.r_rdy, route & ~done, 0))
+            m.d.comb += want.eq(Mux(fifo.r_rdy, Mux(head.head, route_now, route_held) & ~done, 0))
             inp.update(outs=outs, want=want, done=done, sent=[])
 
-        # Per output: credits and ownership per (class, VC), one round-robin grant per cycle.
+        # Per output and (class, VC): credits, owner, and the three eligibility conditions.
+        state = {}
+        for o in ports:
+            for c in range(CLASSES):
+                for v in range(V):
+                    credit = Signal(range(D + 1), init=D, name=f"credit_{o}_c{c}_v{v}")
+                    owned = Signal(name=f"owned_{o}_c{c}_v{v}")
+                    nz, free_u, free_m = (Signal(name=f"{k}_{o}_c{c}_v{v}")
+                                          for k in ("nz", "free_u", "free_m"))
+                    m.d.comb += [
+                        nz.eq(credit.any()),
+                        free_u.eq(~owned & credit.any()),
+                        free_m.eq(~owned & (credit == D)),     # empty downstream: cut-through
+                    ]
+                    state[o, c, v] = (credit, owned, nz, free_u, free_m)
+
+        # Multicast heads are granted atomically: all their branches in the same cycle, and only
+        # when every branch's downstream (class, VC) is empty and unowned. One multicast per cycle
+        # per router wins (round-robin); the winner overrides the arbiters of its outputs.
+        mc_cand = []
+        for i, inp in enumerate(inputs):
+            head, want = inp["head"], inp["want"]
+            all_free = Cat(~want[k] | state[o, inp["cls"], inp["vc"]][4] for k, o in enumerate(inp["outs"]))
+            cand = Signal(name=f"mc_cand_{i}")
+            m.d.comb += cand.eq(head.head & head.mcast & want.any() & all_free.all())
+            mc_cand.append(cand)
+        n_in = len(inputs)
+        mc_prio = Signal(n_in, init=(1 << n_in) - 1)
+        mc_win = Signal(n_in)
+        m.d.comb += mc_win.eq(round_robin(Cat(mc_cand), mc_prio))
+        with m.If(mc_win.any()):
+            m.d.sync += mc_prio.eq(after(mc_win, n_in))
+
         for o in ports:
             link = getattr(self, f"out_{o}")
-            credit = [[Signal(range(D + 1), init=D, name=f"credit_{o}_c{c}_v{v}") for v in range(V)]
-                      for c in range(CLASSES)]
-            owned = [[Signal(name=f"owned_{o}_c{c}_v{v}") for v in range(V)] for c in range(CLASSES)]
-            reqs, cands = [], []
-            for inp in inputs:
-                if o not in inp["outs"]:
-                    continue
-                head = inp["head"]
-                cr = credit[inp["cls"]][inp["vc"]]
-                free = ~owned[inp["cls"]][inp["vc"]] & Mux(head.mcast, cr == D, cr != 0)
-                eligible = Mux(head.head, free, cr != 0)
-                reqs.append(inp["want"][inp["outs"].index(o)] & eligible)
-                cands.append(inp)
-            n = len(reqs)
+            cands = [(i, inp) for i, inp in enumerate(inputs) if o in inp["outs"]]
+            n = len(cands)
             if n == 0:
                 m.d.comb += link.valid.eq(0)
                 continue
+            want_o = Cat(inp["want"][inp["outs"].index(o)] for _, inp in cands)
+            is_head = Cat(inp["head"].head for _, inp in cands)
+            is_mc = Cat(inp["head"].mcast for _, inp in cands)
+            nz = Cat(state[o, inp["cls"], inp["vc"]][2] for _, inp in cands)
+            free_u = Cat(state[o, inp["cls"], inp["vc"]][3] for _, inp in cands)
+            # Unicast heads need a free credited VC, body flits a credit; multicast heads go only
+            # through the atomic path above.
             req = Signal(n, name=f"req_{o}")
+            m.d.comb += req.eq(want_o & ((is_head & ~is_mc & free_u) | (~is_head & nz)))
+            mc_here = Signal(n, name=f"mc_here_{o}")
+            m.d.comb += mc_here.eq(Cat(mc_win[i] for i, _ in cands) & want_o)
             prio = Signal(n, init=(1 << n) - 1, name=f"prio_{o}")
+            rr = Signal(n, name=f"rr_{o}")
             grant = Signal(n, name=f"grant_{o}")
-            m.d.comb += [req.eq(Cat(reqs)), grant.eq(round_robin(req, prio))]
-            with m.If(req.any()):
-                m.d.sync += prio.eq(after(grant, n))
-            for k, inp in enumerate(cands):
+            m.d.comb += [rr.eq(round_robin(req, prio)), grant.eq(Mux(mc_here.any(), mc_here, rr))]
+            with m.If(~mc_here.any() & req.any()):
+                m.d.sync += prio.eq(after(rr, n))
+            for k, (_, inp) in enumerate(cands):
                 inp["sent"].append((o, grant[k]))
 
             sel = Signal(layout, name=f"sel_{o}")
-            m.d.comb += sel.eq(onehot_mux(grant, [inp["head"] for inp in cands]))
+            m.d.comb += sel.eq(onehot_mux(grant, [inp["head"] for _, inp in cands]))
             m.d.comb += [link.valid.eq(grant.any()), link.flit.eq(sel)]
             if not o.startswith("l"):
                 m.d.comb += link.flit.dest.eq(sel.dest & self.branch_mask(o))
@@ -179,13 +209,14 @@ class Router(wiring.Component):
 
             for c in range(CLASSES):
                 for v in range(V):
-                    send = link.valid & (sel.cls == c) & (sel.vc == v)
-                    back = link.credit[c * V + v]
-                    m.d.sync += credit[c][v].eq(credit[c][v] + back - send)
+                    credit, owned = state[o, c, v][:2]
+                    send = Signal(name=f"send_{o}_c{c}_v{v}")
+                    m.d.comb += send.eq(link.valid & (sel.cls == c) & (sel.vc == Const(v, len(sel.vc))))
+                    m.d.sync += credit.eq(credit + link.credit[c * V + v] - send)
                     with m.If(send & sel.head & ~sel.tail):
-                        m.d.sync += owned[c][v].eq(1)
+                        m.d.sync += owned.eq(1)
                     with m.If(send & sel.tail):
-                        m.d.sync += owned[c][v].eq(0)
+                        m.d.sync += owned.eq(0)
 
             count = getattr(self, f"count_{o}")
             with m.If(link.valid):
