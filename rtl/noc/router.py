@@ -53,12 +53,13 @@ class Router(wiring.Component):
 
     Allocation, single cycle: every input FIFO head requests each output in its route that it has
     not yet been sent to; an output grants one request per cycle, round-robin over the input
-    FIFOs. A head flit is eligible when the output (class, VC) is not held by another packet and
-    has a credit -- for a multicast head, when the downstream FIFO is empty (``depth`` credits:
-    virtual cut-through for multicast, see ``docs/noc.md`` for why that makes the fork
-    deadlock-free). Body flits follow their head's (class, VC), which the head holds until the tail
-    passes. Replication is asynchronous: each branch takes the flit when granted; the flit leaves
-    the input FIFO once every branch has taken it.
+    FIFOs. A unicast head is eligible when the output (class, VC) is not held by another packet and
+    has a credit; a body flit follows its head's (class, VC), which the head holds until the tail
+    passes. A multicast head is granted atomically: only when, on every output of its route, the
+    (class, VC) is unowned and the downstream FIFO is empty (virtual cut-through), and then on all
+    those outputs in the same cycle (one multicast per router per cycle, round-robin). It never
+    holds one branch while waiting for another; ``docs/noc.md`` shows why that keeps the fork
+    deadlock-free. A flit leaves its input FIFO once every branch has taken it.
 
     Latency: a flit written into an input FIFO at one clock edge leaves on an output link during
     the next cycle and is in the next router's FIFO at the following edge: one cycle per hop,
