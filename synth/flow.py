@@ -203,12 +203,31 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
     if status != "ok" or not report.exists():
         why = _nextpnr_error(workdir / "nextpnr.log")
         result["status"] = f"nextpnr {status}{': ' + why if why else ''} (see {workdir / 'nextpnr.log'})"
+        packed = packer_utilisation(workdir / "nextpnr.log")
+        if packed:
+            # Placement did not finish, but the packer's counts are the design's resource use.
+            result.update(packed)
+            result["status"] += "; resources from the packer, no Fmax"
         return result
     result.update(parse_report(json.loads(report.read_text())))
     result["target_mhz"] = freq_mhz
     fmax = result["fmax_mhz"]
     result["status"] = "ok" if fmax is None or fmax >= freq_mhz else "timing failed"
     return result
+
+
+def packer_utilisation(log: Path) -> dict:
+    """Resource counts from the "Device utilisation" block nextpnr logs after packing."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return {}
+    out = {}
+    for bel, key in _BELS.items():
+        match = re.search(rf"^Info:\s+{bel}:\s+(\d+)/\s*(\d+)", text, re.M)
+        if match:
+            out[key], out[f"{key}_available"] = int(match.group(1)), int(match.group(2))
+    return out if "lut4" in out else {}
 
 
 def _nextpnr_error(log: Path) -> str:
