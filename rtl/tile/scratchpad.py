@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -65,18 +65,25 @@ class Scratchpad(wiring.Component):
         def bank_of(addr):
             return addr[row_bits:] if self.banks > 1 else 0
 
+        def one_hot(addr, name):
+            """Bank select of a word address, one bit per bank (decoded once, lint-clean)."""
+            hot = Signal(self.banks, name=name)
+            m.d.comb += hot.eq(Const(1, self.banks) << bank_of(addr))
+            return hot
+
         def row_of(addr):
             return addr[:row_bits]
 
         # ---- the banks ---------------------------------------------------------------------
         rdata = []
         rports = []
+        wr_hot = one_hot(self.wr.payload.addr, "wr_bank")
         for b in range(self.banks):
             mem = Memory(shape=tile.word_bytes * 8, depth=self.bank_words, init=[])
             m.submodules[f"bank{b}"] = mem
             w = mem.write_port(granularity=8)
             r = mem.read_port(domain="sync")
-            with m.If(self.wr.valid & (bank_of(self.wr.payload.addr) == b)):
+            with m.If(self.wr.valid & wr_hot[b]):
                 m.d.comb += w.en.eq(self.wr.payload.mask)
             m.d.comb += [w.addr.eq(row_of(self.wr.payload.addr)), w.data.eq(self.wr.payload.data)]
             m.d.comb += r.en.eq(0)
@@ -90,13 +97,12 @@ class Scratchpad(wiring.Component):
             port = self.read_port(p)
             addr = port.req.payload
             slot_free = ~port.resp.valid | port.resp.ready
-            bank = Signal(range(max(2, self.banks)), name=f"rd{p}_bank")
-            m.d.comb += bank.eq(bank_of(addr))
+            bank = one_hot(addr, f"rd{p}_bank")
             want = port.req.valid & slot_free
             next_claimed = []
             grant = Signal(name=f"rd{p}_grant")
             for b in range(self.banks):
-                mine = want & (bank == b) & ~claimed[b]
+                mine = want & bank[b] & ~claimed[b]
                 with m.If(mine):
                     m.d.comb += [grant.eq(1), rports[b].en.eq(1), rports[b].addr.eq(row_of(addr))]
                 c = Signal(name=f"bank{b}_claimed_{p + 1}")
@@ -109,9 +115,8 @@ class Scratchpad(wiring.Component):
             sel = Signal.like(bank, name=f"rd{p}_sel")
             held = Signal(tile.word_bytes * 8, name=f"rd{p}_held")
             word = Signal(tile.word_bytes * 8, name=f"rd{p}_word")
-            m.d.comb += word.eq(rdata[0])
-            for b in range(1, self.banks):
-                with m.If(sel == b):
+            for b in range(self.banks):
+                with m.If(sel[b]):
                     m.d.comb += word.eq(rdata[b])
             m.d.sync += fresh.eq(grant)
             with m.If(grant):
