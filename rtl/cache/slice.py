@@ -171,7 +171,10 @@ class CacheSlice(wiring.Component):
         k_hit = s1_valid & ((s1_replay & ~s1_fill_err) | (~s1_replay & ~malformed & ~mshr.look_hit & hit))
         k_miss = s1_valid & ~s1_replay & ~malformed & ~mshr.look_hit & ~hit
         gives_resp = k_mal | k_err | k_hit
-        s1_fire = s1_valid & (~gives_resp | resp_free)
+        # Stage 1 waits while a line install or an R beat needs the tag / data write port of the
+        # way it would write (installs and fills are never starved by a run of writes).
+        s1_hold = Signal()
+        s1_fire = s1_valid & (~gives_resp | resp_free) & ~s1_hold
         advance = ~s1_valid | s1_fire
         is_write = r1.op == CacheOp.WRITE
 
@@ -284,7 +287,13 @@ class CacheSlice(wiring.Component):
         # the requester's next access to that line into a secondary miss where the one-at-a-time
         # LRU model (and any sequential requester) expects a hit.
         rb = port.r_beat
-        r_conflict = (s1_data_we >> mshr.r_way)[0]
+        r_conflict = (s1_data_we >> mshr.r_way)[0]  # never high: s1_hold gives R the port
+        s1_tag_way = Mux(k_miss, victim, hit_way)
+        s1_writes_tag = k_miss | (k_hit & is_write)
+        m.d.comb += s1_hold.eq(
+            (mshr.install_valid & ~flushing & s1_writes_tag & (s1_tag_way == mshr.install_way))
+            | (rb.valid & k_hit & is_write & (hit_way == mshr.r_way))
+        )
         head = Signal(plo)
         head_beat = head.req.addr[lo:ob] if ob > lo else 0
         r_beat_no = mshr.r_beat[: ob - lo] if ob > lo else 0
