@@ -104,24 +104,30 @@ def run(
     runner = get_runner("verilator")
     run_dir = build_dir / "run"
     run_dir.mkdir(exist_ok=True)
-    results = runner.test(
-        test_module=test_module,
-        hdl_toplevel=name,
-        hdl_toplevel_lang="verilog",
-        build_dir=build_dir,
-        test_dir=run_dir,
-        testcase=testcase,
-        seed=seed,
-        waves=waves,
-        extra_env={PARAMS_ENV: json.dumps(params or {}), "TESSERA_RUN_DIR": str(run_dir)},
-        results_xml=str(run_dir / "results.xml"),
-        log_file=run_dir / "sim.log",
-    )
-    total, failed = get_results(results)
-    if total == 0 or failed:
-        log = (run_dir / "sim.log").read_text(errors="replace") if (run_dir / "sim.log").exists() else ""
+    try:
+        results = runner.test(
+            test_module=test_module,
+            hdl_toplevel=name,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=run_dir,
+            testcase=testcase,
+            seed=seed,
+            waves=waves,
+            extra_env={PARAMS_ENV: json.dumps(params or {}), "TESSERA_RUN_DIR": str(run_dir)},
+            results_xml=str(run_dir / "results.xml"),
+            log_file=run_dir / "sim.log",
+        )
+        total, failed = get_results(results)
+        detail = f"{failed} of {total} cocotb tests failed" if failed or not total else ""
+    except (SystemExit, RuntimeError) as e:
+        # Under pytest the runner exits (SystemExit) on a failed test or a crashed simulator.
+        detail = f"cocotb tests failed or the simulator crashed ({e!r})"
+    if detail:
+        log = run_dir / "sim.log"
+        tail = log.read_text(errors="replace")[-8000:] if log.exists() else "(no sim.log)"
         raise AssertionError(
-            f"{name}: {failed} of {total} cocotb tests failed (seed={seed}); replay with SEED={seed}\n"
-            + log[-8000:]
+            f"{name}: {test_module}: {detail} (seed={seed}); "
+            f"replay with SEED={seed}; log {log}\n{tail}"
         )
     return run_dir
