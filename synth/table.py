@@ -177,10 +177,14 @@ def markdown_table(rows: list[dict]) -> str:
     head = ("| design | preset | LUT4 | % of 83640 | FF | DP16KD | MULT18X18D | Fmax MHz | target | "
             "status | critical path (from -> to, cells, logic/routing ns) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    def status(r):
+        text = r.get("status", "").replace(str(ROOT) + "/", "")
+        return text if len(text) <= 120 else text[:117] + "..."
+
     for r in rows:
         if r.get("lut4") is None:
             lines.append(f"| {r['design']} | {r['preset']} | - | - | - | - | - | - | "
-                         f"{r.get('target_mhz', '')} | {r.get('status', '')} | |")
+                         f"{r.get('target_mhz', 0):.4g} | {status(r)} | |")
             continue
         pct = 100.0 * r["lut4"] / r["lut4_available"] if r.get("lut4_available") else 0.0
         cp = r.get("critical_path")
@@ -190,5 +194,5 @@ def markdown_table(rows: list[dict]) -> str:
             cps = f"same netlist as {r['same_as']}"
         fmax = f"{r['fmax_mhz']:.1f}" if r.get("fmax_mhz") is not None else "-"
         lines.append(f"| {r['design']} | {r['preset']} | {r['lut4']} | {pct:.1f} | {r['ff']} | {r['bram']} | "
-                     f"{r['dsp']} | {fmax} | {r['target_mhz']:g} | {r['status']} | {cps} |")
+                     f"{r['dsp']} | {fmax} | {r['target_mhz']:.4g} | {status(r)} | {cps} |")
     return "\n".join(lines)
