@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from amaranth._toolchain.yosys import find_yosys
-from amaranth.back import rtlil
+from amaranth.back import rtlil, verilog
 
 from rtl.config import TensorConfig
 from rtl.tensor.pe import ProcessingElement
@@ -34,8 +34,11 @@ def verilog_optimized(top, name: str) -> str:
     return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
 
 
-def verilog_hierarchical(block: str, cfg: TensorConfig, name: str) -> str:
-    """Verilog text of ``block`` ("tensor_core" or "systolic_array") with top module ``name``."""
+def verilog_hierarchical(block: str, cfg: TensorConfig, name: str, optimize: bool = True) -> str:
+    """Verilog text of ``block`` ("tensor_core" or "systolic_array") with top module ``name``.
+
+    ``optimize=False`` writes each module with Amaranth's own Verilog backend instead (sub-modules
+    kept, e.g. for lint with per-module attribution)."""
     pe_name = f"{name}_pe"
     if block == "tensor_core":
         top = TensorCore(cfg, pe_module=pe_name)
@@ -43,8 +46,9 @@ def verilog_hierarchical(block: str, cfg: TensorConfig, name: str) -> str:
         top = SystolicArray(cfg, pe_module=pe_name)
     else:
         raise ValueError(f"block = {block!r} is not allowed; allowed: tensor_core, systolic_array")
-    text = verilog_optimized(top, name)
-    pe = verilog_optimized(ProcessingElement(cfg.numeric, cfg.interleave), pe_name)
+    convert = verilog_optimized if optimize else (lambda t, n: verilog.convert(t, name=n, emit_src=False))
+    text = convert(top, name)
+    pe = convert(ProcessingElement(cfg.numeric, cfg.interleave), pe_name)
     # Keep the PE a separate class in Verilator's C++ (one copy of the code, not R x C).
     header = re.search(rf"^module {re.escape(pe_name)}\(.*?\);\n", pe, re.M | re.S)
     if header is None:

@@ -146,7 +146,7 @@ class TensorCore(wiring.Component):
             sig = Signal.like(W[w][0][f], name=f"sel_w{w}_f{f}")
             with m.Switch(t):
                 for x in range(T):
-                    with m.Case(x):
+                    with m.Case(x) if x < T - 1 else m.Default():
                         m.d.comb += sig.eq(W[w][x][f])
             return sig
 
