@@ -46,7 +46,7 @@ def test_registered():
     assert {"tensor_pe", "systolic_array", "tensor_core"} <= set(registry())
 
 
-@pytest.mark.parametrize("rows,cols", [(16, 16), (2, 3)])
+@pytest.mark.parametrize("rows,cols", [(16, 16)])
 def test_hierarchical_export_lints_clean(tmp_path, rows, cols):
     name = f"tensor_core_{rows}x{cols}"
     text = verilog_hierarchical("tensor_core", TensorConfig(rows=rows, cols=cols), name, optimize=False)
