@@ -16,9 +16,7 @@ def register(sub):
 
 
 def run(args) -> int:
-    from amaranth.back import verilog
-
-    from rtl.blocks import make_block, registry
+    from rtl.blocks import export_verilog, registry
     from rtl.config import preset
 
     blocks = registry()
@@ -36,7 +34,7 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in names:
         top = f"{name}_{cfg.name}"
-        text = verilog.convert(make_block(name, cfg), name=top, emit_src=False)
+        text = export_verilog(name, cfg, top)
         path = out / f"{top}.v"
         path.write_text(text)
         print(f"{path}  ({text.count(chr(10))} lines)")

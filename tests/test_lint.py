@@ -2,9 +2,8 @@
 (with the commented waiver file sim/verilator_waivers.vlt)."""
 
 import pytest
-from amaranth.back import verilog
 
-from rtl.blocks import make_block, registry
+from rtl.blocks import export_verilog, registry
 from rtl.config import preset
 from sim.lint import lint_file
 
@@ -13,7 +12,7 @@ from sim.lint import lint_file
 def test_block_lints_clean(block, tmp_path):
     cfg = preset("tiny")
     path = tmp_path / f"{block}_tiny.v"
-    path.write_text(verilog.convert(make_block(block, cfg), name=f"{block}_tiny", emit_src=False))
+    path.write_text(export_verilog(block, cfg, f"{block}_tiny"))
     diags = lint_file(path)
     assert not diags, "\n".join(diags[:30])
 
