@@ -45,7 +45,8 @@ def _pow2(owner: str, name: str, value, lo: int = 1, hi: int | None = None):
 
 def _one_of(owner: str, name: str, value, allowed):
     if value not in allowed:
-        raise ValueError(f"{owner}.{name} = {value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+        allowed_text = ", ".join(map(str, allowed))
+        raise ValueError(f"{owner}.{name} = {value!r} is not allowed; allowed: {allowed_text}")
 
 
 @dataclass(frozen=True)

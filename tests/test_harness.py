@@ -25,4 +25,5 @@ class _StreamFifo(wiring.Component):
 
 
 def test_stream_vip_through_fifo():
-    run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", params={"width": 37, "count": 2000})
+    run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo",
+        params={"width": 37, "count": 2000})
