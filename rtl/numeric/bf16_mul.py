@@ -5,14 +5,14 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl.config import NumericConfig
-from rtl.numeric.common import Pipeline, check_latency, leading_zeros
+from rtl.numeric.common import Pipeline, check_latency, normalise
 
 __all__ = ["BF16Multiplier"]
 
 # Registered cut points per latency (the output register is always there).
 #   in   : the operands
 #   prod : after the 8 x 8 significand product and the exponent sum
-#   norm : after the leading-zero count and normalising shift
+#   norm : after the normalising shift (normal results) and the subnormal shift, in parallel
 _CUTS = {1: (), 2: ("prod",), 3: ("prod", "norm"), 4: ("in", "prod", "norm")}
 
 CANONICAL_NAN = 0x7FC00000
@@ -72,29 +72,30 @@ class BF16Multiplier(wiring.Component):
             esum=a["exp"] + b["exp"],             # 9 bits, 2..508
         )
 
-        # Normalise the product so that its leading one is at bit 15. Its value is then
-        # 1.15 x 2^(er - 127) with er = esum - lz - 126 (signed, -142..382).
-        lz = leading_zeros(y.prod)
+        # Two paths in parallel from the exact product P (2.14 fixed point, value
+        # P * 2^(esum - 268)):
+        # * normal result: move the leading one of P to bit 15; the biased exponent is then
+        #   er = esum - lz - 126 (signed, -141..382) and the result is exact;
+        # * subnormal result (er <= 0): the mantissa field is P * 2^(esum - 119), which does not
+        #   depend on lz: P shifted right by rs = 142 - esum places from bit 24 (one guard bit,
+        #   and a sticky bit from the bits below it), rounded to nearest even below.
+        norm, lz = normalise(y.prod)
+        wide = Cat(Const(0, 24), y.prod)                  # P * 2^24, 40 bits
+        rs = Mux(y.esum < 101, 41, 142 - y.esum)[0:6]     # from 41 on only sticky bits remain
+        shifted = wide >> rs                              # [0] guard, [1:24] mantissa field
         z = pipe.stage(
             "norm",
             sign=y.sign, nan=y.nan, inf=y.inf,
-            zero=y.prod == 0,
-            frac=(y.prod << lz)[0:15],            # the 15 bits below the leading one
+            zero=~y.prod.any(),
+            frac=norm[0:15],                              # the 15 bits below the leading one
             er=(y.esum - lz - 126)[0:11].as_signed(),
+            sub_man=shifted[1:24],
+            sub_guard=shifted[0],
+            sub_sticky=(wide & Cat(rs > i for i in range(40))).any(),
         )
 
-        # Subnormal result (er <= 0): shift the 24-bit significand right by 1 - er, keeping one
-        # guard bit and a sticky bit, and round to nearest even. Any shift beyond 26 gives +-0,
-        # like 26 does (the whole significand lies below the guard bit).
-        sig25 = Cat(Const(0, 9), z.frac, Const(1, 1))     # 1.23 significand, then a guard bit
-        rsh = Mux(z.er < -25, 26, 1 - z.er)[0:5]
-        shifted = sig25 >> rsh                             # [0] guard, [1:25] mantissa field
-        sticky = (sig25 & Cat(rsh > i for i in range(25))) != 0      # bits below the guard
-        guard = shifted[0]
-        sub_man = shifted[1:25]
-        round_up = guard & (sticky | sub_man[0])
-        subnormal = sub_man + round_up                     # a carry gives the smallest normal
-
+        round_up = z.sub_guard & (z.sub_sticky | z.sub_man[0])
+        subnormal = z.sub_man + round_up                  # a carry gives the smallest normal
         normal = Cat(Const(0, 8), z.frac, z.er[0:8])
         magnitude = Mux(z.er > 0, normal, subnormal)[0:31]
         result = Mux(z.zero, 0, magnitude)

@@ -1,4 +1,4 @@
-"""Shared pieces of the numeric units: retimable pipeline stages and a leading-zero counter.
+"""Shared pieces of the numeric units: retimable pipeline stages and a normalising shifter.
 
 Not a block: the units in this package import these helpers.
 """
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 from amaranth import Cat, Const, Mux, Signal, Value
 
-__all__ = ["Pipeline", "leading_zeros", "check_latency"]
+__all__ = ["Pipeline", "normalise", "check_latency"]
 
 
 def check_latency(unit: str, latency, cuts: dict) -> int:
@@ -58,29 +58,28 @@ class Pipeline:
             raise ValueError(f"unknown pipeline stages {sorted(missing)}")
 
 
-def leading_zeros(value) -> Value:
-    """Number of leading zeros of ``value`` (``len(value)`` when it is zero), as a log-depth tree.
+def normalise(value, stop=None) -> tuple[Value, Value]:
+    """Shift ``value`` left until its leading one reaches the top bit; return (shifted, count).
 
-    The value is padded with ones at the bottom to a power-of-two width, so the count never
-    exceeds the original width.
+    The count and the shift are computed together, one power of two per level (16, 8, 4, 2, 1
+    for up to 32 bits): a level shifts when the top bits of the value it sees are all zero. So
+    the path is one zero-detect and one 2:1 mux per level, with no separate count-then-shift.
+    ``stop`` (same width, optional) is OR-ed into the zero detection only: a one at position
+    ``p`` limits the shift to ``width - 1 - p`` places (used to stop at the smallest-normal
+    exponent). A zero ``value`` (and ``stop``) shifts by the largest count the levels reach.
     """
     value = Value.cast(value)
     width = len(value)
-    size = 1
-    while size < width:
-        size *= 2
-    padded = Cat(Const(-1, size - width), value) if size > width else value
-
-    def tree(v):
-        # -> (all_zero, count of leading zeros, valid when not all_zero)
-        if len(v) == 1:
-            return ~v[0], Const(0, 0)          # a count below 1 needs no bits
-        half = len(v) // 2
-        lo_zero, lo_count = tree(v[:half])
-        hi_zero, hi_count = tree(v[half:])
-        return hi_zero & lo_zero, Mux(hi_zero, Cat(lo_count, Const(1, 1)), Cat(hi_count, Const(0, 1)))
-
-    if width == 0:
-        raise ValueError("leading_zeros of an empty value")
-    zero, count = tree(padded)
-    return Mux(zero, width, count)
+    probe = value if stop is None else value | Value.cast(stop)
+    steps = []
+    k = 1
+    while k < width:
+        steps.append(k)
+        k *= 2
+    bits = []
+    for k in reversed(steps):
+        top_zero = ~probe[width - k:].any()
+        value = Mux(top_zero, Cat(Const(0, k), value[:width - k]), value)
+        probe = Mux(top_zero, Cat(Const(0, k), probe[:width - k]), probe)
+        bits.append(top_zero)
+    return value, Cat(*reversed(bits))

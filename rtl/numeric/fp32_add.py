@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl.config import NumericConfig
-from rtl.numeric.common import Pipeline, check_latency, leading_zeros
+from rtl.numeric.common import Pipeline, check_latency, normalise
 
 __all__ = ["FP32Adder"]
 
@@ -13,7 +13,7 @@ __all__ = ["FP32Adder"]
 #   swap  : after the magnitude compare, operand swap and exponent difference
 #   align : after the alignment shifter (smaller operand shifted right, sticky bit jammed)
 #   add   : after the 28-bit significand add / subtract
-#   norm  : after the leading-zero count and normalising shift
+#   norm  : after the normalising shift (leading-zero count merged into it)
 _CUTS = {1: (), 2: ("add",), 3: ("align", "norm"), 4: ("swap", "add", "norm")}
 
 CANONICAL_NAN = 0x7FC00000
@@ -28,8 +28,9 @@ class FP32Adder(wiring.Component):
 
     Algorithm (single path): swap so that ``|a| >= |b|``, shift the smaller significand right by
     the exponent difference with guard, round and jammed sticky bits, add or subtract (the
-    result is never negative), count leading zeros and shift left, but never below the
-    smallest-normal exponent (which produces subnormals), then round to nearest even. The
+    result is never negative), shift left to normalise (leading-zero count and shift merged, one
+    power of two per level), but never below the smallest-normal exponent (which produces
+    subnormals), then round to nearest even. The
     rounding carry propagates into the exponent field, which also yields overflow to infinity.
 
     Latency: ``latency`` cycles with ``en`` high (1..4; default ``NumericConfig.fadd_latency``).
@@ -111,18 +112,19 @@ class FP32Adder(wiring.Component):
         )
 
         # Normalise: move the leading one to bit 27, but shift at most exp places so that the
-        # exponent field stays >= 0; a result still below bit 27 is then subnormal. The
+        # exponent field stays >= 0; a result still below bit 27 is then subnormal. A marker bit
+        # at position 27 - exp (decoded from exp beside the adder) stops the shift there. The
         # exponent field is exp - shift - 1 plus the leading one, added in by the packing below.
-        lz = leading_zeros(w.total)
-        shift = Mux(lz > w.exp, w.exp, lz)[0:5]
-        zero = w.total == 0
+        marker = Cat(w.exp == 27 - i for i in range(28))
+        norm, shift = normalise(w.total, marker)
+        zero = ~w.total.any()
         v = pipe.stage(
             "norm",
             nan=w.nan, inf=w.inf,
             sign=Mux(zero, w.sign & ~w.eff_sub, w.sign),   # exact cancellation is +0
             zero=zero,
             exp=(w.exp - shift)[0:8],
-            norm=(w.total << shift)[0:28],
+            norm=norm,
         )
 
         # Round to nearest even at bit 4; the significand (hidden bit included) is added onto
@@ -130,7 +132,7 @@ class FP32Adder(wiring.Component):
         lsb, guard, sticky = v.norm[4], v.norm[3], v.norm[0:3] != 0
         round_up = guard & (sticky | lsb)
         packed = (Cat(Const(0, 23), v.exp) + v.norm[4:28] + round_up)[0:32]
-        overflow = packed[23:32] >= 0xFF
+        overflow = ~v.zero & (packed[23:32] >= 0xFF)     # a zero sum may shift past exp
 
         with m.If(self.en):
             with m.If(v.nan):
