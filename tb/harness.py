@@ -37,31 +37,54 @@ def export_verilog(top, name: str) -> str:
     return verilog.convert(top, name=name, emit_src=False)
 
 
+def _runner():
+    """cocotb's Verilator runner, but with only the top module's signals public.
+
+    The stock runner passes ``--public-flat-rw``, which keeps every internal wire of every
+    instance as a VPI-visible variable: large designs then take many minutes to compile. The
+    testbenches only touch top-level ports, so a control file makes just those public.
+    """
+    from cocotb_tools.runner import Verilator
+
+    class _TopPublicVerilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            return cmds
+
+    return _TopPublicVerilator()
+
+
+def _public_vlt(build_dir: Path, top: str) -> Path:
+    path = build_dir / "public.vlt"
+    path.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    return path
+
+
 def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None = None) -> Path:
     """Export and build ``top``; return the build directory. An unchanged design is not rebuilt."""
-    from cocotb_tools.runner import get_runner
-
     setup_environment()
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     text = verilog_text if verilog_text is not None else export_verilog(top, name)
-    key = hashlib.sha256("\n".join([text, " ".join(VERILATOR_ARGS), str(waves)]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([text, " ".join(VERILATOR_ARGS), "top-public", str(waves)]).encode())
+    key = key.hexdigest()[:16]
     build_dir = BUILD / "sim" / f"{name}-{key}" / _worker()
     stamp = build_dir / ".built"
     if not stamp.exists():
         build_dir.mkdir(parents=True, exist_ok=True)
         src = build_dir / f"{name}.v"
         src.write_text(text)
-        runner = get_runner("verilator")
+        runner = _runner()
         runner.build(
             sources=[src],
             hdl_toplevel=name,
             build_dir=build_dir,
-            build_args=VERILATOR_ARGS,
+            build_args=[*VERILATOR_ARGS, str(_public_vlt(build_dir, name))],
             waves=waves,
             timescale=("1ns", "1ps"),
             verbose=os.environ.get("TESSERA_BUILD_VERBOSE", "0") != "0",
