@@ -5,6 +5,7 @@
   :mod:`rtl.tensor.interface`. See docs/tensor.md.
 """
 
+from rtl.tensor.export import verilog_hierarchical
 from rtl.tensor.pe import ProcessingElement
 from rtl.tensor.systolic_array import SystolicArray
 from rtl.tensor.tensor_core import TensorCore
@@ -15,4 +16,10 @@ BLOCKS: dict = {
     "tensor_pe": lambda cfg: ProcessingElement(cfg.tensor.numeric),
     "systolic_array": lambda cfg: SystolicArray(cfg.tensor),
     "tensor_core": lambda cfg: TensorCore(cfg.tensor),
+}
+
+# The flat Amaranth export writes a copy of the PE per instance; export the arrays with one PE module.
+EXPORTERS: dict = {
+    name: (lambda block: lambda cfg, top: verilog_hierarchical(block, cfg.tensor, top))(name)
+    for name in ("systolic_array", "tensor_core")
 }
