@@ -199,6 +199,7 @@ class TileConfig:
     word_bytes: int = 16
     scratchpad_read_ports: int = 2
     max_outstanding: int = 15
+    cmd_queue_depth: int = 128  # instructions the host can queue per tile before starting it
 
     def __post_init__(self):
         _pow2("TileConfig", "scratchpad_bytes", self.scratchpad_bytes, 1024, 1 << 24)
@@ -206,7 +207,8 @@ class TileConfig:
         _pow2("TileConfig", "accumulator_bytes", self.accumulator_bytes, 256, 1 << 24)
         _pow2("TileConfig", "word_bytes", self.word_bytes, 4, 128)
         _int_in("TileConfig", "scratchpad_read_ports", self.scratchpad_read_ports, 1, 4)
-        _int_in("TileConfig", "max_outstanding", self.max_outstanding, 1, 255)
+        _int_in("TileConfig", "max_outstanding", self.max_outstanding, 1, 15)
+        _int_in("TileConfig", "cmd_queue_depth", self.cmd_queue_depth, 2, 4096)
         if self.scratchpad_bytes < self.scratchpad_banks * self.word_bytes:
             raise ValueError(
                 f"TileConfig.scratchpad_banks = {self.scratchpad_banks} is too many for scratchpad_bytes"
@@ -227,6 +229,10 @@ class TileConfig:
     def scratchpad_words(self) -> int:
         return self.scratchpad_bytes // self.word_bytes
 
+    @property
+    def accumulator_words(self) -> int:
+        return self.accumulator_bytes // self.word_bytes
+
 
 @dataclass(frozen=True)
 class FabricConfig:
@@ -245,13 +251,61 @@ class FabricConfig:
             if not isinstance(getattr(self, name), cls):
                 raise ValueError(f"FabricConfig.{name} must be a {cls.__name__}")
         _int_in("FabricConfig", "mem_ports", self.mem_ports, 1, self.noc.nodes)
+        self._check_fabric()
+
+    def _check_fabric(self):
+        """Cross-subsystem rules of the fabric (docs/fabric.md, "Parameters")."""
+        noc, cache, tile, tensor = self.noc, self.cache, self.tile, self.tensor
+        nodes = noc.nodes
+        if not is_pow2(nodes):
+            raise ValueError(f"FabricConfig.noc: width x height = {nodes} tiles must be a power of two"
+                             " (addresses are line-interleaved over the L2 slices by address bits)")
+        if self.noc.nodes % self.mem_ports:
+            raise ValueError(f"FabricConfig.mem_ports = {self.mem_ports} must divide the {nodes} L2 slices")
+        if noc.local_ports < 2:
+            raise ValueError(f"FabricConfig.noc.local_ports = {noc.local_ports}: a fabric needs 2"
+                             " (port 0 the compute tile, port 1 the L2 slice)")
+        if not (noc.flit_bits == 8 * cache.data_bytes == 8 * tile.word_bytes):
+            raise ValueError(
+                f"FabricConfig: noc.flit_bits = {noc.flit_bits}, cache.data_bytes = {cache.data_bytes} and"
+                f" tile.word_bytes = {tile.word_bytes} must describe one word (flit_bits = 8 * data_bytes"
+                " = 8 * word_bytes)")
+        if 2 * max(tensor.rows, tensor.cols) > tile.word_bytes:
+            raise ValueError(
+                f"FabricConfig.tile.word_bytes = {tile.word_bytes} is too narrow for a {tensor.rows} x"
+                f" {tensor.cols} tensor core: one BF16 operand step ({2 * max(tensor.rows, tensor.cols)}"
+                " bytes) must fit in one scratchpad word")
+        if cache.dest_bits < nodes:
+            raise ValueError(f"FabricConfig.cache.dest_bits = {cache.dest_bits} cannot hold a bitmask of"
+                             f" {nodes} tiles")
+        if cache.addr_bits > 32:
+            raise ValueError(f"FabricConfig.cache.addr_bits = {cache.addr_bits}: the tile ISA has 32-bit"
+                             " memory addresses; allowed 12..32")
+        if cache.line_bytes * nodes * cache.sets > (1 << cache.addr_bits):
+            raise ValueError(f"FabricConfig.cache.addr_bits = {cache.addr_bits} is too small for"
+                             f" {nodes} slices of {cache.sets} sets of {cache.line_bytes}-byte lines")
+        # Imported here: rtl.fabric.messages depends on this module.
+        from rtl.fabric.messages import req_head_bits, tag_bits
+
+        if cache.id_bits < tag_bits(self):
+            raise ValueError(f"FabricConfig.cache.id_bits = {cache.id_bits} is too small for the tile's"
+                             f" response tag ({tag_bits(self)} bits)")
+        if req_head_bits(self) > noc.flit_bits:
+            raise ValueError(
+                f"FabricConfig: a request header ({req_head_bits(self)} bits) does not fit in one"
+                f" {noc.flit_bits}-bit flit; lower cache.addr_bits or cache.id_bits, or widen the flit")
 
     @property
     def tiles(self) -> int:
         return self.noc.nodes
 
 
-_DEFAULT = FabricConfig()
+_DEFAULT = FabricConfig(
+    cache=CacheConfig(id_bits=24),
+    # 64 KiB of accumulators: one 128 x 128 FP32 output tile, so a 512 x 512 GEMM needs one pass.
+    tile=TileConfig(accumulator_bytes=64 * 1024),
+    mem_ports=4,  # 4 x 16 bytes per cycle of memory bandwidth
+)
 
 PRESETS: dict[str, FabricConfig] = {
     "default": _DEFAULT,
@@ -262,6 +316,7 @@ PRESETS: dict[str, FabricConfig] = {
         noc=replace(_DEFAULT.noc, width=2, height=2),
         cache=replace(_DEFAULT.cache, sets=64, ways=4, mshrs=4),
         tile=replace(_DEFAULT.tile, scratchpad_bytes=16 * 1024, accumulator_bytes=4 * 1024),
+        mem_ports=1,
     ),
     # Sized for an ECP5-85F (ULX3S); revisited by the synthesis flow (docs/synthesis.md): one more
     # multiplier and adder stage lift a processing element from 55 to 74 MHz on the ECP5-85F.
@@ -271,8 +326,10 @@ PRESETS: dict[str, FabricConfig] = {
         tensor=replace(_DEFAULT.tensor, rows=4, cols=4,
                        numeric=replace(_DEFAULT.tensor.numeric, fmul_latency=3, fadd_latency=4)),
         noc=replace(_DEFAULT.noc, width=2, height=1, flit_bits=64),
-        cache=replace(_DEFAULT.cache, sets=32, ways=2, mshrs=2, data_bytes=8),
-        tile=replace(_DEFAULT.tile, scratchpad_bytes=8 * 1024, accumulator_bytes=1024),
+        cache=replace(_DEFAULT.cache, sets=32, ways=2, mshrs=2, data_bytes=8, addr_bits=24, id_bits=20),
+        tile=replace(_DEFAULT.tile, scratchpad_bytes=8 * 1024, accumulator_bytes=1024, word_bytes=8,
+                     cmd_queue_depth=32),
+        mem_ports=1,
     ),
 }
 
