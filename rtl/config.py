@@ -270,6 +270,9 @@ class FabricConfig:
                 f"FabricConfig: noc.flit_bits = {noc.flit_bits}, cache.data_bytes = {cache.data_bytes} and"
                 f" tile.word_bytes = {tile.word_bytes} must describe one word (flit_bits = 8 * data_bytes"
                 " = 8 * word_bytes)")
+        if not (is_pow2(tensor.rows) and is_pow2(tensor.cols)):
+            raise ValueError(f"FabricConfig.tensor: rows = {tensor.rows} and cols = {tensor.cols} must be powers"
+                             " of two in a fabric (operand steps and result rows align to words)")
         if 2 * max(tensor.rows, tensor.cols) > tile.word_bytes:
             raise ValueError(
                 f"FabricConfig.tile.word_bytes = {tile.word_bytes} is too narrow for a {tensor.rows} x"
