@@ -21,6 +21,7 @@ __all__ = [
     "FabricConfig",
     "PRESETS",
     "preset",
+    "fabric_from_dict",
     "is_pow2",
 ]
 
@@ -335,6 +336,16 @@ PRESETS: dict[str, FabricConfig] = {
         mem_ports=1,
     ),
 }
+
+
+def fabric_from_dict(d: dict) -> FabricConfig:
+    """Inverse of ``dataclasses.asdict`` for a :class:`FabricConfig` (testbench parameters)."""
+    tensor = dict(d["tensor"])
+    tensor["numeric"] = NumericConfig(**tensor["numeric"])
+    return FabricConfig(
+        name=d["name"], tensor=TensorConfig(**tensor), noc=NocConfig(**d["noc"]),
+        cache=CacheConfig(**d["cache"]), tile=TileConfig(**d["tile"]), mem_ports=d["mem_ports"],
+    )
 
 
 def preset(name: str) -> FabricConfig:

@@ -1,0 +1,145 @@
+"""``Fabric``: the whole Tessera: a mesh of compute tiles and L2 slices, memory and host ports."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module
+from amaranth.lib import wiring
+
+from rtl.bus.axi import axi4_fields, axi4_members, axil_fields, axil_members, bus_view, connect_flat
+from rtl.bus.axi_arbiter import AxiArbiter
+from rtl.cache.axi_port import axi_params
+from rtl.cache.slice import CacheSlice
+from rtl.config import FabricConfig
+from rtl.fabric.csr import Csr
+from rtl.fabric.messages import SLICE_PORT, TILE_PORT, memory_addr
+from rtl.fabric.slice_port import SlicePort
+from rtl.noc.mesh import Mesh, endpoint_index
+from rtl.tile.tile import TILE_COUNTERS, ComputeTile
+
+__all__ = ["Fabric", "mem_prefixes", "HOST_ADDR_BITS"]
+
+HOST_ADDR_BITS = 16
+
+
+def mem_prefixes(cfg: FabricConfig) -> list[str]:
+    """Names of the memory ports: ``m_axi`` for one port, ``m_axi0`` .. ``m_axi{P-1}`` for more."""
+    return ["m_axi"] if cfg.mem_ports == 1 else [f"m_axi{p}" for p in range(cfg.mem_ports)]
+
+
+def mem_port_params(cfg: FabricConfig) -> dict:
+    """addr/data/id widths of a fabric memory port (the slices' ids plus the arbiter's source bits)."""
+    p = axi_params(cfg.cache)
+    per_port = cfg.tiles // cfg.mem_ports
+    p["id_bits"] += (per_port - 1).bit_length()
+    return p
+
+
+class Fabric(wiring.Component):
+    """A ``width`` x ``height`` mesh of nodes; node ``n`` = compute tile + L2 slice + router.
+
+    Ports (flat, named for cocotbext-axi): ``s_axil_*`` the AXI4-Lite host port (CSRs,
+    docs/csr.md, 16-bit addresses, 32-bit data); :func:`mem_prefixes` AXI4 masters to memory
+    (``cache.data_bytes`` wide, one INCR burst per L2 line). Slice ``n`` uses memory port
+    ``n % mem_ports``; slices sharing a port go through a round-robin :class:`AxiArbiter`
+    (their ids are extended by the source index).
+
+    Addresses are line-interleaved: line ``L`` lives in slice ``L % tiles``
+    (rtl/fabric/messages.py). The tiles reach the slices through the NoC: requests on the
+    request class, responses (unicast or multicast) on the response class, so the two can never
+    block each other. See docs/fabric.md for the data path, performance and error behaviour.
+    """
+
+    def __init__(self, cfg: FabricConfig, pe_module: str | None = None):
+        if not isinstance(cfg, FabricConfig):
+            raise ValueError(f"Fabric: cfg must be a FabricConfig, not {type(cfg).__name__}")
+        self.cfg, self.pe_module = cfg, pe_module
+        self.mem_fields = axi4_fields(**mem_port_params(cfg))
+        self.host_fields = axil_fields(HOST_ADDR_BITS, 32)
+        members = axil_members("s_axil", addr_bits=HOST_ADDR_BITS, data_bits=32)
+        for prefix in mem_prefixes(cfg):
+            members.update(axi4_members(prefix, **mem_port_params(cfg)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        m.submodules.mesh = mesh = Mesh(cfg.noc)
+        m.submodules.csr = csr = Csr(cfg)
+        connect_flat(m, bus_view(self, "s_axil", self.host_fields), bus_view(csr, "s_axil", self.host_fields),
+                     self.host_fields)
+
+        slice_fields = axi4_fields(**axi_params(cfg.cache))
+        per_port = cfg.tiles // cfg.mem_ports
+        arbiters = []
+        for p, prefix in enumerate(mem_prefixes(cfg)):
+            arb = AxiArbiter(per_port, **axi_params(cfg.cache))
+            m.submodules[f"mem_arbiter{p}"] = arb
+            connect_flat(m, bus_view(arb, "m_axi", self.mem_fields), bus_view(self, prefix, self.mem_fields),
+                         self.mem_fields)
+            arbiters.append(arb)
+
+        tiles, ports, slices = [], [], []
+        for n in range(cfg.tiles):
+            tile = ComputeTile(cfg, n, pe_module=self.pe_module)
+            port = SlicePort(cfg, n)
+            l2 = CacheSlice(cfg.cache)
+            m.submodules[f"tile{n}"] = tile
+            m.submodules[f"slice_port{n}"] = port
+            m.submodules[f"l2_{n}"] = l2
+            tiles.append(tile)
+            ports.append(port)
+            slices.append(l2)
+
+            e_tile, e_slice = endpoint_index(cfg.noc, n, TILE_PORT), endpoint_index(cfg.noc, n, SLICE_PORT)
+            wiring.connect(m, tile.tx, getattr(mesh, f"tx_{e_tile}"))
+            wiring.connect(m, getattr(mesh, f"rx_{e_tile}"), tile.rx)
+            wiring.connect(m, port.tx, getattr(mesh, f"tx_{e_slice}"))
+            wiring.connect(m, getattr(mesh, f"rx_{e_slice}"), port.rx)
+            wiring.connect(m, port.req, l2.req)
+            wiring.connect(m, l2.resp, port.resp)
+
+            # The slice's memory port, with the slice-select bits put back into the addresses.
+            arb, src = arbiters[n % cfg.mem_ports], n // cfg.mem_ports
+            up = bus_view(arb, f"s{src}_axi", slice_fields)
+            down = bus_view(l2, "m_axi", slice_fields)
+            for name, _, direction in slice_fields:
+                a, b = getattr(down, name), getattr(up, name)
+                if name in ("araddr", "awaddr"):
+                    m.d.comb += b.eq(memory_addr(cfg, n, a))
+                elif direction == "out":
+                    m.d.comb += b.eq(a)
+                else:
+                    m.d.comb += a.eq(b)
+
+            # Host side of the tile and the slice.
+            wiring.connect(m, getattr(csr, f"cmd_{n}"), tile.cmd)
+            m.d.comb += [
+                tile.clear.eq(getattr(csr, f"clear_{n}")),
+                getattr(csr, f"status_{n}").eq(tile.status),
+                getattr(csr, f"l2_counters_{n}").eq(l2.counters),
+                port.flush.eq(csr.flush),
+                port.flush_op.eq(csr.flush_op),
+            ]
+            for name in TILE_COUNTERS:
+                m.d.comb += getattr(csr, f"{name}_{n}").eq(getattr(tile, name))
+
+        sync_counts = Cat(t.sync_count for t in tiles)
+        for t in tiles:
+            m.d.comb += t.sync_counts.eq(sync_counts)
+
+        def total(values):
+            acc = values[0]
+            for v in values[1:]:
+                acc = acc + v
+            return acc[:32]
+
+        m.d.comb += [
+            csr.noc_link_flits.eq(mesh.link_flits),
+            csr.noc_eject_flits.eq(mesh.eject_flits),
+            csr.noc_errors.eq(mesh.errors),
+            csr.mcast_packets.eq(total([p.mcast_packets for p in ports])),
+            csr.l2_resp_flits.eq(total([p.resp_flits for p in ports])),
+            csr.flush_busy.eq(Cat(p.flush_busy for p in ports)),
+            csr.flush_errors.eq(total([p.flush_errors for p in ports])),
+        ]
+        return m

@@ -1,0 +1,110 @@
+"""``ComputeTile``: sequencer + tensor DMA + matmul engine (scratchpad, accumulators, fetch, core)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.config import FabricConfig
+from rtl.noc.layouts import beat_layout
+from rtl.tile.dma import TensorDma
+from rtl.tile.isa import INSTRUCTION, status_layout
+from rtl.tile.matmul_engine import MatmulEngine
+from rtl.tile.sequencer import Sequencer
+
+__all__ = ["ComputeTile", "TILE_COUNTERS", "join_stream"]
+
+# Per-tile event counters (32-bit, wrapping), readable through the fabric's CSRs (docs/csr.md).
+TILE_COUNTERS = ["busy_cycles", "loads", "stores", "matmuls"]
+
+
+def join_stream(m, src, dst):
+    """Connect stream ``src`` (producer side) to ``dst`` (consumer side) field by field.
+
+    For two units that declare the same payload fields in their own layouts; a field missing
+    on either side is an elaboration error, so a mismatch cannot pass silently."""
+    m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready)]
+    s_fields = {name for name, _ in src.payload.shape()} if hasattr(src.payload.shape(), "__iter__") else None
+    if s_fields is None:
+        m.d.comb += dst.payload.eq(src.payload)
+        return
+    d_fields = {name for name, _ in dst.payload.shape()}
+    if s_fields != d_fields:
+        raise ValueError(f"stream fields differ: {sorted(s_fields)} vs {sorted(d_fields)}")
+    for name in s_fields:
+        m.d.comb += getattr(dst.payload, name).eq(getattr(src.payload, name))
+
+
+class ComputeTile(wiring.Component):
+    """One compute tile of the fabric at mesh node ``node`` (docs/fabric.md).
+
+    Ports:
+      ``cmd`` (in, stream of 128-bit instructions) -- the tile's command queue (docs/isa.md);
+      ``clear`` (in, pulse) -- back to IDLE; ``status`` (out) -- state, error code, pc.
+      ``tx`` / ``rx`` -- packets to and from NoC endpoint port 0 of this node
+      (rtl/fabric/messages.py).
+      ``sync_count`` (out, 8) / ``sync_counts`` (in, 8 per tile) -- the SYNC barrier wires.
+      ``busy_cycles``, ``loads``, ``stores``, ``matmuls`` (out, 32 bits each, wrapping) -- cycles
+      the tensor core was busy and LOADs / STOREs / MATMULs completed since reset.
+
+    The sequencer issues LOAD / STORE to the tensor DMA and MATMUL to the matmul engine; they
+    run concurrently (the program orders them with BARRIER, docs/isa.md). An error response
+    from memory, or the tensor core rejecting an operation, stops the tile with FAULT. Latency
+    and throughput are those of the parts: 3 cycles per instruction issued, one READ request per
+    cycle from the DMA, one MAC per PE per cycle in the core.
+    """
+
+    def __init__(self, cfg: FabricConfig, node: int, pe_module: str | None = None):
+        if not isinstance(cfg, FabricConfig):
+            raise ValueError(f"ComputeTile: cfg must be a FabricConfig, not {type(cfg).__name__}")
+        if not 0 <= node < cfg.tiles:
+            raise ValueError(f"ComputeTile node = {node} is not a tile of the mesh (0..{cfg.tiles - 1})")
+        self.cfg, self.node, self.pe_module = cfg, node, pe_module
+        members = {
+            "cmd": In(stream.Signature(INSTRUCTION)),
+            "clear": In(1),
+            "status": Out(status_layout()),
+            "tx": Out(stream.Signature(beat_layout(cfg.noc))),
+            "rx": In(stream.Signature(beat_layout(cfg.noc))),
+            "sync_count": Out(8),
+            "sync_counts": In(8 * cfg.tiles),
+        }
+        members.update({name: Out(32) for name in TILE_COUNTERS})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        m.submodules.seq = seq = Sequencer(cfg)
+        m.submodules.dma = dma = TensorDma(cfg, self.node)
+        m.submodules.engine = eng = MatmulEngine(cfg, pe_module=self.pe_module)
+
+        wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)
+        m.d.comb += [
+            seq.clear.eq(self.clear),
+            self.status.eq(seq.status),
+            self.sync_count.eq(seq.sync_count),
+            seq.sync_counts.eq(self.sync_counts),
+            seq.load_done.eq(dma.load_done),
+            seq.store_done.eq(dma.store_done),
+            seq.matmul_done.eq(eng.done),
+            seq.fault.eq(dma.fault | eng.error),
+        ]
+        join_stream(m, seq.load, dma.load)
+        join_stream(m, seq.store, dma.store)
+        join_stream(m, seq.matmul, eng.desc)
+        join_stream(m, dma.sp_wr, eng.sp_wr)
+        join_stream(m, dma.acc_wr, eng.acc_dma_wr)
+        join_stream(m, dma.acc_rd.req, eng.acc_dma_rd.req)
+        join_stream(m, eng.acc_dma_rd.resp, dma.acc_rd.resp)
+        join_stream(m, dma.tx, wiring.flipped(self.tx))
+        join_stream(m, wiring.flipped(self.rx), dma.rx)
+
+        for name, event in (("busy_cycles", eng.busy), ("loads", dma.load_done),
+                            ("stores", dma.store_done), ("matmuls", eng.done)):
+            count = Signal(32, name=f"count_{name}")
+            with m.If(event):
+                m.d.sync += count.eq(count + 1)
+            m.d.comb += getattr(self, name).eq(count)
+        return m

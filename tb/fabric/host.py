@@ -1,0 +1,95 @@
+"""The host side of the fabric in a cocotb testbench: CSR access over AXI4-Lite (docs/csr.md).
+
+``Host`` wraps cocotbext-axi's ``AxiLiteMaster`` on ``s_axil_*`` with the register map: push a
+program into a tile's command queue, start tiles, wait for them, flush the L2, read status and
+counters. Register offsets are written here from docs/csr.md, not imported from the RTL.
+"""
+
+from __future__ import annotations
+
+from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+ID_VALUE = 0x54455353
+REG = {
+    "ID": 0x000, "CONFIG": 0x004, "START": 0x008, "ACTIVE": 0x00C, "CYCLES_LO": 0x010,
+    "CYCLES_HI": 0x014, "FLUSH": 0x018, "FLUSH_ERRORS": 0x01C, "NOC_LINK_FLITS": 0x020,
+    "NOC_EJECT_FLITS": 0x024, "NOC_ERRORS": 0x028, "MCAST_PACKETS": 0x02C, "L2_RESP_FLITS": 0x030,
+}
+TILE_BASE, TILE_STRIDE = 0x1000, 0x40
+TILE_REG = {"CMD0": 0x00, "STATUS": 0x10, "CONTROL": 0x14, "QUEUE": 0x18, "BUSY_CYCLES": 0x1C,
+            "LOADS": 0x20, "STORES": 0x24, "MATMULS": 0x28}
+SLICE_BASE, SLICE_STRIDE = 0x2000, 0x40
+L2_COUNTERS = ["requests", "hits", "misses", "secondary_misses", "evictions", "writebacks",
+               "flush_writebacks", "fill_errors", "wb_errors", "malformed"]
+STATES = {0: "IDLE", 1: "RUN", 2: "DONE", 3: "ERROR"}
+
+
+class Host:
+    def __init__(self, dut, tiles: int):
+        self.dut, self.tiles = dut, tiles
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+
+    async def read(self, addr: int) -> int:
+        return await self.axil.read_dword(addr)
+
+    async def write(self, addr: int, value: int):
+        await self.axil.write_dword(addr, value & 0xFFFF_FFFF)
+
+    def tile_reg(self, t: int, name: str) -> int:
+        return TILE_BASE + TILE_STRIDE * t + TILE_REG[name]
+
+    async def status(self, t: int) -> dict:
+        v = await self.read(self.tile_reg(t, "STATUS"))
+        return {"state": STATES[v & 3], "error": (v >> 4) & 0xF, "pc": v >> 16}
+
+    async def push(self, t: int, words, start: int = 0) -> int:
+        """Push ``words[start:]`` into tile ``t``'s queue as far as there is room; return the new start."""
+        free = (await self.read(self.tile_reg(t, "QUEUE"))) & 0xFFFF
+        end = min(len(words), start + free)
+        base = self.tile_reg(t, "CMD0")
+        for w in words[start:end]:
+            for i in range(4):
+                await self.write(base + 4 * i, (w >> (32 * i)) & 0xFFFF_FFFF)
+        return end
+
+    async def clear(self, t: int):
+        await self.write(self.tile_reg(t, "CONTROL"), 1)
+
+    async def cycles(self) -> int:
+        lo = await self.read(REG["CYCLES_LO"])
+        hi = await self.read(REG["CYCLES_HI"])
+        return (hi << 32) | lo
+
+    async def counters(self) -> dict:
+        out = {name.lower(): await self.read(REG[name]) for name in
+               ("NOC_LINK_FLITS", "NOC_EJECT_FLITS", "NOC_ERRORS", "MCAST_PACKETS", "L2_RESP_FLITS")}
+        out["tiles"] = []
+        for t in range(self.tiles):
+            out["tiles"].append({n.lower(): await self.read(self.tile_reg(t, n))
+                                 for n in ("BUSY_CYCLES", "LOADS", "STORES", "MATMULS")})
+        out["slices"] = []
+        for s in range(self.tiles):
+            base = SLICE_BASE + SLICE_STRIDE * s
+            out["slices"].append({n: await self.read(base + 4 * i) for i, n in enumerate(L2_COUNTERS)})
+        return out
+
+    async def flush(self, invalidate: bool = True, timeout: int = 1_000_000) -> int:
+        """Write every dirty L2 line back (and invalidate); return the cycles it took (polled)."""
+        await self.write(REG["FLUSH"], 1 | (int(invalidate) << 1))
+        waited = 0
+        while await self.read(REG["FLUSH"]):
+            await ClockCycles(self.dut.clk, 16)
+            waited += 16
+            if waited > timeout:
+                raise TimeoutError("L2 flush did not finish")
+        return waited
+
+
+def counter_delta(after, before):
+    """Element-wise ``after - before`` of nested counter dicts/lists, modulo 2^32."""
+    if isinstance(after, dict):
+        return {k: counter_delta(after[k], before[k]) for k in after}
+    if isinstance(after, list):
+        return [counter_delta(a, b) for a, b in zip(after, before)]
+    return (after - before) & 0xFFFF_FFFF
