@@ -10,11 +10,14 @@ commas and/or spaces; numbers are decimal, ``0x`` hex or ``0b`` binary (``_`` al
     matmul  bf16, m=8, n=8, k=16, a=0x0000, b=0x0200, acc=0x0000, accumulate
     barrier matmuls
     store   acc=0x0000, mem=0x40000, rows=8, bytes=32, stride=256
+    sync    x=0..1, y=0                                                 # cross-tile barrier
     end
     .word   0x0000000000000000000000000000000f                          # a raw word
 
 ``stride`` defaults to ``bytes`` rounded up to a word. ``barrier`` takes any of ``loads``,
-``stores``, ``matmuls`` (or ``all``). :func:`assemble` validates every instruction against a
+``stores``, ``matmuls`` (or ``all``). ``sync`` takes a group like a SEND's (``x=X0..X1``,
+``y=Y0..Y1``; ``x=2`` means ``2..2``); an omitted ``x=`` / ``y=`` is the whole width / height of
+the mesh, so a plain ``sync`` is the whole mesh. :func:`assemble` validates every instruction against a
 FabricConfig with the same rules as the hardware (:func:`tb.models.tile_isa.check`) and raises
 ``ValueError("line N: ...")``; :func:`disassemble` prints the canonical text, which assembles
 back to the same words.
@@ -136,6 +139,14 @@ def _assemble_line(mnem: str, rest: str, cfg) -> int:
                 raise ValueError(f"barrier: unknown operand {f!r}; allowed: loads, stores, matmuls, all")
         chosen = _BARRIER_FLAGS if "all" in flags else flags
         return encode(Opcode.BARRIER, **{f: 1 for f in chosen})
+    if mnem == "sync":
+        unknown({"x", "y"})
+        if flags:
+            raise ValueError(f"sync: unexpected operand {flags[0]!r}")
+        p = tile_isa.IsaParams.of(cfg)
+        x0, x1 = _range(keys["x"], "x") if "x" in keys else (0, p.mesh_width - 1)
+        y0, y1 = _range(keys["y"], "y") if "y" in keys else (0, p.mesh_height - 1)
+        return encode(Opcode.SYNC, x0=x0, x1=x1, y0=y0, y1=y1)
     if mnem == "end":
         if keys or flags:
             raise ValueError("end takes no operands")
@@ -147,7 +158,7 @@ def _assemble_line(mnem: str, rest: str, cfg) -> int:
         if not 0 <= w < (1 << WORD_BITS):
             raise ValueError(f".word {flags[0]} does not fit in {WORD_BITS} bits")
         return w
-    raise ValueError(f"unknown mnemonic {mnem!r}; allowed: load, store, matmul, barrier, end, .word")
+    raise ValueError(f"unknown mnemonic {mnem!r}; allowed: load, store, matmul, barrier, sync, end, .word")
 
 
 def assemble(text: str, cfg=None, *, validate: bool = True) -> list[int]:
@@ -202,6 +213,8 @@ def disassemble_word(word: int) -> str:
     elif op == 4:
         chosen = [n for n in _BARRIER_FLAGS if f[n]]
         text = ("barrier " + " ".join(chosen)).rstrip()
+    elif op == 6:
+        text = f"sync    x={f['x0']}..{f['x1']}, y={f['y0']}..{f['y1']}"
     else:
         text = "end"
     # Anything that does not re-encode exactly (a STORE with a group, say) stays a raw word.
@@ -269,6 +282,7 @@ class Program:
         p.matmul("bf16", m=16, n=16, k=16, a=0x0000, b=0x8000, acc=0x0000, accumulate=True)
         p.barrier("matmuls")
         p.store(acc=0x0000, mem=0x30000, rows=16, bytes=64)
+        p.sync(x=(0, 1))                    # wait for tiles x = 0..1 of every row
         p.end()
         p.words, p.text(), p.hazards()
 
@@ -307,6 +321,13 @@ class Program:
 
     def barrier(self, *classes):
         return self._add("barrier " + " ".join(classes))
+
+    def sync(self, *, x=None, y=None):
+        """A cross-tile barrier with the tiles ``x`` = (x0, x1) x ``y`` = (y0, y1) (an int: that
+        one column / row); either defaults to the whole mesh."""
+        def rng(v):
+            return None if v is None else (f"{v[0]}..{v[1]}" if isinstance(v, (tuple, list)) else v)
+        return self._add("sync " + self._ops(x=rng(x), y=rng(y)))
 
     def end(self):
         return self._add("end")

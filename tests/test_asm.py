@@ -32,7 +32,7 @@ def test_random_programs_round_trip(name):
     rng = random.Random(f"rt:{name}")
     p = tile_isa.IsaParams.of(cfg)
     for _ in range(20):
-        words = random_program(rng, p, rng.randrange(1, 60))
+        words = random_program(rng, p, rng.randrange(1, 60), sync=True)
         text = disassemble(words, cfg)
         assert "#" not in text, text                  # no word flagged as malformed
         assert assemble(text, cfg) == words
@@ -85,6 +85,11 @@ def test_disassembly_of_raw_words_round_trips():
         ("load acc=0, mem=0, rows=1, bytes=6", r"MISALIGNED: row_bytes = 6 is not a multiple of 4"),
         ("load sp=0, mem=0, rows=1, bytes=4, mode=recv, x=0..2, y=0", r"BAD_GROUP: .*outside the 2x2 mesh"),
         ("matmul int8 m=4, n=4, k=4097, a=0, b=0, acc=0", r"BAD_SIZE: k = 4097 .*allowed: 1..4096"),
+        ("sync x=0..2", r"line 1: sync: BAD_GROUP: group x=0..2 y=0..1 is empty or outside the 2x2 mesh"),
+        ("sync y=1..0", r"line 1: sync: BAD_GROUP: group x=0..1 y=1..0 is empty"),
+        ("sync x=0 y=8", r"line 1: y0 = 8 does not fit in 3 bits"),
+        ("sync loads", r"line 1: sync: unexpected operand 'loads'"),
+        ("sync mode=send", r"line 1: sync: unknown operand 'mode'; allowed: x, y"),
     ],
 )
 def test_assembler_errors_name_the_line(src, match):
@@ -104,7 +109,7 @@ def test_syntax_variants():
 
 def test_cli_asm_disasm(tmp_path, capsys):
     src = tmp_path / "p.s"
-    words = random_program(random.Random(3), tile_isa.IsaParams.of(preset("tiny")), 30)
+    words = random_program(random.Random(3), tile_isa.IsaParams.of(preset("tiny")), 30, sync=True)
     src.write_text(disassemble(words))
     for ext in (".hex", ".bin"):
         out = tmp_path / f"p{ext}"
@@ -216,3 +221,75 @@ def test_program_builder():
     with pytest.raises(ValueError, match=r"^instruction 7: load: MISALIGNED"):
         p.load(sp=0x8, mem=0, rows=1, bytes=4)
     assert len(p.words) == 7
+
+
+def test_sync_syntax_and_builder():
+    """``sync`` defaults to the whole mesh per axis; the disassembly is canonical; Program.sync."""
+    from sim.asm import Program
+
+    cfg = preset("tiny")                                   # 2 x 2
+    words = assemble("sync\nsync x=1\nsync y=0..1, x=0..0\nSYNC x=1..1 y=1", cfg)
+    fields = [(f["x0"], f["x1"], f["y0"], f["y1"]) for f in map(tile_isa.decode, words)]
+    assert fields == [(0, 1, 0, 1), (1, 1, 0, 1), (0, 0, 0, 1), (1, 1, 1, 1)]
+    assert all(w & 0xF == 6 and tile_isa.check(w, cfg) == (0, "") for w in words)
+    assert disassemble_word(words[1]) == "sync    x=1..1, y=0..1"
+    assert assemble(disassemble(words, cfg), cfg) == words
+    assert assemble("sync", preset("default")) == assemble("sync x=0..3, y=0..3", cfg, validate=False)
+    p = Program(preset("default"))
+    p.sync().sync(x=(1, 2)).sync(x=(0, 3), y=(2, 2)).sync(y=1)
+    assert p.words == assemble("sync x=0..3 y=0..3\nsync x=1..2\nsync y=2, x=0..3\nsync y=1",
+                               preset("default"))
+    with pytest.raises(ValueError, match=r"^instruction 4: sync: BAD_GROUP"):
+        p.sync(x=(2, 4))
+    # reserved bits of SYNC: everything but the opcode and the rectangle
+    for bit in (4, 7, 64, 115):
+        assert tile_isa.check(words[0] | (1 << bit), cfg)[0] == tile_isa.ERRORS["BAD_FIELD"]
+        assert disassemble_word(words[0] | (1 << bit)).startswith(".word")
+    assert tile_isa.check(0x7, cfg)[0] == tile_isa.ERRORS["ILLEGAL_OPCODE"]
+
+
+def test_sync_rule_and_model():
+    """The SYNC rule modulo 256 (docs/isa.md) and the sequencer model's SYNC bookkeeping."""
+    from tb.models.tile_seq import run
+
+    ok = tile_isa.sync_passes
+    full = 0b1111
+    assert ok(1, [1, 1, 5, 2], full) and not ok(1, [1, 0, 5, 2], full)
+    assert ok(1, [0, 1, 1, 1], 0b1110)                     # node 0 outside the group
+    # signed 8-bit difference: ahead by up to 127 passes, 128 or more counts as behind
+    assert ok(10, [10 + 127] * 4, full) and not ok(10, [10 + 128] * 4, full)
+    # wrap-around: own 255 -> 0; a tile at 255 is behind own 0, a tile at 0 or 1 is not behind 255
+    assert not ok(0, [0, 255, 0, 0], full) and ok(255, [0, 1, 255, 255], full) and ok(0, [0, 1, 2, 3], full)
+    assert not ok(1, [255, 1, 1, 1], full)
+
+    cfg = preset("tiny")
+    text = "load sp=0, mem=0, rows=1, bytes=16\nsync\nmatmul int8 m=4 n=4 k=4 a=0 b=0 acc=0\nsync x=1\nend"
+    words = assemble(text, cfg)
+    res = run(words, cfg)
+    assert [(s.index, s.count, s.mask) for s in res.syncs] == [(1, 1, 0b1111), (3, 2, 0b1010)]
+    assert [(i.stream, i.syncs) for i in res.issues] == [("load", 0), ("matmul", 1)]
+    assert res.state == tile_isa.STATES["DONE"]
+    # held back by tile 2 (still at 0): stops at the first SYNC
+    res = run(words, cfg, counts=[1, 1, 0, 1])
+    assert res.blocked and (res.state, res.pc, res.consumed) == (tile_isa.STATES["RUN"], 1, 2)
+    # tile 2 has caught up; the second SYNC waits only for x = 1 (nodes 1, 3); own node 0 is self
+    res = run(words, cfg, counts=[0, 2, 1, 2], node=0)
+    assert not res.blocked and res.state == tile_isa.STATES["DONE"]
+    res = run(words, cfg, counts=[0, 2, 1, 1], node=0)
+    assert res.blocked and res.pc == 3
+    # 300 SYNCs: the count wraps
+    res = run(assemble("sync\n" * 300 + "end", cfg), cfg)
+    assert [s.count for s in res.syncs][254:258] == [255, 0, 1, 2]
+
+
+def test_sync_is_not_an_access_for_hazards():
+    """A SYNC orders nothing local: a LOAD before it still races with a MATMUL after it."""
+    from tb.models.tile_seq import hazards
+
+    cfg = preset("tiny")
+    racy = assemble("load sp=0, mem=0, rows=4, bytes=32\nsync\nmatmul bf16 m=16 n=16 k=4 a=0 b=0x100 acc=0\n"
+                    "end", cfg)
+    assert [i for i, _ in hazards(racy, cfg)] == [2]
+    fixed = assemble("load sp=0, mem=0, rows=4, bytes=32\nbarrier loads\nsync\n"
+                     "matmul bf16 m=16 n=16 k=4 a=0 b=0x100 acc=0\nend", cfg)
+    assert hazards(fixed, cfg) == []

@@ -2,7 +2,7 @@
 
 * :class:`Opcode`, :class:`ErrorCode`, :class:`State`, :class:`Mode`, :class:`Space`,
   :class:`Dtype` -- the enumerations of the ISA and of the status word.
-* :data:`XFER`, :data:`MATMUL`, :data:`BARRIER`, :data:`END` -- the instruction formats
+* :data:`XFER`, :data:`MATMUL`, :data:`BARRIER`, :data:`END`, :data:`SYNC` -- the instruction formats
   (128-bit :class:`amaranth.lib.data.FlexibleLayout`; bits not named are reserved, must be 0).
   LOAD and STORE share :data:`XFER`. :data:`INSTRUCTION` is their union, the payload of the
   sequencer's command stream.
@@ -24,8 +24,8 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = [
-    "WORD_BITS", "PITCH_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype", "ACC_BYTES",
-    "XFER", "MATMUL", "BARRIER", "END", "HEADER", "INSTRUCTION", "FORMATS",
+    "WORD_BITS", "PITCH_BITS", "SYNC_COUNT_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype",
+    "ACC_BYTES", "XFER", "MATMUL", "BARRIER", "END", "SYNC", "HEADER", "INSTRUCTION", "FORMATS",
     "xfer_desc_layout", "matmul_desc_layout", "status_layout", "field_table",
     "scratchpad_write_layout", "scratchpad_read_signature",
 ]
@@ -42,6 +42,7 @@ class Opcode(enum.Enum, shape=4):
     MATMUL = 3
     BARRIER = 4
     END = 5
+    SYNC = 6    # cross-tile barrier (docs/isa.md, "SYNC")
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -115,11 +116,17 @@ BARRIER = _flex({"opcode": (Opcode, 0), "loads": (1, 4), "stores": (1, 5), "matm
 
 END = _flex({"opcode": (Opcode, 0)})
 
+# The group rectangle sits at the same bits as XFER's multicast group.
+SYNC = _flex({"opcode": (Opcode, 0), "x0": (3, 116), "y0": (3, 119), "x1": (3, 122), "y1": (3, 125)})
+
+SYNC_COUNT_BITS = 8     # a tile's SYNC counter (compared modulo 2^8, docs/isa.md)
+
 FORMATS = {Opcode.LOAD: XFER, Opcode.STORE: XFER, Opcode.MATMUL: MATMUL, Opcode.BARRIER: BARRIER,
-           Opcode.END: END}
+           Opcode.END: END, Opcode.SYNC: SYNC}
 
 INSTRUCTION = data.UnionLayout({
     "raw": WORD_BITS, "header": HEADER, "xfer": XFER, "matmul": MATMUL, "barrier": BARRIER, "end": END,
+    "sync": SYNC,
 })
 
 

@@ -12,6 +12,7 @@ from rtl.tile.isa import (
     FORMATS,
     INSTRUCTION,
     PITCH_BITS,
+    SYNC_COUNT_BITS,
     Dtype,
     ErrorCode,
     Mode,
@@ -31,7 +32,7 @@ class _Step(enum.Enum, shape=3):
     FETCH = 0   # waiting for an instruction word
     SIZE = 1    # multiplying out the extents of the word held in ``instr``
     CHECK = 2   # comparing them with the limits: the error code
-    ISSUE = 3   # offering its descriptor / waiting for its barrier or END condition
+    ISSUE = 3   # offering its descriptor / waiting for its BARRIER, SYNC or END condition
     STOP = 4    # DONE or ERROR, until ``clear``
 
 
@@ -49,6 +50,10 @@ class Sequencer(wiring.Component):
     * ``clear`` (in): pulse; abandons whatever is in progress and returns to IDLE with pc 0 and
       no error. Outstanding counts are kept (those operations still complete).
     * ``status`` (out, :func:`rtl.tile.isa.status_layout`): state, error code, pc.
+    * ``sync_count`` (out, 8): how many SYNCs this tile has executed since reset / ``clear``,
+      modulo 256 (a register: incremented in the cycle a SYNC passes its check and enters ISSUE).
+    * ``sync_counts`` (in, 8 per mesh node): tile t's ``sync_count`` at bits [8t+7:8t], own
+      tile included (the fabric wires every tile's ``sync_count`` here).
 
     Behaviour: each instruction is taken from ``cmd`` (FETCH), checked in the next two cycles
     (SIZE multiplies out the extents of its regions, CHECK compares them with the limits; the
@@ -56,6 +61,11 @@ class Sequencer(wiring.Component):
     STORE and MATMUL offer their descriptor until it is taken, holding it back while
     ``max_outstanding`` of that class are outstanding; BARRIER waits until every selected class
     has nothing outstanding; END waits until nothing at all is outstanding, then reports DONE.
+    SYNC increments ``sync_count`` as it enters ISSUE, then retires in the first ISSUE cycle in
+    which every tile t of its rectangle has ``(sync_counts[t] - sync_count) mod 256 < 128``
+    (t has executed at least as many SYNCs); the test is combinational on that cycle's
+    ``sync_counts``, so a SYNC whose group has caught up costs 3 cycles like any instruction.
+    SYNC waits for nothing local (no outstanding count).
     Instructions are issued strictly in program order; there is no address-based hazard
     detection (the program orders dependent work with BARRIERs; docs/isa.md lists the rules).
 
@@ -90,6 +100,8 @@ class Sequencer(wiring.Component):
             "fault": In(1),
             "clear": In(1),
             "status": Out(status_layout()),
+            "sync_count": Out(SYNC_COUNT_BITS),
+            "sync_counts": In(SYNC_COUNT_BITS * cfg.noc.nodes),
         })
 
     def elaborate(self, platform):
@@ -147,8 +159,8 @@ class Sequencer(wiring.Component):
         x_field = ((is_load & (x.mode.as_value() == 3))
                    | (is_store & ((x.mode != Mode.LOCAL) | (x.space != Space.ACC)))
                    | ((x.mode == Mode.LOCAL) & group.any()))
-        x_group = (x.mode != Mode.LOCAL) & ((x.x0 > x.x1) | (x.y0 > x.y1)
-                                           | (x.x1 >= cfg.noc.width) | (x.y1 >= cfg.noc.height))
+        bad_rect = (x.x0 > x.x1) | (x.y0 > x.y1) | (x.x1 >= cfg.noc.width) | (x.y1 >= cfg.noc.height)
+        x_group = (x.mode != Mode.LOCAL) & bad_rect
         x_size = (x.rows == 0) | (x.row_bytes == 0)
         x_align = misaligned(x.local_addr, x.mem_addr, x.stride) | (
             (x.space == Space.ACC) & x.row_bytes[:2].any())
@@ -166,11 +178,11 @@ class Sequencer(wiring.Component):
         m_acc = mm.acc_addr + d_size > tile.accumulator_bytes
 
         code = Signal(ErrorCode)
-        is_xfer, is_mm = is_load | is_store, op == Opcode.MATMUL
+        is_xfer, is_mm, is_sync = is_load | is_store, op == Opcode.MATMUL, op == Opcode.SYNC
         checks = [
             (~known, ErrorCode.ILLEGAL_OPCODE),
             (reserved | (is_xfer & x_field) | (is_mm & m_field), ErrorCode.BAD_FIELD),
-            (is_xfer & x_group, ErrorCode.BAD_GROUP),
+            ((is_xfer & x_group) | (is_sync & bad_rect), ErrorCode.BAD_GROUP),
             ((is_xfer & x_size) | (is_mm & m_size), ErrorCode.BAD_SIZE),
             ((is_xfer & x_align) | (is_mm & m_align), ErrorCode.MISALIGNED),
             (is_xfer & x_range, ErrorCode.ADDR_RANGE),
@@ -182,11 +194,13 @@ class Sequencer(wiring.Component):
                 m.d.comb += code.eq(value)
 
         # ---- descriptors (combinational from ``instr``; offered in ISSUE) -----------------------
-        dest = Signal(cfg.noc.nodes)
+        # The rectangle x0..x1 x y0..y1 as a node mask (SEND/RECV group, or SYNC group: same bits).
+        in_rect = Signal(cfg.noc.nodes)
         for node in range(cfg.noc.nodes):
             nx, ny = node % cfg.noc.width, node // cfg.noc.width
-            m.d.comb += dest[node].eq((x.mode != Mode.LOCAL) & (x.x0 <= nx) & (nx <= x.x1)
-                                      & (x.y0 <= ny) & (ny <= x.y1))
+            m.d.comb += in_rect[node].eq((x.x0 <= nx) & (nx <= x.x1) & (x.y0 <= ny) & (ny <= x.y1))
+        dest = Signal(cfg.noc.nodes)
+        m.d.comb += dest.eq(Mux(x.mode != Mode.LOCAL, in_rect, 0))
         for port in (self.load, self.store):
             p = port.payload
             m.d.comb += [
@@ -217,6 +231,16 @@ class Sequencer(wiring.Component):
         n_mm = outstanding("matmul", self.matmul, self.matmul_done)
         room = tile.max_outstanding
 
+        # ---- SYNC: own count, and whether every tile of the rectangle has caught up -------------
+        sync_count = Signal(SYNC_COUNT_BITS)
+        behind = Signal(cfg.noc.nodes)          # tile t has executed fewer SYNCs than this one
+        for node in range(cfg.noc.nodes):
+            theirs = self.sync_counts[node * SYNC_COUNT_BITS:(node + 1) * SYNC_COUNT_BITS]
+            diff = Signal(SYNC_COUNT_BITS, name=f"sync_diff{node}")
+            m.d.comb += [diff.eq(theirs - sync_count), behind[node].eq(diff[-1])]
+        synced = ~(behind & in_rect).any()
+        m.d.comb += self.sync_count.eq(sync_count)
+
         # ---- the instruction loop --------------------------------------------------------------
         retire = Signal()      # the instruction in ISSUE completes in this cycle
         bar = instr.barrier
@@ -234,6 +258,8 @@ class Sequencer(wiring.Component):
                 with m.Case(Opcode.BARRIER):
                     m.d.comb += retire.eq(~(bar.loads & (n_load != 0)) & ~(bar.stores & (n_store != 0))
                                           & ~(bar.matmuls & (n_mm != 0)))
+                with m.Case(Opcode.SYNC):
+                    m.d.comb += retire.eq(synced)
                 with m.Case(Opcode.END):
                     with m.If((n_load == 0) & (n_store == 0) & (n_mm == 0)):
                         m.d.sync += [step.eq(_Step.STOP), state.eq(State.DONE)]
@@ -251,11 +277,17 @@ class Sequencer(wiring.Component):
                 m.d.sync += [step.eq(_Step.STOP), state.eq(State.ERROR), error.eq(code)]
             with m.Else():
                 m.d.sync += step.eq(_Step.ISSUE)
+                with m.If(is_sync):
+                    m.d.sync += sync_count.eq(sync_count + 1)
 
         with m.If(self.clear):
-            m.d.sync += [step.eq(_Step.FETCH), state.eq(State.IDLE), error.eq(ErrorCode.NONE), pc.eq(0)]
+            m.d.sync += [step.eq(_Step.FETCH), state.eq(State.IDLE), error.eq(ErrorCode.NONE), pc.eq(0),
+                         sync_count.eq(0)]
         with m.If(self.fault & (state != State.ERROR)):
+            # a SYNC that a fault stops in CHECK never enters ISSUE: its count is not taken
             m.d.sync += [step.eq(_Step.STOP), state.eq(State.ERROR), error.eq(ErrorCode.FAULT)]
+            with m.If((step == _Step.CHECK) & ~self.clear):
+                m.d.sync += sync_count.eq(sync_count)
 
         m.d.comb += [self.status.state.eq(state), self.status.error.eq(error), self.status.pc.eq(pc)]
         return m

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 WORD_BITS = 128
 
 # Opcodes (bits 3:0 of every instruction word)
-OPCODES = {"load": 1, "store": 2, "matmul": 3, "barrier": 4, "end": 5}
+OPCODES = {"load": 1, "store": 2, "matmul": 3, "barrier": 4, "end": 5, "sync": 6}
 OPNAMES = {v: k for k, v in OPCODES.items()}
 
 # Error codes, in the order in which the checks are made (the first failing check is reported).
@@ -57,9 +57,12 @@ MATMUL_FIELDS = [
 ]
 BARRIER_FIELDS = [("opcode", 0, 4), ("loads", 4, 1), ("stores", 5, 1), ("matmuls", 6, 1)]
 END_FIELDS = [("opcode", 0, 4)]
+# SYNC: a rectangle of tiles at the bits of XFER's multicast group
+SYNC_FIELDS = [("opcode", 0, 4), ("x0", 116, 3), ("y0", 119, 3), ("x1", 122, 3), ("y1", 125, 3)]
 FORMATS = {
-    1: XFER_FIELDS, 2: XFER_FIELDS, 3: MATMUL_FIELDS, 4: BARRIER_FIELDS, 5: END_FIELDS,
+    1: XFER_FIELDS, 2: XFER_FIELDS, 3: MATMUL_FIELDS, 4: BARRIER_FIELDS, 5: END_FIELDS, 6: SYNC_FIELDS,
 }
+SYNC_COUNT_MOD = 256                             # a tile's SYNC counter is 8 bits
 
 
 def _mask(fields) -> int:
@@ -157,10 +160,9 @@ def check(word: int, cfg=None) -> tuple[int, str]:
             if any(group):
                 return ERRORS["BAD_FIELD"], "a local transfer has no multicast group (x0..y1 must be 0)"
         else:
-            x0, y0, x1, y1 = group
-            if x0 > x1 or y0 > y1 or x1 >= p.mesh_width or y1 >= p.mesh_height:
-                return ERRORS["BAD_GROUP"], (f"group x={x0}..{x1} y={y0}..{y1} is empty or outside"
-                                             f" the {p.mesh_width}x{p.mesh_height} mesh")
+            bad = _bad_group(f, p)
+            if bad:
+                return bad
         rows, rb = f["rows"], f["row_bytes"]
         if rows == 0 or rb == 0:
             return ERRORS["BAD_SIZE"], f"rows = {rows} and row_bytes = {rb} must be at least 1"
@@ -179,6 +181,8 @@ def check(word: int, cfg=None) -> tuple[int, str]:
         if not acc and top > p.scratchpad_bytes:
             return ERRORS["SP_OVERFLOW"], f"scratchpad range ends at {top:#x} > {p.scratchpad_bytes:#x}"
         return 0, ""
+    if op == OPCODES["sync"]:
+        return _bad_group(f, p) or (0, "")
     if op == 3:
         if f["dtype"] not in DTYPE_BYTES:
             return ERRORS["BAD_FIELD"], f"dtype {f['dtype']} is reserved"
@@ -198,6 +202,36 @@ def check(word: int, cfg=None) -> tuple[int, str]:
     return 0, ""
 
 
+def _bad_group(f: dict, p: IsaParams) -> tuple[int, str] | None:
+    """BAD_GROUP for a SEND / RECV / SYNC rectangle that is empty or leaves the mesh."""
+    x0, y0, x1, y1 = f["x0"], f["y0"], f["x1"], f["y1"]
+    if x0 > x1 or y0 > y1 or x1 >= p.mesh_width or y1 >= p.mesh_height:
+        return ERRORS["BAD_GROUP"], (f"group x={x0}..{x1} y={y0}..{y1} is empty or outside"
+                                     f" the {p.mesh_width}x{p.mesh_height} mesh")
+    return None
+
+
+def rect_mask(f: dict, width: int) -> int:
+    """Node bitmask (node = y * width + x) of the rectangle x0..x1 x y0..y1 of ``f``."""
+    mask = 0
+    for y in range(f["y0"], f["y1"] + 1):
+        for x in range(f["x0"], f["x1"] + 1):
+            mask |= 1 << (y * width + x)
+    return mask
+
+
+def sync_passes(own: int, counts, mask: int) -> bool:
+    """The SYNC rule: a SYNC whose tile has count ``own`` (after its own increment) may retire
+    when every node t of ``mask`` has ``(counts[t] - own) mod 256``, read as a signed 8-bit
+    number, >= 0 (t has executed at least as many SYNCs). ``counts``: a sequence indexed by node."""
+    for t, c in enumerate(counts):
+        if mask >> t & 1:
+            d = (c - own) % SYNC_COUNT_MOD
+            if d >= SYNC_COUNT_MOD // 2:
+                return False
+    return True
+
+
 def matmul_pitches(f: dict, wb: int) -> tuple[int, int, int]:
     """Row pitches of A^T (K rows of M elements), B (K rows of N) and D (M rows of N words)."""
     esz = DTYPE_BYTES[f["dtype"]]
@@ -214,8 +248,4 @@ def group_mask(f: dict, width: int) -> int:
     """Node bitmask (node = y * width + x) of a LOAD's multicast rectangle; 0 for a local LOAD."""
     if f["mode"] == 0:
         return 0
-    mask = 0
-    for y in range(f["y0"], f["y1"] + 1):
-        for x in range(f["x0"], f["x1"] + 1):
-            mask |= 1 << (y * width + x)
-    return mask
+    return rect_mask(f, width)

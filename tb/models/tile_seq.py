@@ -7,7 +7,11 @@ a configuration and predicts, independently of timing:
   order, with the fields of ``rtl/tile/isa.py``'s descriptor layouts;
 * for each descriptor, how many completions of each class must have been reported before it
   may be issued (what the preceding BARRIERs demand);
-* the final status: state, error code, pc, and how many words the sequencer consumes.
+* the final status: state, error code, pc, and how many words the sequencer consumes;
+* every SYNC (cross-tile barrier): its instruction index, the tile's ``sync_count`` once it has
+  executed it, and its group as a node mask. Whether a SYNC may retire depends on the other
+  tiles' counts, an input: :func:`tb.models.tile_isa.sync_passes` is the rule, and ``run``
+  takes the counts (``counts=``) to stop at the first SYNC they do not let pass.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from dataclasses import dataclass, field
 from tb.models.tile_isa import (
     OPCODES,
     STATES,
+    SYNC_COUNT_MOD,
     IsaParams,
     check,
     decode,
     group_mask,
     matmul_pitches,
     pitch,
+    rect_mask,
+    sync_passes,
 )
 
 CLASSES = ("load", "store", "matmul")
@@ -34,6 +41,14 @@ class Issue:
     desc: dict             # descriptor fields
     index: int             # instruction index in the program
     after: dict            # class -> completions that must have been reported before the issue
+    syncs: int = 0         # SYNCs that must have retired before the issue (those earlier in the program)
+
+
+@dataclass
+class Sync:
+    index: int             # instruction index in the program
+    count: int             # the tile's sync_count once this SYNC has entered ISSUE (mod 256)
+    mask: int              # its group, node bitmask (node = y * width + x)
 
 
 @dataclass
@@ -43,6 +58,8 @@ class SeqResult:
     error: int = 0
     pc: int = 0
     consumed: int = 0      # words taken from the command stream
+    syncs: list[Sync] = field(default_factory=list)
+    blocked: bool = False  # stopped at a SYNC that the given counts do not let pass (run(counts=))
 
     def by_stream(self, stream: str) -> list[Issue]:
         return [i for i in self.issues if i.stream == stream]
@@ -68,12 +85,19 @@ def matmul_desc(f: dict, p: IsaParams) -> dict:
     return d
 
 
-def run(words, cfg=None) -> SeqResult:
-    """Execute ``words`` from reset (or clear) to END, the first error, or the end of the words."""
+def run(words, cfg=None, counts=None, node=None) -> SeqResult:
+    """Execute ``words`` from reset (or clear) to END, the first error, or the end of the words.
+
+    ``counts`` (optional): the ``sync_count`` of every tile (a sequence indexed by node), held
+    constant; the run then also stops at the first SYNC they do not let pass (``blocked``; state
+    RUN, ``pc`` that SYNC). ``node``: this tile's index, whose entry is its own count. Without
+    ``counts`` every SYNC passes (the other tiles catch up eventually).
+    """
     p = IsaParams.of(cfg)
     res = SeqResult()
     issued = dict.fromkeys(CLASSES, 0)
     need = dict.fromkeys(CLASSES, 0)
+    own = 0
     for i, word in enumerate(words):
         res.state, res.pc, res.consumed = STATES["RUN"], i, i + 1
         err, _ = check(word, p)
@@ -90,9 +114,21 @@ def run(words, cfg=None) -> SeqResult:
                 if f[flag]:
                     need[c] = issued[c]
             continue
+        if op == OPCODES["sync"]:
+            own = (own + 1) % SYNC_COUNT_MOD
+            mask = rect_mask(f, p.mesh_width)
+            res.syncs.append(Sync(i, own, mask))
+            if counts is not None:
+                now = list(counts)
+                if node is not None:
+                    now[node] = own
+                if not sync_passes(own, now, mask):
+                    res.blocked = True
+                    return res
+            continue
         stream = {OPCODES["load"]: "load", OPCODES["store"]: "store", OPCODES["matmul"]: "matmul"}[op]
         desc = matmul_desc(f, p) if stream == "matmul" else xfer_desc(f, p)
-        res.issues.append(Issue(stream, desc, i, dict(need)))
+        res.issues.append(Issue(stream, desc, i, dict(need), len(res.syncs)))
         issued[stream] += 1
     res.pc = len(words)
     return res
@@ -145,6 +181,8 @@ def hazards(words, cfg=None) -> list[tuple[int, str]]:
                 if f[flag]:
                     pending[c].clear()
             continue
+        if op == OPCODES["sync"]:
+            continue                          # not an access, and waits for nothing local
         cls = names[op]
         reads, writes = _regions(f, p)
         for other in CLASSES:

@@ -69,8 +69,24 @@ def random_barrier(rng: random.Random) -> int:
                   matmuls=rng.random() < 0.5)
 
 
-def random_instruction(rng: random.Random, p: IsaParams) -> int:
-    kind = rng.choices(("load", "store", "matmul", "barrier"), weights=(4, 2, 3, 2))[0]
+def random_sync(rng: random.Random, p: IsaParams) -> int:
+    """A SYNC with a random non-empty rectangle of the mesh (the whole mesh a quarter of the time)."""
+    if rng.random() < 0.25:
+        x0, x1, y0, y1 = 0, p.mesh_width - 1, 0, p.mesh_height - 1
+    else:
+        x0, y0 = rng.randrange(p.mesh_width), rng.randrange(p.mesh_height)
+        x1, y1 = rng.randrange(x0, p.mesh_width), rng.randrange(y0, p.mesh_height)
+    word = encode(OP["sync"], x0=x0, x1=x1, y0=y0, y1=y1)
+    assert check(word, p) == (0, ""), check(word, p)
+    return word
+
+
+def random_instruction(rng: random.Random, p: IsaParams, *, sync: bool = False) -> int:
+    """A valid instruction (LOAD, STORE, MATMUL or BARRIER; with ``sync`` also SYNC)."""
+    kinds = ("load", "store", "matmul", "barrier", "sync")
+    kind = rng.choices(kinds, weights=(4, 2, 3, 2, 2 if sync else 0))[0]
+    if kind == "sync":
+        return random_sync(rng, p)
     if kind == "load":
         return random_xfer(rng, p, load=True)
     if kind == "store":
@@ -80,8 +96,9 @@ def random_instruction(rng: random.Random, p: IsaParams) -> int:
     return random_barrier(rng)
 
 
-def random_program(rng: random.Random, p: IsaParams, length: int, *, end: bool = True) -> list[int]:
-    words = [random_instruction(rng, p) for _ in range(length)]
+def random_program(rng: random.Random, p: IsaParams, length: int, *, end: bool = True,
+                   sync: bool = False) -> list[int]:
+    words = [random_instruction(rng, p, sync=sync) for _ in range(length)]
     return words + [encode(OP["end"])] if end else words
 
 
@@ -94,9 +111,9 @@ def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
     wb = p.word_bytes
     for _ in range(1000):
         if kind == "ILLEGAL_OPCODE":
-            word = rng.choice((0, 6, 7, 12, 15)) | (rng.getrandbits(124) << 4)
+            word = rng.choice((0, 7, 8, 12, 15)) | (rng.getrandbits(124) << 4)
         elif kind == "BAD_FIELD":
-            base = random_instruction(rng, p) if rng.random() < 0.8 else encode(OP["end"])
+            base = random_instruction(rng, p, sync=True) if rng.random() < 0.8 else encode(OP["end"])
             op = base & 0xF
             choice = rng.randrange(3)
             if op == OP["load"] and choice == 0:
@@ -107,11 +124,13 @@ def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
                 word = _set(base, 4, 2, rng.choice((2, 3)))      # reserved dtype
             else:
                 reserved = {1: [7], 2: [4, 5, 7] + list(range(116, 128)), 3: [7],
-                            4: list(range(7, 128)), 5: list(range(4, 128))}[op]
+                            4: list(range(7, 128)), 5: list(range(4, 128)), 6: list(range(4, 116))}[op]
                 word = base | (1 << rng.choice(reserved))
         elif kind == "BAD_GROUP":
-            base = random_xfer(rng, p, load=True)
-            word = _set(base, 4, 2, rng.choice((1, 2)))
+            if rng.random() < 0.3:
+                word = random_sync(rng, p)
+            else:
+                word = _set(random_xfer(rng, p, load=True), 4, 2, rng.choice((1, 2)))
             x0, x1 = rng.randrange(8), rng.randrange(8)
             y0, y1 = rng.randrange(8), rng.randrange(8)
             for lo, v in ((116, x0), (119, y0), (122, x1), (125, y1)):
