@@ -1,0 +1,400 @@
+"""The compute tile's tensor DMA: LOAD / STORE descriptors <-> request and response packets."""
+
+from __future__ import annotations
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from rtl.cache.layouts import CacheOp, CacheStatus
+from rtl.config import FabricConfig
+from rtl.fabric.messages import (
+    LOAD_SLOTS,
+    SLICE_PORT,
+    SLOT_BITS,
+    local_word_bits,
+    owner,
+    req_head_layout,
+    resp_head_layout,
+    tag_layout,
+)
+from rtl.noc.layouts import REQUEST, beat_layout
+from rtl.tile.isa import Mode, Space, scratchpad_write_layout, xfer_desc_layout
+
+__all__ = ["TensorDma", "acc_write_layout", "acc_read_signature", "ALLOC_OP"]
+
+# CacheOp.ALLOC is being added to rtl/cache/layouts.py; until then its value (4) is used here.
+ALLOC_OP = getattr(CacheOp, "ALLOC", None)
+ALLOC_OP = 4 if ALLOC_OP is None else ALLOC_OP.value
+
+
+def _acc_addr_bits(tile) -> int:
+    return max(1, (tile.accumulator_words - 1).bit_length())
+
+
+def acc_write_layout(tile) -> data.StructLayout:
+    """One byte-masked accumulator-memory word write: ``addr`` (word address), ``data``, ``mask``."""
+    return data.StructLayout({
+        "addr": _acc_addr_bits(tile),
+        "data": tile.word_bytes * 8,
+        "mask": tile.word_bytes,
+    })
+
+
+def acc_read_signature(tile) -> wiring.Signature:
+    """An accumulator read port as its user sees it: ``req`` (word address) out, ``resp`` (word) in."""
+    return wiring.Signature({
+        "req": Out(stream.Signature(_acc_addr_bits(tile))),
+        "resp": In(stream.Signature(tile.word_bytes * 8)),
+    })
+
+
+class TensorDma(wiring.Component):
+    """Tensor DMA of tile ``node``: executes LOAD and STORE descriptors over the NoC.
+
+    Ports:
+
+    * ``load``, ``store`` (in, streams of :func:`rtl.tile.isa.xfer_desc_layout`): descriptors.
+      A LOAD is taken when the request generator is idle (a RECV LOAD is taken in one cycle and
+      generates nothing); a STORE when no STORE is in progress (one STORE at a time).
+    * ``load_done``, ``store_done`` (out): one-cycle pulse per completed descriptor, in order.
+    * ``fault`` (out): one-cycle pulse per response whose status is not OK (it is still counted,
+      so the descriptor still completes).
+    * ``tx`` (out) / ``rx`` (in): beat streams of :func:`rtl.noc.layouts.beat_layout` to / from
+      the NI of port ``TILE_PORT``. Request packets follow :mod:`rtl.fabric.messages`.
+    * ``sp_wr`` (out, :func:`rtl.tile.isa.scratchpad_write_layout`), ``acc_wr`` (out,
+      :func:`acc_write_layout`): byte-masked word writes of LOAD data; both may be refused.
+    * ``acc_rd`` (:func:`acc_read_signature`): accumulator reads of a STORE (in order, any
+      latency >= 1, response back-pressure honoured).
+    * ``busy`` (out): a descriptor is in progress or a LOAD has not completed.
+    * ``read_requests``, ``write_requests``, ``alloc_requests``, ``resp_words`` (out, 32-bit
+      wrapping): READ, WRITE and ALLOC request packets sent; READ data words received.
+
+    LOAD (LOCAL / SEND): one READ packet (one beat) per word of each row, to the owning slice,
+    row by row; ``dest`` the own bit (LOCAL) or the group (SEND); ``id`` the
+    :func:`rtl.fabric.messages.tag_layout` (slot = LOAD sequence number mod 16, space, local word,
+    valid bytes). A LOAD completes when the words it brings to this tile have all been written
+    (``rows * ceil(row_bytes / W)`` words when this tile is LOCAL or in the group, else 0: then
+    once its requests are issued), counted per slot, so that RECV data that arrives before its
+    descriptor is counted too. LOADs complete in order.
+
+    STORE: for each word, an ALLOC packet first when the word starts a line that the row covers
+    completely, then an accumulator read and a WRITE packet (head, data) with the valid bytes as
+    mask; complete when every WRITE / ALLOC response is back.
+
+    Throughput: one READ request per cycle while ``tx`` is ready; a STORE sends 2 beats per word
+    (3 for a word that starts a line), accumulator reads run up to 4 words ahead. LOAD requests
+    and STORE packets share ``tx`` round-robin, packet by packet. Received data: one word per
+    cycle (``rx.ready`` follows the write port's ready).
+
+    Latency: a descriptor taken at edge t puts its first request beat on ``tx`` from edge t + 1 on
+    (t + 3 for a STORE: accumulator read, then FIFO). A data beat taken from ``rx`` at edge t is
+    offered on ``sp_wr`` / ``acc_wr`` from t + 1; the ``load_done`` pulse comes at the earliest
+    two cycles after the write of the LOAD's last word is taken. ``store_done`` comes the cycle
+    after the last response is received.
+
+    Back-pressure: every output stream is driven from registers (valid never depends on ready);
+    ``rx.ready`` is high for a head beat, and for a data beat when the write register is free.
+    """
+
+    def __init__(self, cfg: FabricConfig, node: int):
+        if not isinstance(cfg, FabricConfig):
+            raise ValueError("TensorDma cfg must be a FabricConfig")
+        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < cfg.noc.nodes:
+            raise ValueError(f"TensorDma node = {node!r} is not a node of the mesh (0..{cfg.noc.nodes - 1})")
+        self.cfg, self.node = cfg, node
+        tile = cfg.tile
+        super().__init__({
+            "load": In(stream.Signature(xfer_desc_layout(cfg))),
+            "store": In(stream.Signature(xfer_desc_layout(cfg))),
+            "load_done": Out(1),
+            "store_done": Out(1),
+            "fault": Out(1),
+            "tx": Out(stream.Signature(beat_layout(cfg.noc))),
+            "rx": In(stream.Signature(beat_layout(cfg.noc))),
+            "sp_wr": Out(stream.Signature(scratchpad_write_layout(tile))),
+            "acc_wr": Out(stream.Signature(acc_write_layout(tile))),
+            "acc_rd": Out(acc_read_signature(tile)),
+            "busy": Out(1),
+            "read_requests": Out(32),
+            "write_requests": Out(32),
+            "alloc_requests": Out(32),
+            "resp_words": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, tile, noc = self.cfg, self.cfg.tile, self.cfg.noc
+        W = tile.word_bytes
+        wb = (W - 1).bit_length()
+        L = cfg.cache.line_bytes
+        ob = cfg.cache.offset_bits
+        own = Const(1 << self.node, noc.nodes)
+        lwb = local_word_bits(cfg)
+        cw = lwb + 2                      # word counts of one descriptor
+        tagl = tag_layout(cfg)
+        rqh = req_head_layout(cfg)
+        rsh = resp_head_layout(cfg)
+        beat = beat_layout(noc)
+
+        def request_beat(name, op, addr, tag, dest, mask, last):
+            b = Signal(beat, name=name)
+            h = Signal(rqh, name=name + "_head")
+            m.d.comb += [
+                h.op.as_value().eq(op), h.addr.eq(addr), h.mask.eq(mask), h.id.eq(tag), h.dest.eq(dest),
+                b.data.eq(h.as_value()), b.last.eq(last),
+                b.hdr.cls.eq(REQUEST), b.hdr.mcast.eq(0), b.hdr.port.eq(SLICE_PORT),
+                b.hdr.dest.eq(owner(cfg, addr)),
+            ]
+            return b
+
+        # ================================ LOAD request generator ==============================
+        ld = Signal(xfer_desc_layout(cfg), name="ld")
+        ld_active = Signal()
+        ld_rows_left = Signal(12)
+        ld_rem = Signal(17)               # bytes of the row from the current word on
+        ld_row_mem = Signal(32)
+        ld_cur_mem = Signal(32)
+        ld_row_local = Signal(lwb + 1)
+        ld_cur_local = Signal(lwb + 1)
+        ld_dest = Signal(noc.nodes)
+        ld_slot = Signal(SLOT_BITS)
+        load_seq = Signal(SLOT_BITS)
+
+        expected = Array(Signal(cw, name=f"expected{i}") for i in range(LOAD_SLOTS))
+        arrived = Array(Signal(cw, name=f"arrived{i}") for i in range(LOAD_SLOTS))
+        armed = Signal(LOAD_SLOTS)
+        done_seq = Signal(SLOT_BITS)
+        arm_now = Signal(LOAD_SLOTS)
+
+        d = self.load.payload
+        wpr = Signal(13)
+        m.d.comb += wpr.eq((d.row_bytes + (W - 1)) >> wb)
+        d_own = Signal()
+        m.d.comb += d_own.eq((d.mode == Mode.LOCAL) | (d.dest & own).any())
+        m.d.comb += self.load.ready.eq(~ld_active)
+
+        with m.If(self.load.valid & self.load.ready):
+            m.d.sync += [
+                expected[load_seq].eq(Mux(d_own, d.rows * wpr, 0)),
+                load_seq.eq(load_seq + 1),
+                ld.eq(d), ld_slot.eq(load_seq),
+                ld_rows_left.eq(d.rows), ld_rem.eq(d.row_bytes),
+                ld_row_mem.eq(d.mem_addr), ld_cur_mem.eq(d.mem_addr),
+                ld_row_local.eq(d.local_addr >> wb), ld_cur_local.eq(d.local_addr >> wb),
+                ld_dest.eq(Mux(d.mode == Mode.LOCAL, own, d.dest)),
+            ]
+            with m.If(d.mode == Mode.RECV):
+                m.d.comb += arm_now.eq(Const(1, LOAD_SLOTS) << load_seq)
+            with m.Else():
+                m.d.sync += ld_active.eq(1)
+
+        ld_tag = Signal(tagl)
+        m.d.comb += [
+            ld_tag.valid.eq(Mux(ld_rem <= W, ld_rem[:wb], 0)),
+            ld_tag.word.eq(ld_cur_local),
+            ld_tag.space.eq(ld.space),
+            ld_tag.slot.eq(ld_slot),
+        ]
+        ld_beat = request_beat("ld_beat", CacheOp.READ.value, ld_cur_mem, ld_tag.as_value(), ld_dest, 0, 1)
+        ld_take = Signal()                # the arbiter takes ld_beat this cycle
+        ld_row_end = ld_rem <= W
+        with m.If(ld_take):
+            with m.If(ld_row_end):
+                m.d.sync += [
+                    ld_rows_left.eq(ld_rows_left - 1), ld_rem.eq(ld.row_bytes),
+                    ld_row_mem.eq(ld_row_mem + ld.stride), ld_cur_mem.eq(ld_row_mem + ld.stride),
+                    ld_row_local.eq(ld_row_local + (ld.pitch >> wb)),
+                    ld_cur_local.eq(ld_row_local + (ld.pitch >> wb)),
+                ]
+                with m.If(ld_rows_left == 1):
+                    m.d.sync += ld_active.eq(0)
+                    m.d.comb += arm_now.eq(Const(1, LOAD_SLOTS) << ld_slot)
+            with m.Else():
+                m.d.sync += [ld_rem.eq(ld_rem - W), ld_cur_mem.eq(ld_cur_mem + W),
+                             ld_cur_local.eq(ld_cur_local + 1)]
+
+        # ================================ STORE ===============================================
+        st_busy = Signal()
+        st = Signal(xfer_desc_layout(cfg), name="st")
+        st_gen = Signal()                 # still reading words of the accumulator
+        st_rows_left = Signal(12)
+        st_rem = Signal(17)
+        st_row_mem = Signal(32)
+        st_cur_mem = Signal(32)
+        st_row_local = Signal(lwb + 1)
+        st_cur_local = Signal(lwb + 1)
+        st_sent = Signal(cw + 1)
+        st_resps = Signal(cw + 1)
+        m.d.comb += self.store.ready.eq(~st_busy)
+        sd = self.store.payload
+        with m.If(self.store.valid & self.store.ready):
+            m.d.sync += [
+                st.eq(sd), st_busy.eq(1), st_gen.eq(1), st_rows_left.eq(sd.rows), st_rem.eq(sd.row_bytes),
+                st_row_mem.eq(sd.mem_addr), st_cur_mem.eq(sd.mem_addr),
+                st_row_local.eq(sd.local_addr >> wb), st_cur_local.eq(sd.local_addr >> wb),
+                st_sent.eq(0), st_resps.eq(0),
+            ]
+
+        meta_l = data.StructLayout({"addr": 32, "mask": W, "alloc": 1})
+        m.submodules.st_meta = meta = SyncFIFOBuffered(width=meta_l.size, depth=4)
+        m.submodules.st_data = dfifo = SyncFIFOBuffered(width=W * 8, depth=4)
+        wmeta = Signal(meta_l)
+        m.d.comb += [
+            wmeta.addr.eq(st_cur_mem),
+            wmeta.mask.eq(Cat(st_rem > i for i in range(W))),
+            wmeta.alloc.eq((st_cur_mem[:ob] == 0) & (st_rem >= L)),
+            meta.w_data.eq(wmeta.as_value()),
+            self.acc_rd.req.valid.eq(st_gen & meta.w_rdy),
+            self.acc_rd.req.payload.eq(st_cur_local),
+            meta.w_en.eq(self.acc_rd.req.valid & self.acc_rd.req.ready),
+            dfifo.w_data.eq(self.acc_rd.resp.payload),
+            dfifo.w_en.eq(self.acc_rd.resp.valid),
+            self.acc_rd.resp.ready.eq(dfifo.w_rdy),
+        ]
+        with m.If(meta.w_en):
+            with m.If(st_rem <= W):
+                m.d.sync += [
+                    st_rows_left.eq(st_rows_left - 1), st_rem.eq(st.row_bytes),
+                    st_row_mem.eq(st_row_mem + st.stride), st_cur_mem.eq(st_row_mem + st.stride),
+                    st_row_local.eq(st_row_local + (st.pitch >> wb)),
+                    st_cur_local.eq(st_row_local + (st.pitch >> wb)),
+                ]
+                with m.If(st_rows_left == 1):
+                    m.d.sync += st_gen.eq(0)
+            with m.Else():
+                m.d.sync += [st_rem.eq(st_rem - W), st_cur_mem.eq(st_cur_mem + W),
+                             st_cur_local.eq(st_cur_local + 1)]
+
+        rmeta = Signal(meta_l)
+        m.d.comb += rmeta.as_value().eq(meta.r_data)
+        st_alloc_sent = Signal()
+        st_in_data = Signal()             # the WRITE head has gone, its data beat is next
+        st_tag = Signal(tagl)
+        m.d.comb += st_tag.space.eq(Space.ACC.value)
+        need_alloc = rmeta.alloc & ~st_alloc_sent
+        alloc_beat = request_beat("alloc_beat", ALLOC_OP, rmeta.addr, st_tag.as_value(), own, 0, 1)
+        whead_beat = request_beat("whead_beat", CacheOp.WRITE.value, rmeta.addr, st_tag.as_value(), own,
+                                  rmeta.mask, 0)
+        wdata_beat = Signal(beat)
+        m.d.comb += [wdata_beat.eq(whead_beat), wdata_beat.data.eq(dfifo.r_data), wdata_beat.last.eq(1)]
+        st_cand = Signal(beat)
+        st_cand_valid = Signal()
+        with m.If(st_in_data):
+            m.d.comb += [st_cand.eq(wdata_beat), st_cand_valid.eq(1)]
+        with m.Elif(meta.r_rdy & need_alloc):
+            m.d.comb += [st_cand.eq(alloc_beat), st_cand_valid.eq(1)]
+        with m.Else():
+            m.d.comb += [st_cand.eq(whead_beat), st_cand_valid.eq(meta.r_rdy & dfifo.r_rdy)]
+        st_take = Signal()
+        with m.If(st_take):
+            m.d.sync += st_sent.eq(st_sent + ~st_in_data)
+            with m.If(st_in_data):
+                m.d.sync += [st_in_data.eq(0), st_alloc_sent.eq(0)]
+                m.d.comb += [meta.r_en.eq(1), dfifo.r_en.eq(1)]
+                m.d.sync += self.write_requests.eq(self.write_requests + 1)
+            with m.Elif(need_alloc):
+                m.d.sync += st_alloc_sent.eq(1)
+                m.d.sync += self.alloc_requests.eq(self.alloc_requests + 1)
+            with m.Else():
+                m.d.sync += st_in_data.eq(1)
+
+        # ================================ tx arbitration ======================================
+        tx_free = ~self.tx.valid | self.tx.ready
+        ld_valid = ld_active
+        prefer_st = Signal()
+        with m.If(tx_free):
+            with m.If(st_in_data | (st_cand_valid & (prefer_st | ~ld_valid))):
+                m.d.comb += st_take.eq(1)
+                m.d.sync += [self.tx.payload.eq(st_cand), self.tx.valid.eq(1)]
+                with m.If(st_in_data):
+                    m.d.sync += prefer_st.eq(0)
+            with m.Elif(ld_valid):
+                m.d.comb += ld_take.eq(1)
+                m.d.sync += [self.tx.payload.eq(ld_beat), self.tx.valid.eq(1), prefer_st.eq(1),
+                             self.read_requests.eq(self.read_requests + 1)]
+            with m.Else():
+                m.d.sync += self.tx.valid.eq(0)
+        with m.If(st_take & ~st_in_data & need_alloc):
+            m.d.sync += prefer_st.eq(0)
+
+        # ================================ responses ===========================================
+        rx = self.rx
+        head = Signal(rsh)
+        m.d.comb += head.as_value().eq(rx.payload.data[:rsh.size])
+        in_data = Signal()                # the next beat is a READ's data word
+        drain = Signal()                  # skip beats up to last
+        rtag = Signal(tagl)
+        rskip = Signal()
+        st_resp_inc = Signal()
+
+        w_valid = Signal()
+        w_space = Signal()
+        w_skip = Signal()
+        w_slot = Signal(SLOT_BITS)
+        w_addr = Signal(lwb)
+        w_data = Signal(W * 8)
+        w_mask = Signal(W)
+        w_done = Signal()
+        m.d.comb += [
+            self.sp_wr.valid.eq(w_valid & ~w_skip & (w_space == Space.SP.value)),
+            self.acc_wr.valid.eq(w_valid & ~w_skip & (w_space == Space.ACC.value)),
+            self.sp_wr.payload.addr.eq(w_addr), self.sp_wr.payload.data.eq(w_data),
+            self.sp_wr.payload.mask.eq(w_mask),
+            self.acc_wr.payload.addr.eq(w_addr), self.acc_wr.payload.data.eq(w_data),
+            self.acc_wr.payload.mask.eq(w_mask),
+            w_done.eq(w_valid & (w_skip | Mux(w_space, self.acc_wr.ready, self.sp_wr.ready))),
+        ]
+        w_free = ~w_valid | w_done
+        with m.If(w_done):
+            m.d.sync += w_valid.eq(0)
+
+        m.d.comb += rx.ready.eq(Mux(in_data, w_free, 1))
+        fault = Signal()
+        with m.If(rx.valid & rx.ready):
+            with m.If(drain):
+                m.d.sync += drain.eq(~rx.payload.last)
+            with m.Elif(in_data):
+                rtv = rtag.valid
+                m.d.sync += [
+                    in_data.eq(0), drain.eq(~rx.payload.last),
+                    w_valid.eq(1), w_space.eq(rtag.space), w_skip.eq(rskip), w_slot.eq(rtag.slot),
+                    w_addr.eq(rtag.word), w_data.eq(rx.payload.data),
+                    w_mask.eq(Cat((rtv == 0) | (rtv > i) for i in range(W))),
+                    self.resp_words.eq(self.resp_words + 1),
+                ]
+            with m.Else():
+                m.d.comb += fault.eq(head.status != CacheStatus.OK)
+                with m.If((head.op == CacheOp.READ) & ~rx.payload.last):
+                    m.d.sync += [in_data.eq(1), rtag.eq(head.id[:tagl.size]),
+                                 rskip.eq(head.status != CacheStatus.OK)]
+                with m.Else():
+                    m.d.comb += st_resp_inc.eq(1)
+                    m.d.sync += drain.eq(~rx.payload.last)
+        m.d.sync += self.fault.eq(fault)
+        with m.If(st_resp_inc):
+            m.d.sync += st_resps.eq(st_resps + 1)
+
+        # ================================ LOAD completion =====================================
+        complete = Signal()
+        m.d.comb += complete.eq(armed.bit_select(done_seq, 1) & (arrived[done_seq] == expected[done_seq]))
+        clear = Signal(LOAD_SLOTS)
+        with m.If(complete):
+            m.d.comb += clear.eq(Const(1, LOAD_SLOTS) << done_seq)
+            m.d.sync += done_seq.eq(done_seq + 1)
+        m.d.sync += [armed.eq((armed & ~clear) | arm_now), self.load_done.eq(complete)]
+        for i in range(LOAD_SLOTS):
+            inc = w_done & (w_slot == i)
+            m.d.sync += arrived[i].eq(arrived[i] + inc - Mux(clear[i], expected[i], 0))
+
+        # ================================ STORE completion ====================================
+        st_done = Signal()
+        m.d.comb += st_done.eq(st_busy & ~st_gen & (meta.level == 0) & ~st_in_data & ~meta.w_en
+                               & (st_resps == st_sent) & ~st_resp_inc)
+        m.d.sync += self.store_done.eq(st_done)
+        with m.If(st_done):
+            m.d.sync += st_busy.eq(0)
+
+        m.d.comb += self.busy.eq(ld_active | st_busy | armed.any() | w_valid | self.tx.valid)
+        return m
