@@ -22,7 +22,7 @@ from rtl.tensor.pe import ProcessingElement
 from rtl.tensor.systolic_array import SystolicArray
 from rtl.tensor.tensor_core import TensorCore
 
-__all__ = ["verilog_hierarchical", "verilog_optimized"]
+__all__ = ["verilog_hierarchical", "verilog_optimized", "verilog_with_pe"]
 
 
 def verilog_optimized(top, name: str) -> str:
@@ -39,15 +39,21 @@ def verilog_hierarchical(block: str, cfg: TensorConfig, name: str, optimize: boo
 
     ``optimize=False`` writes each module with Amaranth's own Verilog backend instead (sub-modules
     kept, e.g. for lint with per-module attribution)."""
-    pe_name = f"{name}_pe"
     if block == "tensor_core":
-        top = TensorCore(cfg, pe_module=pe_name)
+        factory = TensorCore
     elif block == "systolic_array":
-        top = SystolicArray(cfg, pe_module=pe_name)
+        factory = SystolicArray
     else:
         raise ValueError(f"block = {block!r} is not allowed; allowed: tensor_core, systolic_array")
+    return verilog_with_pe(lambda pe_name: factory(cfg, pe_module=pe_name), cfg, name, optimize)
+
+
+def verilog_with_pe(make_top, cfg: TensorConfig, name: str, optimize: bool = True) -> str:
+    """Verilog of ``make_top(pe_name)`` (a design whose tensor cores instantiate the PE module
+    ``pe_name`` = ``<name>_pe``), followed by that PE module, marked ``no_inline_module``."""
+    pe_name = f"{name}_pe"
     convert = verilog_optimized if optimize else (lambda t, n: verilog.convert(t, name=n, emit_src=False))
-    text = convert(top, name)
+    text = convert(make_top(pe_name), name)
     pe = convert(ProcessingElement(cfg.numeric, cfg.interleave), pe_name)
     # Keep the PE a separate class in Verilator's C++ (one copy of the code, not R x C).
     header = re.search(rf"^module {re.escape(pe_name)}\(.*?\);\n", pe, re.M | re.S)

@@ -1,0 +1,190 @@
+"""``tessera gemm``: a GEMM on the whole Verilated fabric, checked bit-exactly, with a report.
+
+Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in ARCHITECTURE.md) or random
+(``--m --n --k [--c random] [--seed]``). The runtime (``sim/gemm_map.py``) maps the GEMM onto
+the preset's mesh; the fabric runs it under Verilator with the host on the AXI4-Lite port and a
+memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports
+(``tb/fabric/memory.py``). D is compared with the golden model (``tb/models/gemm.py``).
+``--compare-multicast`` runs the same GEMM a second time with ``--no-multicast`` in the same
+simulation and prints both side by side (``make sim`` does this).
+
+Report JSON: ``cycles`` (first tile started to last tile done), ``macs``, ``utilization`` =
+macs / (tiles * R * C * cycles), ``dram_read_bytes``, ``dram_write_bytes`` (including the final
+L2 flush), ``compulsory_read_bytes``, ``l2_hits``, ``l2_misses``, ``noc_link_traversals``,
+``l2_response_flits`` (L2-to-tile NoC traffic as flits injected by the slices),
+``multicast_packets``, ``per_tile_busy_cycles``, ``bit_exact``; with ``--compare-multicast`` also
+``no_multicast`` (the same fields for that run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def register(sub):
+    p = sub.add_parser("gemm", help="GEMM on the whole fabric under Verilator (checked, reported)",
+                       description="Run D = C + A x B on the Verilated fabric through its host and "
+                                   "memory ports, check D bit-exactly and report cycles, "
+                                   "utilization and traffic.")
+    p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
+    p.add_argument("--a", help="A.npy (M x K: uint16 bf16 bits or int8)")
+    p.add_argument("--b", help="B.npy (K x N: uint16 bf16 bits or int8)")
+    p.add_argument("--c", help="C.npy (M x N: uint32 FP32 bits or int32); with --m/--n/--k: 'random'")
+    p.add_argument("--m", type=int, help="rows of A and D (random data)")
+    p.add_argument("--n", type=int, help="columns of B and D (random data)")
+    p.add_argument("--k", type=int, help="reduction length (random data)")
+    p.add_argument("--dtype", choices=["bf16", "int8"], default="bf16", help="operand type")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random data and of the simulation")
+    p.add_argument("--special-prob", type=float, default=0.0,
+                   help="share of special values (inf, NaN, subnormal, zeros) in random BF16 data")
+    p.add_argument("--out", help="write D.npy (uint32 FP32 bits or int32)")
+    p.add_argument("--report", help="write the report JSON to this file")
+    p.add_argument("--no-multicast", action="store_true", help="every tile loads its own A and B")
+    p.add_argument("--compare-multicast", action="store_true",
+                   help="also run with --no-multicast and print both (same simulation)")
+    p.add_argument("--mem-latency", type=int, default=100, help="memory latency in cycles (default 100)")
+    p.add_argument("--mem-bytes-per-cycle", type=float, default=None,
+                   help="memory bandwidth over all AXI ports (default: one beat per port per cycle)")
+    p.set_defaults(func=run)
+
+
+def _config(args):
+    from rtl.config import preset
+
+    try:
+        return preset(args.preset)
+    except ValueError as e:
+        raise ValueError(f"--preset: {e}") from None
+
+
+def _check_args(args, cfg):
+    if args.mem_latency < 1:
+        raise ValueError(f"--mem-latency: {args.mem_latency} must be at least 1 cycle")
+    if args.mem_bytes_per_cycle is not None and args.mem_bytes_per_cycle <= 0:
+        raise ValueError(f"--mem-bytes-per-cycle: {args.mem_bytes_per_cycle} must be positive")
+    if args.no_multicast and args.compare_multicast:
+        raise ValueError("--compare-multicast: runs both ways already; drop --no-multicast")
+
+
+def report_of(cfg, res: dict, a, b, c, dtype: str, exact: bool) -> dict:
+    """The report fields of one run (``res``: the testbench's result.json)."""
+    m, k = a.shape
+    n = b.shape[1]
+    macs = m * n * k
+    cyc = max(1, res["cycles"])
+    ctr = res["counters"]
+    slices = ctr["slices"]
+    compulsory = a.nbytes + b.nbytes + (c.nbytes if c is not None else 0)
+    return {
+        "preset": cfg.name, "m": m, "n": n, "k": k, "dtype": dtype, "accumulate": c is not None,
+        "tiles": cfg.tiles, "rows": cfg.tensor.rows, "cols": cfg.tensor.cols,
+        "cycles": res["cycles"],
+        "macs": macs,
+        "utilization": macs / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols * cyc),
+        "dram_read_bytes": res["dram_read_bytes"],
+        "dram_write_bytes": res["dram_write_bytes"],
+        "compulsory_read_bytes": compulsory,
+        "dram_read_over_compulsory": res["dram_read_bytes"] / compulsory,
+        "l2_hits": sum(s["hits"] for s in slices),
+        "l2_misses": sum(s["misses"] for s in slices),
+        "l2_requests": sum(s["requests"] for s in slices),
+        "noc_link_traversals": ctr["noc_link_flits"],
+        "noc_eject_flits": ctr["noc_eject_flits"],
+        "l2_response_flits": ctr["l2_resp_flits"],
+        "multicast_packets": ctr["mcast_packets"],
+        "per_tile_busy_cycles": [t["busy_cycles"] for t in ctr["tiles"]],
+        "flush_cycles": res["flush_cycles"],
+        "tile_states": {t: s["state"] for t, s in res["statuses"].items()},
+        "plan": res["plan"],
+        "bit_exact": exact,
+    }
+
+
+def _print_reports(reports: list[dict]):
+    cols = [("cycles", "cycles", "{:,}"), ("utilization", "utilization", "{:.1%}"),
+            ("dram_read_bytes", "DRAM read bytes", "{:,}"),
+            ("dram_read_over_compulsory", "  / compulsory", "{:.3f}x"),
+            ("dram_write_bytes", "DRAM write bytes", "{:,}"), ("l2_requests", "L2 requests", "{:,}"),
+            ("l2_hits", "L2 hits", "{:,}"), ("l2_misses", "L2 misses", "{:,}"),
+            ("l2_response_flits", "L2->tile flits", "{:,}"),
+            ("noc_link_traversals", "NoC link traversals", "{:,}"),
+            ("multicast_packets", "multicast packets", "{:,}"), ("bit_exact", "bit-exact", "{}")]
+    first = reports[0]
+    print(f"GEMM {first['m']}x{first['n']}x{first['k']} {first['dtype']} on '{first['preset']}': "
+          f"{first['tiles']} tiles of {first['rows']}x{first['cols']}, {first['macs']:,} MACs")
+    heads = ["multicast" if not r.get("_no_mc") else "no multicast" for r in reports]
+    print(f"  {'':22}" + "".join(f"{h:>18}" for h in heads) + ("        ratio" if len(reports) == 2 else ""))
+    for key, label, fmt in cols:
+        vals = [r[key] for r in reports]
+        line = f"  {label:22}" + "".join(f"{fmt.format(v):>18}" for v in vals)
+        if len(reports) == 2 and isinstance(vals[0], (int, float)) and not isinstance(vals[0], bool) and vals[0]:
+            line += f"   {vals[1] / vals[0]:9.2f}x"
+        print(line)
+    busy = first["per_tile_busy_cycles"]
+    print(f"  tensor-core busy cycles per tile: min {min(busy):,} max {max(busy):,}")
+
+
+def run(args) -> int:
+    from sim.bench_tensor import _inputs
+    from sim.fabric_run import fabric_name, run_jobs, save_job
+    from sim.gemm_map import plan_gemm
+    from sim.toolchain import BUILD
+    from tb.models.gemm import gemm
+
+    cfg = _config(args)
+    _check_args(args, cfg)
+    a, b, c = _inputs(args)
+    m, k = a.shape
+    n = b.shape[1]
+    try:
+        plan_gemm(cfg, m, n, k, args.dtype, has_c=c is not None, multicast=not args.no_multicast)
+    except ValueError as e:
+        raise ValueError(f"--{'a' if args.a else 'm'}: {e}") from None
+    tag = hashlib.sha256(a.tobytes() + b.tobytes() + (c.tobytes() if c is not None else b"")).hexdigest()[:12]
+    base = BUILD / "gemm" / f"{fabric_name(cfg)}-{m}x{n}x{k}-{args.dtype}-{tag}"
+    modes = [not args.no_multicast] + ([False] if args.compare_multicast else [])
+    jobs = []
+    for mc in modes:
+        work = base / ("multicast" if mc else "unicast")
+        save_job(work, a, b, c)
+        jobs.append({"dir": str(work), "dtype": args.dtype, "multicast": mc})
+    print(f"[tessera] gemm: exporting and building the '{cfg.name}' fabric (cached after the first run)")
+    t0 = time.time()
+    results = run_jobs(cfg, jobs, mem_latency=args.mem_latency, mem_bytes_per_cycle=args.mem_bytes_per_cycle,
+                       seed=args.seed, progress=True)
+    wall = time.time() - t0
+    golden = gemm(a, b, c, args.dtype)
+    reports = []
+    for mc, res in zip(modes, results):
+        exact = bool(np.array_equal(res["d"].view(golden.dtype), golden))
+        rep = report_of(cfg, res, a, b, c, args.dtype, exact)
+        rep.update({"multicast": mc, "mem_latency": args.mem_latency,
+                    "mem_bytes_per_cycle": args.mem_bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes})
+        if not mc:
+            rep["_no_mc"] = True
+        reports.append(rep)
+    _print_reports(reports)
+    print(f"  wall time {wall:.0f} s (export, build, simulation)")
+    for r in reports:
+        r.pop("_no_mc", None)
+    main = dict(reports[0])
+    if len(reports) == 2:
+        main["no_multicast"] = reports[1]
+        main["multicast_l2_traffic_cut"] = reports[1]["l2_response_flits"] / max(1, reports[0]["l2_response_flits"])
+        main["multicast_link_traversal_cut"] = (reports[1]["noc_link_traversals"]
+                                                / max(1, reports[0]["noc_link_traversals"]))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        np.save(args.out, results[0]["d"])
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(main, indent=2) + "\n")
+    bad = [r for r in reports if not r["bit_exact"] or any(s != "DONE" for s in r["tile_states"].values())]
+    if bad:
+        print("  FAILED: result differs from the golden model or a tile did not finish")
+    return 1 if bad else 0

@@ -1,0 +1,125 @@
+"""Run GEMM jobs on the Verilated fabric: Verilog export (cached), build, cocotb, results.
+
+Used by ``tessera gemm`` and by the fabric tests. Exporting a fabric takes a while (the default
+preset is 16 tiles of 64 PEs), so the Verilog text is cached under ``build/fabric/`` keyed by the
+configuration and the contents of every ``rtl/`` source file; the Verilator build is cached by
+the harness (keyed by the Verilog). ``run_jobs`` shows a progress bar (cycles simulated against
+the ideal cycle count) when asked to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fabric_name(cfg) -> str:
+    return f"fabric_{cfg.name}"
+
+
+def _source_hash() -> str:
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "rtl").rglob("*.py")):
+        h.update(path.relative_to(ROOT).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def fabric_verilog_cached(cfg) -> str:
+    from rtl.fabric import fabric_verilog
+    from sim.toolchain import BUILD
+
+    cfg_json = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+    key = hashlib.sha256((cfg_json + _source_hash()).encode()).hexdigest()[:16]
+    path = BUILD / "fabric" / f"{fabric_name(cfg)}-{key}.v"
+    if path.exists():
+        return path.read_text()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = fabric_verilog(cfg, fabric_name(cfg))
+    tmp = path.with_suffix(f".tmp{threading.get_ident()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
+
+
+def save_job(work: Path, a, b, c=None):
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(work / "A.npy", a)
+    np.save(work / "B.npy", b)
+    if c is not None:
+        np.save(work / "C.npy", c)
+    elif (work / "C.npy").exists():
+        (work / "C.npy").unlink()
+    for stale in ("D.npy", "result.json"):
+        if (work / stale).exists():
+            (work / stale).unlink()
+
+
+def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cycle: float | None = None,
+             seed: int | None = None, progress: bool = False, test_module: str = "tb.fabric.run_gemm",
+             extra: dict | None = None) -> list[dict]:
+    """Run ``jobs`` (dicts with ``dir``, ``dtype``, ``multicast``) in one simulation; return their
+    ``result.json`` contents (each with ``D`` loaded as ``d``)."""
+    from rtl.fabric.fabric import Fabric
+    from tb.harness import run
+
+    text = fabric_verilog_cached(cfg)
+    params = {"cfg": dataclasses.asdict(cfg), "jobs": jobs, "mem_latency": mem_latency,
+              "mem_bytes_per_cycle": mem_bytes_per_cycle, **(extra or {})}
+    bar = None
+    if progress:
+        prog = Path(jobs[0]["dir"]).parent / f"progress-{Path(jobs[0]['dir']).name}.json"
+        if prog.exists():
+            prog.unlink()
+        params["progress"] = str(prog)
+        bar = _ProgressBar(prog)
+        bar.start()
+    try:
+        run(Fabric, test_module, name=fabric_name(cfg), verilog_text=text, params=params, seed=seed)
+    finally:
+        if bar:
+            bar.stop()
+    out = []
+    for job in jobs:
+        res = json.loads((Path(job["dir"]) / "result.json").read_text())
+        res["d"] = np.load(Path(job["dir"]) / "D.npy")
+        out.append(res)
+    return out
+
+
+class _ProgressBar(threading.Thread):
+    """A tqdm bar fed from the progress file the testbench rewrites every half second."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.done = path, threading.Event()
+
+    def run(self):
+        from tqdm import tqdm
+
+        bar = None
+        while not self.done.wait(0.5):
+            try:
+                p = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                continue
+            if bar is None:
+                bar = tqdm(total=p["expect"], unit="cyc", desc="simulating", unit_scale=True, leave=False)
+            bar.total = max(bar.total, p["cycles"])
+            bar.n = p["cycles"]
+            bar.refresh()
+        if bar is not None:
+            bar.close()
+
+    def stop(self):
+        self.done.set()
+        self.join(timeout=2)
+        time.sleep(0)
