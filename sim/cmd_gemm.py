@@ -122,7 +122,8 @@ def _print_reports(reports: list[dict]):
     for key, label, fmt in cols:
         vals = [r[key] for r in reports]
         line = f"  {label:22}" + "".join(f"{fmt.format(v):>18}" for v in vals)
-        if len(reports) == 2 and isinstance(vals[0], (int, float)) and not isinstance(vals[0], bool) and vals[0]:
+        numeric = isinstance(vals[0], (int, float)) and not isinstance(vals[0], bool)
+        if len(reports) == 2 and numeric and vals[0]:
             line += f"   {vals[1] / vals[0]:9.2f}x"
         print(line)
     busy = first["per_tile_busy_cycles"]
@@ -145,7 +146,8 @@ def run(args) -> int:
         plan_gemm(cfg, m, n, k, args.dtype, has_c=c is not None, multicast=not args.no_multicast)
     except ValueError as e:
         raise ValueError(f"--{'a' if args.a else 'm'}: {e}") from None
-    tag = hashlib.sha256(a.tobytes() + b.tobytes() + (c.tobytes() if c is not None else b"")).hexdigest()[:12]
+    raw = a.tobytes() + b.tobytes() + (c.tobytes() if c is not None else b"")
+    tag = hashlib.sha256(raw).hexdigest()[:12]
     base = BUILD / "gemm" / f"{fabric_name(cfg)}-{m}x{n}x{k}-{args.dtype}-{tag}"
     modes = [not args.no_multicast] + ([False] if args.compare_multicast else [])
     jobs = []
@@ -160,7 +162,7 @@ def run(args) -> int:
     wall = time.time() - t0
     golden = gemm(a, b, c, args.dtype)
     reports = []
-    for mc, res in zip(modes, results):
+    for mc, res in zip(modes, results, strict=True):
         exact = bool(np.array_equal(res["d"].view(golden.dtype), golden))
         rep = report_of(cfg, res, a, b, c, args.dtype, exact)
         rep.update({"multicast": mc, "mem_latency": args.mem_latency,
@@ -175,7 +177,8 @@ def run(args) -> int:
     main = dict(reports[0])
     if len(reports) == 2:
         main["no_multicast"] = reports[1]
-        main["multicast_l2_traffic_cut"] = reports[1]["l2_response_flits"] / max(1, reports[0]["l2_response_flits"])
+        main["multicast_l2_traffic_cut"] = (reports[1]["l2_response_flits"]
+                                            / max(1, reports[0]["l2_response_flits"]))
         main["multicast_link_traversal_cut"] = (reports[1]["noc_link_traversals"]
                                                 / max(1, reports[0]["noc_link_traversals"]))
     if args.out:

@@ -26,7 +26,8 @@ def _lazy(module: str, cls: str, *args):
 def _tile_verilog(cfg, top: str) -> str:
     from rtl.tensor.export import verilog_with_pe
 
-    return verilog_with_pe(lambda pe: _lazy("rtl.tile.tile", "ComputeTile", 0)(cfg, pe_module=pe), cfg.tensor, top)
+    make = _lazy("rtl.tile.tile", "ComputeTile", 0)
+    return verilog_with_pe(lambda pe: make(cfg, pe_module=pe), cfg.tensor, top)
 
 
 BLOCKS: dict = {

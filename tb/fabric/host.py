@@ -91,5 +91,5 @@ def counter_delta(after, before):
     if isinstance(after, dict):
         return {k: counter_delta(after[k], before[k]) for k in after}
     if isinstance(after, list):
-        return [counter_delta(a, b) for a, b in zip(after, before)]
+        return [counter_delta(a, b) for a, b in zip(after, before, strict=True)]
     return (after - before) & 0xFFFF_FFFF

@@ -23,10 +23,10 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
+from sim.gemm_map import plan_gemm
 
 import tb
 from rtl.config import fabric_from_dict
-from sim.gemm_map import plan_gemm
 from tb.fabric.host import REG, Host, counter_delta
 from tb.fabric.memory import FabricMemory
 
