@@ -361,7 +361,7 @@ class TensorDma(wiring.Component):
                     in_data.eq(0), drain.eq(~rx.payload.last),
                     w_valid.eq(1), w_space.eq(rtag.space), w_skip.eq(rskip), w_slot.eq(rtag.slot),
                     w_addr.eq(rtag.word), w_data.eq(rx.payload.data),
-                    w_mask.eq(Cat((rtv == 0) | (rtv > i) for i in range(W))),
+                    w_mask.eq(Cat(Const(1, 1), *[(rtv == 0) | (rtv > i) for i in range(1, W - 1)], rtv == 0)),
                     self.resp_words.eq(self.resp_words + 1),
                 ]
             with m.Else():
