@@ -1,0 +1,438 @@
+"""Map a GEMM ``D = C + A x B`` onto a Tessera fabric: memory layout and one program per tile.
+
+:func:`plan_gemm` returns a :class:`GemmPlan`: where the host puts A, B, C and D in memory
+(:meth:`GemmPlan.pack`, :meth:`GemmPlan.unpack`), and a :class:`sim.asm.Program` for every tile
+of the mesh (:attr:`GemmPlan.programs`, keyed by node ``y * width + x``).
+
+Memory layout (chosen by the runtime; the host places the data), from ``base``, each region
+starting on an L2 line:
+
+* ``A`` stored transposed: K rows of M elements, row pitch ``pitch(M * e)`` (``e`` = 2 BF16,
+  1 INT8; ``pitch`` rounds up to a word of ``W = tile.word_bytes`` bytes);
+* ``B``: K rows of N elements, pitch ``pitch(N * e)``;
+* ``C`` (only with ``has_c``) and ``D``: M rows of N 32-bit elements, pitch ``pitch(4 * N)``.
+
+Work split. D is cut into output tiles of ``Mt x Nt`` (the last row / column of tiles may be
+smaller). One *round* gives every tile of the mesh at most one output tile: in round
+``(ry, rx)`` tile ``(x, y)`` computes the output tile of row block ``ry * H + y`` and column
+block ``rx * W + x`` (so a mesh row shares its A rows, a mesh column its B columns); tiles
+without a block in a round are idle in it. K is cut into chunks of ``Kc`` rows: an A chunk
+(``Kc`` rows of ``Mt`` elements) and a B chunk each fit one quarter of the scratchpad, the four
+quarters holding A-ping, A-pong, B-ping, B-pong (banks 0, 1, 2, 3 on a 4-bank scratchpad, so the
+tensor core's two operand reads never conflict while the DMA fills the other pair). The output
+tile stays in the accumulator memory for the whole K loop. ``Mt``, ``Nt``, ``Kc`` are chosen by a
+small cost model (tensor-core cycles per tile, L2 words per slice, per-chunk and per-round
+overheads); e.g. 512^3 BF16 on ``default``: 128, 128, 64; 256^3: 64, 64, 128.
+
+Program of every tile (the chunks of all rounds form one global sequence ``g``; chunk ``g``
+uses buffer pair ``g % 2``)::
+
+    [load C of round 0 -> acc]                       (has_c)
+    load A, B of chunk 0
+    for g:  barrier loads matmuls                    (chunk g is in; MATMUL g-1 is done)
+            sync                                     (... on every tile of the mesh)
+            load A, B of chunk g+1 -> other pair     (may belong to the next round)
+            matmul chunk g (accumulate unless it is the round's first chunk without C)
+            at a round's last chunk: barrier matmuls, store D, [barrier stores, load next C]
+    end
+
+Without C, the ``barrier stores`` that protects the accumulator before the next round's first
+MATMUL joins the ``barrier loads matmuls`` of that chunk.
+
+Why the SYNC: with multicast a tile's SEND writes other tiles' scratchpads. The LOADs of chunk
+``g+1`` overwrite the buffers that MATMUL ``g-1`` read; after the SYNC of chunk ``g`` every tile
+has passed its ``barrier matmuls`` for MATMUL ``g-1``, so no tile still reads them. Every tile,
+idle or not, executes the same number of SYNCs (one per chunk, group = the whole mesh).
+
+Multicast (``multicast=True``). The A chunk of a mesh row is one LOAD with ``mode=send`` and
+group ``x = 0..wa-1, y = row`` (``wa`` the active columns of the round), issued by tile
+``x = (g + y) % wa`` of the row; the other tiles of the row execute the identical instruction
+with ``mode=recv``. The B chunk of a mesh column likewise over ``y = 0..ha-1``, sender
+``y = (g + x + 1) % ha``. So the L2 sees each A and B word once per round.
+
+**Sequence rule.** The tensor DMA matches a SEND's data to the receivers' RECV by the per-tile
+LOAD sequence number (the completion slot of rtl/fabric/messages.py). So *a tile's k-th LOAD must
+be the same transfer as the k-th LOAD of every other tile of each multicast group it belongs to*.
+The programs keep it by giving every tile that is active in any round exactly the same LOAD
+sequence: C, then (A, B) per chunk, then the next C, ...; in a round where such a tile is idle
+it executes a one-word LOCAL *dummy* LOAD in each of those positions. Tiles never active load
+nothing. Without multicast every LOAD is LOCAL and there are no dummies.
+
+Without multicast (``multicast=False``) every active tile LOADs its own A and B chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sim.asm import Program
+
+__all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES", "SYNC_OPCODE"]
+
+DTYPE_BYTES = {"bf16": 2, "int8": 1}
+SYNC_OPCODE = 6
+_OVERHEAD_CHUNK = 64        # cycles lost per chunk (barrier, sync, MATMUL fill and drain)
+_OVERHEAD_ROUND = 200       # cycles per round besides draining D
+
+
+def _pitch(nbytes: int, w: int) -> int:
+    return -(-nbytes // w) * w
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _lcm(*xs: int) -> int:
+    out = 1
+    for x in xs:
+        out = out * x // math.gcd(out, x)
+    return out
+
+
+def _words(rows: int, row_bytes: int, w: int) -> int:
+    return rows * _ceil(row_bytes, w)
+
+
+def _sync(prog: Program, width: int, height: int) -> None:
+    """A whole-mesh SYNC (``Program.sync`` when the assembler has it, else the raw word)."""
+    if hasattr(prog, "sync"):
+        prog.sync(x=(0, width - 1), y=(0, height - 1))
+        return
+    word = SYNC_OPCODE | ((width - 1) << 122) | ((height - 1) << 125)
+    prog.words.append(word)
+
+
+@dataclass
+class GemmPlan:
+    """Memory layout, work split and tile programs of one GEMM (see the module docstring)."""
+
+    cfg: object
+    m: int
+    n: int
+    k: int
+    dtype: str
+    has_c: bool
+    multicast: bool
+    base: int
+    mt: int
+    nt: int
+    kc: int
+    chunks: int                 # K chunks per round
+    row_blocks: int
+    col_blocks: int
+    rounds_y: int
+    rounds_x: int
+    a_addr: int
+    b_addr: int
+    c_addr: int | None
+    d_addr: int
+    a_pitch: int
+    b_pitch: int
+    d_pitch: int
+    end: int                    # first byte after the last region
+    programs: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+
+    @property
+    def e(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def rounds(self) -> int:
+        return self.rounds_y * self.rounds_x
+
+    @property
+    def words(self) -> dict:
+        """Tile index -> instruction words."""
+        return {t: list(p.words) for t, p in self.programs.items()}
+
+    # -- host side -------------------------------------------------------------------------
+
+    def pack(self, a, b, c=None) -> list[tuple[int, bytes]]:
+        """The memory image: ``[(addr, bytes), ...]`` for A^T, B and C (formats of ARCHITECTURE.md:
+        A, B uint16 BF16 bits or int8; C uint32 FP32 bits or int32)."""
+        m, n, k, e = self.m, self.n, self.k, self.e
+        el = "<u2" if self.dtype == "bf16" else "i1"
+        a = np.asarray(a)
+        b = np.asarray(b)
+        if a.shape != (m, k):
+            raise ValueError(f"a has shape {a.shape}, expected ({m}, {k})")
+        if b.shape != (k, n):
+            raise ValueError(f"b has shape {b.shape}, expected ({k}, {n})")
+        if (c is None) == self.has_c:
+            raise ValueError("c must be given exactly when the plan has_c")
+        at = np.zeros((k, self.a_pitch), dtype=np.uint8)
+        at[:, :m * e] = np.ascontiguousarray(a.T.astype(el)).view(np.uint8).reshape(k, m * e)
+        bb = np.zeros((k, self.b_pitch), dtype=np.uint8)
+        bb[:, :n * e] = np.ascontiguousarray(b.astype(el)).view(np.uint8).reshape(k, n * e)
+        image = [(self.a_addr, at.tobytes()), (self.b_addr, bb.tobytes())]
+        if c is not None:
+            c = np.asarray(c)
+            if c.shape != (m, n):
+                raise ValueError(f"c has shape {c.shape}, expected ({m}, {n})")
+            cc = np.zeros((m, self.d_pitch), dtype=np.uint8)
+            cc[:, :4 * n] = np.ascontiguousarray(c.astype(np.uint32 if self.dtype == "bf16" else np.int32)
+                                                 .astype("<u4" if self.dtype == "bf16" else "<i4")
+                                                 ).view(np.uint8).reshape(m, 4 * n)
+            image.append((self.c_addr, cc.tobytes()))
+        return image
+
+    def unpack(self, read_bytes_fn):
+        """D read back through ``read_bytes_fn(addr, nbytes) -> bytes``: M x N uint32 (BF16 mode,
+        FP32 bit patterns) or int32 (INT8 mode)."""
+        raw = bytes(read_bytes_fn(self.d_addr, self.m * self.d_pitch))
+        rows = np.frombuffer(raw, dtype=np.uint8).reshape(self.m, self.d_pitch)[:, :4 * self.n]
+        d = np.ascontiguousarray(rows).view("<u4" if self.dtype == "bf16" else "<i4")
+        return d.astype(np.uint32 if self.dtype == "bf16" else np.int32)
+
+    def summary(self) -> dict:
+        """Sizes and traffic of the plan (counted over the generated programs)."""
+        e = self.e
+        c = self.counts
+        compulsory = (self.m * self.k * e + self.k * self.n * e
+                      + self.m * self.n * 4 * (2 if self.has_c else 1))
+        return {
+            "tiles": self.cfg.noc.width * self.cfg.noc.height,
+            "tiles_used": c["tiles_used"],
+            "Mt": self.mt, "Nt": self.nt, "Kc": self.kc,
+            "rounds": self.rounds, "chunks": self.chunks,
+            "multicast": self.multicast,
+            "l2_read_words": c["read_words"],
+            "l2_read_words_multicast": c["read_words_mc"],
+            "l2_read_words_unicast": c["read_words_uc"],
+            "l2_write_words": c["write_words"],
+            "dummy_loads": c["dummy_loads"],
+            "compulsory_bytes": compulsory,
+            "word_bytes": self.cfg.tile.word_bytes,
+            "instructions": max(len(p.words) for p in self.programs.values()),
+            "memory_end": self.end,
+        }
+
+
+def _choose_sizes(cfg, m, n, k, e):
+    """(cost, Mt, Nt, Kc) minimising the estimated cycles (see module docstring)."""
+    tens, tile = cfg.tensor, cfg.tile
+    w = tile.word_bytes
+    mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
+    nodes = mesh_w * mesh_h
+    quarter = tile.scratchpad_bytes // 4
+    r, cc = tens.rows, tens.cols
+    mstep = _lcm(r, max(1, w // e))
+    nstep = _lcm(cc, max(1, w // e), max(1, w // 4))
+    mmax = min(tens.max_m, 4095, 65535 // e)
+    nmax = min(tens.max_n, 65535 // 4)
+
+    def cands(total, step, cap):
+        top = min(_ceil(total, step) * step, cap // step * step)
+        out = list(range(step, top + 1, step))
+        if total <= cap and total not in out and total < step:
+            out.append(total)            # a single block smaller than the alignment step
+        return out
+
+    best = None
+    for mt in cands(m, mstep, mmax):
+        for nt in cands(n, nstep, nmax):
+            if mt * _pitch(4 * nt, w) > tile.accumulator_bytes:
+                break
+            kcap = min(quarter // _pitch(mt * e, w), quarter // _pitch(nt * e, w), tens.max_k, 4095)
+            if kcap < 1:
+                continue
+            nch = _ceil(k, kcap)
+            kc = _ceil(k, nch)
+            rb, cb = _ceil(m, mt), _ceil(n, nt)
+            rounds = _ceil(rb, mesh_h) * _ceil(cb, mesh_w)
+            me, ne = min(mt, m), min(nt, n)
+            compute = _ceil(me, r) * _ceil(ne, cc) * kc + r + cc
+            act_r, act_c = min(mesh_h, rb), min(mesh_w, cb)
+            l2 = (act_r * kc * _ceil(me * e, w) + act_c * kc * _ceil(ne * e, w)) / nodes
+            per_round = nch * (max(compute, l2) + _OVERHEAD_CHUNK) + me * _ceil(4 * ne, w) + _OVERHEAD_ROUND
+            cost = rounds * per_round
+            traffic = rounds * nch * l2
+            key = (cost, traffic, -kc, -mt, -nt)
+            if best is None or key < best[0]:
+                best = (key, mt, nt, kc, nch)
+    if best is None:
+        raise ValueError(f"no output tile fits: tile.accumulator_bytes = {tile.accumulator_bytes},"
+                         f" tile.scratchpad_bytes = {tile.scratchpad_bytes}, tensor.max_m / max_n ="
+                         f" {tens.max_m} / {tens.max_n}")
+    return best[1:]
+
+
+def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast: bool = True,
+              base: int = 0) -> GemmPlan:
+    """Plan ``D = C + A x B`` (A M x K, B K x N) on fabric ``cfg`` (a FabricConfig).
+
+    Raises ``ValueError`` naming the parameter for a bad dtype, size or base, or when the data
+    do not fit below ``2**cfg.cache.addr_bits``."""
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype = {dtype!r} is not allowed; allowed: bf16, int8")
+    for name, v in (("m", m), ("n", n), ("k", k)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} = {v!r} must be a positive integer")
+    line = cfg.cache.line_bytes
+    if isinstance(base, bool) or not isinstance(base, int) or base < 0 or base % line:
+        raise ValueError(f"base = {base!r} must be a non-negative multiple of the {line}-byte line")
+    e = DTYPE_BYTES[dtype]
+    w = cfg.tile.word_bytes
+    mt, nt, kc, nch = _choose_sizes(cfg, m, n, k, e)
+
+    def align(x):
+        return _ceil(x, line) * line
+
+    a_pitch, b_pitch, d_pitch = _pitch(m * e, w), _pitch(n * e, w), _pitch(4 * n, w)
+    if max(a_pitch, b_pitch, d_pitch) >= 1 << 24:
+        raise ValueError(f"m = {m} or n = {n}: a row pitch does not fit the 24-bit stride field")
+    a_addr = base
+    b_addr = align(a_addr + k * a_pitch)
+    c_addr = align(b_addr + k * b_pitch) if has_c else None
+    d_addr = align((c_addr if has_c else b_addr + k * b_pitch) + (m * d_pitch if has_c else 0))
+    end = d_addr + m * d_pitch
+    if end > 1 << cfg.cache.addr_bits:
+        raise ValueError(f"base = {base:#x}, m, n, k = {m}, {n}, {k}: the data end at {end:#x}, beyond"
+                         f" cache.addr_bits = {cfg.cache.addr_bits}")
+    rb, cb = _ceil(m, mt), _ceil(n, nt)
+    mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
+    plan = GemmPlan(cfg=cfg, m=m, n=n, k=k, dtype=dtype, has_c=has_c, multicast=multicast, base=base,
+                    mt=mt, nt=nt, kc=kc, chunks=nch, row_blocks=rb, col_blocks=cb,
+                    rounds_y=_ceil(rb, mesh_h), rounds_x=_ceil(cb, mesh_w),
+                    a_addr=a_addr, b_addr=b_addr, c_addr=c_addr, d_addr=d_addr,
+                    a_pitch=a_pitch, b_pitch=b_pitch, d_pitch=d_pitch, end=end)
+    _build_programs(plan)
+    return plan
+
+
+def _build_programs(plan: GemmPlan) -> None:
+    cfg = plan.cfg
+    w = cfg.tile.word_bytes
+    mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
+    e, dt = plan.e, plan.dtype
+    quarter = cfg.tile.scratchpad_bytes // 4
+    buf_a, buf_b = (0, quarter), (2 * quarter, 3 * quarter)
+    nch, rounds = plan.chunks, plan.rounds
+    total = rounds * nch
+
+    def round_geom(r):
+        """(ry, rx, active rows ha, active columns wa) of round r."""
+        ry, rx = divmod(r, plan.rounds_x)
+        ha = min(mesh_h, plan.row_blocks - ry * mesh_h)
+        wa = min(mesh_w, plan.col_blocks - rx * mesh_w)
+        return ry, rx, ha, wa
+
+    def block(r, x, y):
+        """(row0, mi, col0, ni) of tile (x, y) in round r, or None when it is idle."""
+        ry, rx, ha, wa = round_geom(r)
+        if x >= wa or y >= ha:
+            return None
+        row0 = (ry * mesh_h + y) * plan.mt
+        col0 = (rx * mesh_w + x) * plan.nt
+        return row0, min(plan.mt, plan.m - row0), col0, min(plan.nt, plan.n - col0)
+
+    def chunk(i):
+        k0 = i * plan.kc
+        return k0, min(plan.kc, plan.k - k0)
+
+    ever = {(x, y) for r in range(rounds) for y in range(mesh_h) for x in range(mesh_w)
+            if block(r, x, y) is not None}
+    counts = {"read_words": 0, "read_words_mc": 0, "read_words_uc": 0, "write_words": 0,
+              "dummy_loads": 0, "tiles_used": len(ever)}
+
+    for y in range(mesh_h):
+        for x in range(mesh_w):
+            p = Program(cfg)
+            plan.programs[y * mesh_w + x] = p
+            padded = plan.multicast and (x, y) in ever     # keeps the LOAD sequence of the others
+
+            def dummy(space_addr, acc=False, p=p):
+                counts["dummy_loads"] += 1
+                counts["read_words"] += 1
+                if acc:
+                    p.load(acc=space_addr, mem=plan.a_addr, rows=1, bytes=w)
+                else:
+                    p.load(sp=space_addr, mem=plan.a_addr, rows=1, bytes=w)
+
+            def load_c(r, p=p, x=x, y=y, padded=padded):
+                if not plan.has_c:
+                    return
+                blk = block(r, x, y)
+                if blk is None:
+                    if padded:
+                        dummy(0, acc=True)
+                    return
+                row0, mi, col0, ni = blk
+                p.load(acc=0, mem=plan.c_addr + row0 * plan.d_pitch + 4 * col0, rows=mi, bytes=4 * ni,
+                       stride=plan.d_pitch)
+                nw = _words(mi, 4 * ni, w)
+                counts["read_words"] += nw
+                counts["read_words_mc"] += nw
+                counts["read_words_uc"] += nw
+
+            def load_chunk(g, p=p, x=x, y=y, padded=padded):
+                r, i = divmod(g, nch)
+                blk = block(r, x, y)
+                sa, sb = buf_a[g % 2], buf_b[g % 2]
+                if blk is None:
+                    if padded:
+                        dummy(sa)
+                        dummy(sb)
+                    return
+                _, _, ha, wa = round_geom(r)
+                row0, mi, col0, ni = blk
+                k0, kci = chunk(i)
+                a = dict(sp=sa, mem=plan.a_addr + k0 * plan.a_pitch + row0 * e, rows=kci, bytes=mi * e,
+                         stride=plan.a_pitch)
+                b = dict(sp=sb, mem=plan.b_addr + k0 * plan.b_pitch + col0 * e, rows=kci, bytes=ni * e,
+                         stride=plan.b_pitch)
+                wa_words, wb_words = _words(kci, mi * e, w), _words(kci, ni * e, w)
+                counts["read_words_uc"] += wa_words + wb_words
+                if plan.multicast:
+                    a_send = x == (g + y) % wa
+                    b_send = y == (g + x + 1) % ha
+                    p.load(**a, mode="send" if a_send else "recv", x=(0, wa - 1), y=(y, y))
+                    p.load(**b, mode="send" if b_send else "recv", x=(x, x), y=(0, ha - 1))
+                    got = (wa_words if a_send else 0) + (wb_words if b_send else 0)
+                    counts["read_words"] += got
+                    counts["read_words_mc"] += got
+                else:
+                    p.load(**a)
+                    p.load(**b)
+                    counts["read_words"] += wa_words + wb_words
+                    counts["read_words_mc"] += (wa_words if x == (g + y) % wa else 0) \
+                        + (wb_words if y == (g + x + 1) % ha else 0)
+
+            stored_in = None          # round whose D store may still be outstanding
+            load_c(0)
+            load_chunk(0)
+            for g in range(total):
+                r, i = divmod(g, nch)
+                blk = block(r, x, y)
+                if i == 0 and stored_in is not None and not plan.has_c and blk is not None:
+                    p.barrier("loads", "stores", "matmuls")
+                    stored_in = None
+                else:
+                    p.barrier("loads", "matmuls")
+                _sync(p, mesh_w, mesh_h)
+                if g + 1 < total:
+                    load_chunk(g + 1)
+                if blk is not None:
+                    row0, mi, col0, ni = blk
+                    _, kci = chunk(i)
+                    p.matmul(dt, m=mi, n=ni, k=kci, a=buf_a[g % 2], b=buf_b[g % 2], acc=0,
+                             accumulate=i > 0 or plan.has_c)
+                if i == nch - 1:
+                    if blk is not None:
+                        p.barrier("matmuls")
+                        p.store(acc=0, mem=plan.d_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
+                                bytes=4 * ni, stride=plan.d_pitch)
+                        counts["write_words"] += _words(mi, 4 * ni, w)
+                        stored_in = r
+                    if r + 1 < rounds and plan.has_c:
+                        if stored_in is not None:
+                            p.barrier("stores")
+                            stored_in = None
+                        load_c(r + 1)
+            p.end()
+    plan.counts = counts
