@@ -1,12 +1,13 @@
 """``tessera bench cache``: cycle-level benchmark of one L2 slice under Verilator.
 
-    tessera bench cache (--trace FILE | --pattern {stream,random,strided,reuse})
+    tessera bench cache (--trace FILE | --pattern {stream,random,strided,reuse,store})
         --sets S --ways W --line B --mshrs N [--mem-latency L] [--serial] --json FILE
 
-Trace format (``--trace``): one access per line, ``R|W hexaddr size`` (size in bytes, decimal;
-``#`` starts a comment). Each access is split at data-word boundaries into word requests (a whole
-word is read; a write's byte mask covers the accessed bytes); every word request is one of the
-``accesses`` counted. ``--serial`` issues each request after the previous response: then the
+Trace format (``--trace``): one access per line, ``R|W|A hexaddr size`` (size in bytes, decimal;
+``#`` starts a comment). Each read or write is split at data-word boundaries into word requests (a
+whole word is read; a write's byte mask covers the accessed bytes); ``A`` (ALLOC: claim a line
+without fetching it, zeroed and dirty) becomes one ALLOC per line the range touches. Every request
+is one of the ``accesses`` counted. ``--serial`` issues each request after the previous response: then the
 hit/miss/eviction/write-back counts must equal the independent LRU model's (``model`` in the
 JSON, ``model_match``). Memory: a pipelined AXI4 model with a fixed latency (``--mem-latency``).
 """
@@ -18,7 +19,8 @@ import json
 import random
 from pathlib import Path
 
-PATTERNS = ("stream", "random", "strided", "reuse")
+PATTERNS = ("stream", "random", "strided", "reuse", "store")
+READ, WRITE, ALLOC = 0, 1, 4  # request ops (rtl.cache.layouts.CacheOp values)
 FLAG = {
     "sets": "--sets",
     "ways": "--ways",
@@ -37,7 +39,7 @@ def register(sub):
         formatter_class=_raw(),
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--trace", help="trace file: one 'R|W hexaddr size' per line")
+    src.add_argument("--trace", help="trace file: one 'R|W|A hexaddr size' per line")
     src.add_argument("--pattern", choices=PATTERNS, help="generated access pattern")
     p.add_argument("--sets", type=int, default=128)
     p.add_argument("--ways", type=int, default=8)
@@ -88,7 +90,8 @@ def make_config(args):
         raise ValueError(f"--sets/--ways/--line/--mshrs: {msg}") from None
 
 
-def parse_trace(path: str) -> list[tuple[bool, int, int]]:
+def parse_trace(path: str) -> list[tuple[int, int, int]]:
+    """Accesses ``(op, addr, size)``, op READ (0), WRITE (1) or ALLOC (4)."""
     try:
         text = Path(path).read_text()
     except OSError as e:
@@ -100,20 +103,20 @@ def parse_trace(path: str) -> list[tuple[bool, int, int]]:
             continue
         parts = line.split()
         try:
-            if len(parts) != 3 or parts[0].upper() not in ("R", "W"):
+            if len(parts) != 3 or parts[0].upper() not in ("R", "W", "A"):
                 raise ValueError
             addr, size = int(parts[1], 16), int(parts[2], 10)
             if size < 1 or addr < 0:
                 raise ValueError
         except ValueError:
-            raise ValueError(f"--trace: {path}:{n}: expected 'R|W hexaddr size', got {line!r}") from None
-        out.append((parts[0].upper() == "W", addr, size))
+            raise ValueError(f"--trace: {path}:{n}: expected 'R|W|A hexaddr size', got {line!r}") from None
+        out.append(({"R": READ, "W": WRITE, "A": ALLOC}[parts[0].upper()], addr, size))
     if not out:
         raise ValueError(f"--trace: {path} holds no accesses")
     return out
 
 
-def pattern(name: str, cfg, n: int, seed: int) -> list[tuple[bool, int, int]]:
+def pattern(name: str, cfg, n: int, seed: int) -> list[tuple[int, int, int]]:
     rng = random.Random(seed)
     D, L, size = cfg.data_bytes, cfg.line_bytes, cfg.size_bytes
     base = 0x100000
@@ -124,12 +127,20 @@ def pattern(name: str, cfg, n: int, seed: int) -> list[tuple[bool, int, int]]:
     if name == "reuse":  # reads looping over half the capacity, warmed first: all hits after warm-up
         words = max(1, size // 2 // D)
         return [(False, base + (i % words) * D, D) for i in range(n)]
+    if name == "store":  # a result written out: ALLOC each line, then write its every word
+        per = 1 + L // D
+        return [
+            (ALLOC, base + (i // per) * L, L)
+            if i % per == 0
+            else (WRITE, base + (i // per) * L + (i % per - 1) * D, D)
+            for i in range(n)
+        ]
     # random: reads and writes (30%) over twice the capacity
     return [(rng.random() < 0.3, base + rng.randrange(2 * size // D) * D, D) for i in range(n)]
 
 
 def to_requests(accesses, cfg, seed: int) -> list[list[int]]:
-    """Split accesses into word requests: [write, word_addr, mask, data]."""
+    """Split accesses into word requests ``[op, word_addr, mask, data]`` (ALLOC: one per line)."""
     D = cfg.data_bytes
     rng = random.Random(seed + 1)
     limit = 1 << cfg.addr_bits
@@ -139,6 +150,10 @@ def to_requests(accesses, cfg, seed: int) -> list[list[int]]:
             raise ValueError(
                 f"--trace: address {addr:#x}+{size} beyond the {cfg.addr_bits}-bit address space"
             )
+        if write == ALLOC:
+            L = cfg.line_bytes
+            out.extend([ALLOC, la, 0, 0] for la in range(addr - addr % L, addr + size, L))
+            continue
         a, end = addr, addr + size
         while a < end:
             wa = a - a % D
@@ -155,11 +170,14 @@ def model_counts(warm, reqs, cfg) -> dict:
     from tb.models.cache import LruCacheModel
 
     model = LruCacheModel(cfg.sets, cfg.ways, cfg.line_bytes)
-    for write, addr, _, _ in warm:
-        model.access(addr, bool(write))
+    for op, addr, _, _ in warm:
+        model.access(addr, bool(op))
     model.stats = dict.fromkeys(model.stats, 0)
-    for write, addr, _, _ in reqs:
-        model.access(addr, bool(write))
+    for op, addr, _, _ in reqs:
+        if op == ALLOC:  # a write for hit, miss and eviction
+            model.alloc(addr)
+        else:
+            model.access(addr, bool(op))
     s = model.stats
     return {
         "accesses": s["accesses"],

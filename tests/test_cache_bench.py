@@ -60,3 +60,19 @@ def test_patterns_and_model_counts():
     assert counts["misses"] == 64 and counts["hits"] == 0 and counts["evictions"] == 64 - 8
     args = argparse.Namespace(sets=4, ways=2, line=32, mshrs=4, data_bytes=16, queue_depth=None)
     assert bench_cache.make_config(args).queue_depth == 8
+
+
+def test_alloc_trace_and_store_pattern(tmp_path):
+    t = tmp_path / "a.trace"
+    t.write_text("A 104 40\nW 100 4\n")  # 0x104..0x12b touches the lines at 0x100 and 0x120
+    acc = bench_cache.parse_trace(str(t))
+    assert acc == [(bench_cache.ALLOC, 0x104, 40), (bench_cache.WRITE, 0x100, 4)]
+    cfg = CacheConfig(sets=4, ways=2, line_bytes=32, data_bytes=16)
+    reqs = bench_cache.to_requests(acc, cfg, 0)
+    assert [(op, a, m) for op, a, m, _ in reqs] == [(4, 0x100, 0), (4, 0x120, 0), (1, 0x100, 0xF)]
+    # store: ALLOC, then every word of the line; the model counts an ALLOC like a write
+    reqs = bench_cache.to_requests(bench_cache.pattern("store", cfg, 30, 1), cfg, 1)
+    assert [op for op, *_ in reqs[:6]] == [4, 1, 1, 4, 1, 1]
+    assert [a for _, a, *_ in reqs[:6]] == [0x100000, 0x100000, 0x100010, 0x100020, 0x100020, 0x100030]
+    counts = bench_cache.model_counts([], reqs, cfg)
+    assert counts["misses"] == 10 and counts["hits"] == 20 and counts["writebacks"] == 10 - 8

@@ -8,13 +8,15 @@ Request (``request_layout(cfg)``):
   ``size``  3 bits, log2 of the accessed byte count (0: 1 byte ... log2(data_bytes): a whole word).
   ``addr``  byte address. The access covers bytes ``[addr, addr + 2**size)``, which must lie inside
             one ``data_bytes`` word (so never across a line): otherwise the request is malformed.
+            ``ALLOC``: ``addr`` selects the line; ``size``, ``mask``, ``data`` are ignored (never
+            malformed because of them).
   ``mask``  write byte enables, one per byte lane of the word; a byte is written when it lies in the
             accessed range *and* its mask bit is set. Ignored by reads.
   ``data``  write data in its byte lanes (byte ``addr`` is lane ``addr % data_bytes``).
   ``id``    requester tag, returned unchanged in the response.
   ``dest``  multicast destination set, returned unchanged in the response.
 
-Response (``response_layout(cfg)``), one per request (reads, writes, flush, invalidate):
+Response (``response_layout(cfg)``), one per request (reads, writes, allocs, flush, invalidate):
   ``op``, ``id``, ``dest`` echoed; ``status`` (:class:`CacheStatus`); ``data`` the whole word
   containing ``addr`` (reads; zero otherwise); ``hit``/``secondary``/``evict``/``writeback``: how
   the request was served (a hit; a secondary miss on a line already being fetched; its primary
@@ -33,6 +35,7 @@ class CacheOp(enum.Enum, shape=3):
     WRITE = 1
     FLUSH = 2  # write every dirty line back; lines stay valid and become clean
     INVALIDATE = 3  # write every dirty line back, then invalidate every line
+    ALLOC = 4  # claim the line of addr without fetching it: every byte 0, line dirty
 
 
 class CacheStatus(enum.Enum, shape=2):

@@ -18,7 +18,9 @@ class MshrFile(wiring.Component):
 
     An entry is allocated (``alloc_en``, at ``free_idx``) for a primary miss — the line being
     fetched, the way reserved for it and the victim line it replaces — or, for flush/invalidate, for
-    a write-back only (``alloc_wb_only``). Its life:
+    a write-back only (``alloc_wb_only``), or for an ALLOC miss, which needs no fill
+    (``alloc_nofill``: step 2 is skipped, the line is installed with whatever its way holds and the
+    ALLOC, parked first on the entry, zeroes it when it replays). Its life:
       1. write-back, if the victim was dirty: ``wb_valid`` offers it; ``wb_take`` starts it;
          ``wb_done_en`` (all W beats sent) lets the fill start; ``b_en`` ends it (``b_err`` sticks).
       2. fill: ``ar_valid`` offers it; ``ar_take`` sends the AR; ``r_en`` counts the beats
@@ -55,6 +57,7 @@ class MshrFile(wiring.Component):
                 "alloc_victim_line": In(lb),
                 "alloc_victim_dirty": In(1),
                 "alloc_wb_only": In(1),
+                "alloc_nofill": In(1),
                 "ar_valid": Out(1),
                 "ar_idx": Out(ib),
                 "ar_line": Out(lb),
@@ -123,6 +126,7 @@ class MshrFile(wiring.Component):
                 dict(
                     active=Signal(name=f"m{i}_active"),
                     wb_only=Signal(name=f"m{i}_wb_only"),
+                    nofill=Signal(name=f"m{i}_nofill"),
                     wb_needed=Signal(name=f"m{i}_wb_needed"),
                     wb_pending=Signal(name=f"m{i}_wb_pending"),
                     ar_needed=Signal(name=f"m{i}_ar_needed"),
@@ -225,7 +229,7 @@ class MshrFile(wiring.Component):
                 m.d.sync += e["ar_needed"].eq(0)
             with m.If(self.wb_take & (wb_i == i)):
                 m.d.sync += e["wb_needed"].eq(0)
-            with m.If(self.wb_done_en & (self.wb_done_idx == i) & ~e["wb_only"]):
+            with m.If(self.wb_done_en & (self.wb_done_idx == i) & ~e["wb_only"] & ~e["nofill"]):
                 m.d.sync += e["ar_needed"].eq(1)
             with m.If(self.b_en & (self.b_idx == i)):
                 m.d.sync += [e["wb_pending"].eq(0), e["wb_err"].eq(e["wb_err"] | self.b_err)]
@@ -243,10 +247,11 @@ class MshrFile(wiring.Component):
                 m.d.sync += [
                     e["active"].eq(1),
                     e["wb_only"].eq(self.alloc_wb_only),
+                    e["nofill"].eq(self.alloc_nofill),
                     e["wb_needed"].eq(self.alloc_victim_dirty),
                     e["wb_pending"].eq(self.alloc_victim_dirty),
-                    e["ar_needed"].eq(~self.alloc_victim_dirty & ~self.alloc_wb_only),
-                    e["filling"].eq(~self.alloc_wb_only),
+                    e["ar_needed"].eq(~self.alloc_victim_dirty & ~self.alloc_wb_only & ~self.alloc_nofill),
+                    e["filling"].eq(~self.alloc_wb_only & ~self.alloc_nofill),
                     e["installed"].eq(0),
                     e["fill_err"].eq(0),
                     e["wb_err"].eq(0),

@@ -53,6 +53,13 @@ class CacheSlice(wiring.Component):
     victim way and a queue slot would be available should it miss (so a miss never blocks the
     pipeline), and not while its line is being written back.
 
+    ALLOC claims a line without fetching it. A hit zeroes the line in stage 1, one data row per
+    cycle (``beats_per_line`` cycles in stage 1 instead of one; latency ``beats_per_line + 1``),
+    marks it dirty and responds ``hit=1``. A miss is a write miss (MSHR, victim, write-back of a
+    dirty victim) whose MSHR issues no AXI read: the line is installed once the write-back is done,
+    and the parked ALLOC, first in line, replays and zeroes it before any later request to the line.
+    A secondary ALLOC (its line being fetched) replays after the fill and zeroes the line in order.
+
     Flush / invalidate wait until the slice is idle, then write back every dirty line (flush keeps
     lines valid and clean, invalidate invalidates them) and respond once every B has arrived.
 
@@ -150,10 +157,10 @@ class CacheSlice(wiring.Component):
         for s in range(lo + 1):
             with m.If(r1.size == s):
                 m.d.comb += [nbytes.eq(1 << s), size_ok.eq(1), lanes.eq(((1 << (1 << s)) - 1) << offs)]
+        is_alloc = r1.op == CacheOp.ALLOC
         malformed = ~s1_replay & (
-            ~size_ok
-            | (offs + nbytes > D)
-            | (r1.op.as_value() > CacheOp.INVALIDATE.value)
+            (~is_alloc & (~size_ok | (offs + nbytes > D)))
+            | (r1.op.as_value() > CacheOp.ALLOC.value)
             | (r1.op == CacheOp.FLUSH)
             | (r1.op == CacheOp.INVALIDATE)
         )
@@ -177,6 +184,7 @@ class CacheSlice(wiring.Component):
         s1_fire = s1_valid & (~gives_resp | resp_free) & ~s1_hold
         advance = ~s1_valid | s1_fire
         is_write = r1.op == CacheOp.WRITE
+        is_read = r1.op == CacheOp.READ
 
         s1_alloc = Signal()
         s1_push = Signal()
@@ -202,6 +210,25 @@ class CacheSlice(wiring.Component):
             ]
         with m.If(s1_fire & k_hit & is_write):
             m.d.comb += [s1_tag_we.eq(1 << hit_way), s1_data_we.eq(1 << hit_way)]
+        with m.If(s1_fire & k_hit & is_alloc):
+            m.d.comb += s1_tag_we.eq(1 << hit_way)
+
+        # ALLOC on its line (a hit, or the replay of an ALLOC parked on an MSHR): stage 1 zeroes the
+        # line's rows in the hit way, one row per cycle, then fires (tag dirty, ages, response).
+        # A row write yields to an R beat into the same way. Stage 1 is held until the last row.
+        B = cfg.beats_per_line
+        z_cnt = Signal(range(max(B, 2)))
+        z_done = Signal()
+        z_alloc = k_hit & is_alloc
+        z_write = Signal()
+        z_ready = z_done | (z_write & (z_cnt == B - 1))
+        z_row = Cat(z_cnt[: ob - lo], set_of(r1.addr)) if B > 1 else set_of(r1.addr)
+        with m.If(z_write):
+            m.d.sync += z_cnt.eq(z_cnt + 1)
+            with m.If(z_cnt == B - 1):
+                m.d.sync += z_done.eq(1)
+        with m.If(s1_fire):
+            m.d.sync += [z_cnt.eq(0), z_done.eq(0)]
         with m.If(s1_fire & k_miss):
             m.d.comb += s1_tag_we.eq(1 << victim)
 
@@ -258,7 +285,7 @@ class CacheSlice(wiring.Component):
                     secondary=s1_replay & s1.secondary,
                     evict=s1_replay & s1.evict,
                     writeback=s1_replay & s1.writeback,
-                    data=Mux(is_write, 0, rdata),
+                    data=Mux(is_read, rdata, 0),
                     id=r1.id,
                     dest=r1.dest,
                 )
@@ -289,10 +316,12 @@ class CacheSlice(wiring.Component):
         rb = port.r_beat
         r_conflict = (s1_data_we >> mshr.r_way)[0]  # never high: s1_hold gives R the port
         s1_tag_way = Mux(k_miss, victim, hit_way)
-        s1_writes_tag = k_miss | (k_hit & is_write)
+        s1_writes_tag = k_miss | (k_hit & (is_write | is_alloc))
+        m.d.comb += z_write.eq(z_alloc & ~z_done & ~(rb.valid & (hit_way == mshr.r_way)))
         m.d.comb += s1_hold.eq(
             (mshr.install_valid & ~flushing & s1_writes_tag & (s1_tag_way == mshr.install_way))
             | (rb.valid & k_hit & is_write & (hit_way == mshr.r_way))
+            | (z_alloc & ~z_ready)
         )
         head = Signal(plo)
         head_beat = head.req.addr[lo:ob] if ob > lo else 0
@@ -393,6 +422,7 @@ class CacheSlice(wiring.Component):
                 mshr.alloc_way.eq(victim),
                 mshr.alloc_victim_line.eq(victim_line),
                 mshr.alloc_victim_dirty.eq(victim_dirty),
+                mshr.alloc_nofill.eq(is_alloc),
             ]
 
         # ------------------------------------------------------------------ memory side
@@ -434,6 +464,12 @@ class CacheSlice(wiring.Component):
                     darr.wr_be[w].eq(lanes & r1.mask),
                     darr.wr_addr[w].eq(row_of(r1.addr)),
                     darr.wr_data[w].eq(r1.data),
+                ]
+            with m.Elif(z_write & (hit_way == w)):
+                m.d.comb += [
+                    darr.wr_be[w].eq(-1),
+                    darr.wr_addr[w].eq(z_row),
+                    darr.wr_data[w].eq(0),
                 ]
             with m.Elif(rb.valid & (mshr.r_way == w)):
                 m.d.comb += [

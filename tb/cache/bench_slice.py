@@ -1,7 +1,8 @@
 """cocotb side of ``tessera bench cache``: replay a request list, count cycles, write JSON.
 
 Parameters: ``cache`` (CacheConfig fields), ``requests`` (path of a JSON list of
-``[write, addr, mask, data]`` word requests), ``serial``, ``latency``, ``out`` (result file name).
+``[op, addr, mask, data]`` word requests, op 0 READ, 1 WRITE, 4 ALLOC of the line of ``addr``),
+``serial``, ``latency``, ``out`` (result file name).
 The memory is :class:`tb.cache.axi_mem.LatencyAxiMem` (fixed latency, pipelined, always ready);
 responses are always taken. Read data is checked against a shadow memory (``data_errors``).
 """
@@ -17,7 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 import tb
-from rtl.cache.layouts import CacheStatus, counters_layout, request_layout, response_layout
+from rtl.cache.layouts import CacheOp, CacheStatus, counters_layout, request_layout, response_layout
 from rtl.config import CacheConfig
 from tb.cache.axi_mem import LatencyAxiMem
 from tb.stream import StreamDriver, StreamMonitor, layout_fields, pack, unpack
@@ -63,10 +64,16 @@ async def bench(dut):
     shadow: dict[int, int] = {}
     expected = []
     words = []
-    for i, (write, addr, mask, data) in enumerate(reqs):
-        words.append(pack(rf, dict(op=int(write), size=lo, addr=addr, mask=mask, data=data, id=i % ids)))
+    ALLOC = CacheOp.ALLOC.value
+    for i, (op, addr, mask, data) in enumerate(reqs):
+        words.append(pack(rf, dict(op=int(op), size=lo, addr=addr, mask=mask, data=data, id=i % ids)))
         wa = addr // D
-        if write:
+        if op == ALLOC:
+            first = (addr - addr % cfg.line_bytes) // D
+            for k in range(cfg.beats_per_line):
+                shadow[first + k] = 0
+            expected.append(None)
+        elif op:
             old = shadow.get(wa, 0)
             for b in range(D):
                 if (mask >> b) & 1:

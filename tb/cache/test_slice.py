@@ -1,4 +1,5 @@
-"""L2 slice testbenches: random traffic against a shadow memory, errors, LRU model, hit timing.
+"""L2 slice testbenches: random traffic against a shadow memory, errors, LRU model, hit timing,
+ALLOC (claim a line without fetching it).
 
 Parameters (``tb.params()``): ``cache`` (CacheConfig fields), ``count`` (random requests),
 ``serial`` (requests of the LRU-model test).
@@ -7,7 +8,7 @@ Parameters (``tb.params()``): ``cache`` (CacheConfig fields), ``count`` (random 
 from __future__ import annotations
 
 import cocotb
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 import tb
 from tb.cache.env import OP, CacheEnv, cfg_from
@@ -52,7 +53,39 @@ def check_response(exp, got):
             return f"{k}: expected {exp[k]!r}, got {got[k]!r} (request {exp['req']})"
     if "data" in exp and exp["data"] != got["data"]:
         return f"data: expected {exp['data']:#x}, got {got['data']:#x} (request {exp['req']})"
+    for k in ("hit", "secondary"):
+        if k in exp and exp[k] != got[k]:
+            return f"{k}: expected {exp[k]}, got {got[k]} (request {exp['req']})"
     return None
+
+
+def watch_reads(dut, cfg) -> list[int]:
+    """Line numbers of every AR the slice sends, in order."""
+    lines: list[int] = []
+
+    async def run():
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            if int(dut.m_axi_arvalid.value) and int(dut.m_axi_arready.value):
+                lines.append(int(dut.m_axi_araddr.value) // cfg.line_bytes)
+
+    cocotb.start_soon(run())
+    return lines
+
+
+def issue_alloc(env, rng, addr, **kw) -> dict:
+    """An ALLOC with random (ignored) size, mask and data, at any byte of the line."""
+    cfg = env.cfg
+    a = addr - addr % cfg.line_bytes + rng.randrange(cfg.line_bytes)
+    return env.issue(
+        "ALLOC",
+        a,
+        rng.randrange(8),
+        data=rng.randrange(1 << (8 * cfg.data_bytes)),
+        mask=rng.randrange(1 << cfg.data_bytes),
+        **kw,
+    )
 
 
 @cocotb.test()
@@ -78,10 +111,10 @@ async def random_traffic(dut):
         ln = rng.choice(good)
         size = rng.randrange(lo + 1)
         addr = ln * cfg.line_bytes + rng.randrange(cfg.line_bytes // (1 << size)) * (1 << size)
-        if x < 0.45:
+        if x < 0.42:
             req = env.issue("READ", addr, size, rid=rid, dest=dest)
             exp = dict(status_name="OK", data=word_of(shadow, cfg, addr))
-        elif x < 0.87:
+        elif x < 0.80:
             req = env.issue(
                 "WRITE",
                 addr,
@@ -93,13 +126,17 @@ async def random_traffic(dut):
             )
             apply_write(shadow, cfg, req)
             exp = dict(status_name="OK", data=0)
+        elif x < 0.87:  # ALLOC: size, mask, data and the byte offset are ignored (never malformed)
+            req = issue_alloc(env, rng, addr, rid=rid, dest=dest)
+            shadow.alloc(addr, cfg.line_bytes)
+            exp = dict(status_name="OK", data=0)
         elif x < 0.88:
             req = env.issue(rng.choice(["FLUSH", "INVALIDATE"]), rid=rid, dest=dest)
             exp = dict(status_name="OK")
         elif x < 0.94:
             kind = rng.randrange(3)
             if kind == 0:
-                req = env.issue(rng.randrange(4, 8), addr, rid=rid, dest=dest)
+                req = env.issue(rng.randrange(5, 8), addr, rid=rid, dest=dest)
             elif kind == 1 and lo < 7:
                 req = env.issue("WRITE", addr, lo + 1 + rng.randrange(7 - lo), data=1, rid=rid, dest=dest)
             else:  # an access that runs past the end of its word (and, at the word's end, of its line)
@@ -204,23 +241,30 @@ async def lru_model_serial(dut):
             await env.wait_responses(n + 1)
             continue
         addr = rng.choice(lines) * cfg.line_bytes + rng.randrange(cfg.line_bytes // D) * D
-        write = x < 0.5
-        want = model.access(addr, write)
-        if write:
+        alloc = x < 0.12
+        write = not alloc and x < 0.5
+        if alloc:
+            want = model.alloc(addr)
+            issue_alloc(env, rng, addr, rid=i % 256)
+            shadow.alloc(addr, cfg.line_bytes)
+            want_data = 0
+        elif write:
+            want = model.access(addr, True)
             req = env.issue("WRITE", addr, data=rng.randrange(1 << (8 * D)), rid=i % 256)
             apply_write(shadow, cfg, req)
+            want_data = 0
         else:
+            want = model.access(addr, False)
             env.issue("READ", addr, rid=i % 256)
             want_data = word_of(shadow, cfg, addr)
         await env.wait_responses(n + 1)
         r = env.responses[-1]
         got = (bool(r["hit"]), bool(r["evict"]), bool(r["writeback"]))
         assert got == (want.hit, want.evict, want.writeback), (
-            f"request {i} {addr:#x} write={write}: rtl {got} model {want}"
+            f"request {i} {addr:#x} write={write} alloc={alloc}: rtl {got} model {want}"
         )
         assert not r["secondary"] and r["status_name"] == "OK"
-        if not write:
-            assert r["data"] == want_data, f"request {i}: data {r['data']:#x} != {want_data:#x}"
+        assert r["data"] == want_data, f"request {i}: data {r['data']:#x} != {want_data:#x}"
     c = env.counters()
     for k in ("hits", "misses", "evictions", "writebacks", "flush_writebacks"):
         assert c[k] - base[k] == model.stats[k], f"{k}: rtl {c[k] - base[k]} model {model.stats[k]}"
@@ -254,3 +298,122 @@ async def hit_timing(dut):
     dut._log.info(f"hit latency {set(lat)}; {n} hits in {times[-1] - accepted[0] + 1} cycles")
     assert set(lat) == {2}, lat
     assert times[-1] - times[0] == n - 1, "one hit per cycle"
+
+
+@cocotb.test()
+async def alloc_region(dut):
+    """ALLOC every line of a region (twice the capacity), write its words, flush: no AXI read.
+
+    Most lines get every word written with full masks; some only a few words with random masks
+    (the rest must stay zero). Each line is read back right after its writes. After the flush the
+    memory must equal the shadow (zeros plus the writes) and no AR may have named a region line.
+    """
+    p = tb.params()
+    cfg = cfg_from(p)
+    rng = rng_for("alloc")
+    lb, D = cfg.line_bytes, cfg.data_bytes
+    words = lb // D
+    region = [BASE // lb + k for k in range(2 * cfg.sets * cfg.ways)]
+    env = CacheEnv(dut, cfg, req_idle=0.1, resp_ready=0.7, mem_pause=0.2)
+    ars = watch_reads(dut, cfg)
+    await env.reset()
+    shadow = ShadowMemory()
+    fill_memory(env, shadow, region, rng)  # stale data that must never come back
+    sb = Scoreboard("alloc responses", compare=check_response)
+    env.on_response = lambda r, c: sb.observe(r, key=r["id"])
+    base = env.counters()
+    n = writes = reads = 0
+
+    def expect(req, **exp):
+        nonlocal n
+        sb.expect(
+            dict(exp, op=req["op"], id=req["id"], dest=0, status_name="OK", req=dict(req, n=n)), key=req["id"]
+        )
+        n += 1
+
+    for ln in region:
+        a0 = ln * lb
+        expect(issue_alloc(env, rng, a0, rid=n % 256), data=0)
+        shadow.alloc(a0, lb)
+        full = rng.random() < 0.75
+        order = list(range(words)) if full else rng.sample(range(words), rng.randrange(words))
+        if full:
+            rng.shuffle(order)
+        for w in order:
+            mask = (1 << D) - 1 if full else rng.randrange(1 << D)
+            req = env.issue("WRITE", a0 + w * D, data=rng.randrange(1 << (8 * D)), mask=mask, rid=n % 256)
+            apply_write(shadow, cfg, req)
+            expect(req, data=0)
+            writes += 1
+        a = a0 + rng.randrange(words) * D
+        expect(env.issue("READ", a, rid=n % 256), data=word_of(shadow, cfg, a))
+        reads += 1
+    await env.wait_responses(n, timeout=400 * n)
+    sb.check()
+    c = env.counters()
+    d = {k: c[k] - base[k] for k in c}
+    dut._log.info(f"alloc_region: {len(region)} lines, {writes} writes; counters {d}")
+    assert d["requests"] == n and d["misses"] == len(region), d
+    assert d["hits"] + d["secondary_misses"] == writes + reads, d
+    assert d["writebacks"] > 0, "the region is twice the capacity: dirty lines must be evicted"
+    env.issue("FLUSH", rid=1)
+    await env.wait_responses(n + 1)
+    assert env.responses[-1]["status_name"] == "OK"
+    for ln in region:
+        got, want = env.ram.read(ln * lb, lb), shadow.read(ln * lb, lb)
+        assert got == want, f"memory line {ln * lb:#x} after flush: {got.hex()} != {want.hex()}"
+    assert not set(ars) & set(region), f"AXI reads of ALLOCated lines: {sorted(set(ars) & set(region))}"
+    assert not ars, f"unexpected AXI reads {ars}"
+
+
+@cocotb.test()
+async def alloc_secondary(dut):
+    """ALLOC behind a fetch of its line (secondary miss), then an ALLOC hit, back to back.
+
+    READ L (primary miss), ALLOC L (secondary: waits for the fill, then zeroes), READ L (zeros),
+    WRITE L, READ L (the write on zeros), ALLOC L (a hit), READ L (zeros): one AR per line.
+    """
+    cfg = cfg_from(tb.params())
+    rng = rng_for("alloc2")
+    lb, D = cfg.line_bytes, cfg.data_bytes
+    lines = [BASE // lb + 7 * k for k in range(6)]
+    env = CacheEnv(dut, cfg)
+    ars = watch_reads(dut, cfg)
+    await env.reset()
+    shadow = ShadowMemory()
+    fill_memory(env, shadow, lines, rng)
+    sb = Scoreboard("alloc secondary", compare=check_response)
+    env.on_response = lambda r, c: sb.observe(r, key=r["id"])
+    n = 0
+
+    def expect(req, **exp):
+        nonlocal n
+        sb.expect(
+            dict(exp, op=req["op"], id=req["id"], dest=0, status_name="OK", req=dict(req, n=n)), key=req["id"]
+        )
+        n += 1
+
+    for ln in lines:
+        a0 = ln * lb
+        a = a0 + rng.randrange(lb // D) * D
+        expect(env.issue("READ", a, rid=n), data=word_of(shadow, cfg, a), hit=0, secondary=0)
+        expect(issue_alloc(env, rng, a0, rid=n), data=0, hit=0, secondary=1)
+        shadow.alloc(a0, lb)
+        expect(env.issue("READ", a, rid=n), data=0, hit=0, secondary=1)
+        req = env.issue("WRITE", a, data=rng.randrange(1 << (8 * D)), mask=rng.randrange(1 << D), rid=n)
+        apply_write(shadow, cfg, req)
+        expect(req, data=0)
+        expect(env.issue("READ", a, rid=n), data=word_of(shadow, cfg, a))
+        await env.wait_responses(n)
+        expect(issue_alloc(env, rng, a0, rid=n), data=0, hit=1, secondary=0)
+        shadow.alloc(a0, lb)
+        b = a0 + rng.randrange(lb // D) * D
+        expect(env.issue("READ", b, rid=n), data=0, hit=1)
+    await env.wait_responses(n)
+    sb.check()
+    assert ars == lines, f"one AR per line expected: {ars}"
+    env.issue("FLUSH", rid=1)
+    await env.wait_responses(n + 1)
+    for ln in lines:
+        got, want = env.ram.read(ln * lb, lb), shadow.read(ln * lb, lb)
+        assert got == want, f"memory line {ln * lb:#x} after flush: {got.hex()} != {want.hex()}"

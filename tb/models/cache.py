@@ -3,12 +3,12 @@
 Pure Python; never imports from ``rtl/``. It predicts, for each request of an in-order trace issued
 one at a time, whether it hits, whether it evicts a valid line and whether that line was dirty
 (a write-back). Replacement: the first invalid way of the set if any, else the least recently used
-line. A write marks its line dirty. ``flush()`` writes back every dirty line (lines stay valid);
-``invalidate()`` writes them back and empties the cache.
+line. A write marks its line dirty. An ALLOC (claim a line without fetching it, ``alloc()``) is a
+write for hit, miss, eviction and LRU: it marks its line dirty. ``flush()`` writes back every dirty
+line (lines stay valid); ``invalidate()`` writes them back and empties the cache.
 
-It also keeps the data: ``memory`` (a dict byte address -> value, default 0) is what the cache's
-memory holds; ``read``/``write`` return and update the view through the cache, so that it doubles as
-the shadow memory of a testbench when requests are issued one at a time.
+The data lives in :class:`ShadowMemory` (byte address -> latest byte written, ``alloc`` zeroes a
+line): what every read must return, whatever the cache holds.
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ class LruCacheModel:
         s.append([line, write])
         return Access(False, evict, wb)
 
+    def alloc(self, addr: int) -> Access:
+        """ALLOC of the line holding ``addr``: counted and replaced exactly like a write."""
+        return self.access(addr, write=True)
+
     def contains(self, addr: int) -> bool:
         line = addr // self.line_bytes
         return any(e[0] == line for e in self._set(line))
@@ -91,3 +95,7 @@ class ShadowMemory:
         for i, b in enumerate(data):
             if mask is None or (mask >> i) & 1:
                 self.bytes[addr + i] = b
+
+    def alloc(self, addr: int, line_bytes: int):
+        """ALLOC: every byte of the line holding ``addr`` becomes 0."""
+        self.write(addr - addr % line_bytes, bytes(line_bytes))
