@@ -21,8 +21,9 @@ without a block in a round are idle in it. K is cut into chunks of ``Kc`` rows: 
 quarters holding A-ping, A-pong, B-ping, B-pong (banks 0, 1, 2, 3 on a 4-bank scratchpad, so the
 tensor core's two operand reads never conflict while the DMA fills the other pair). The output
 tile stays in the accumulator memory for the whole K loop. ``Mt``, ``Nt``, ``Kc`` are chosen by a
-small cost model (tensor-core cycles per tile, L2 words per slice, per-chunk and per-round
-overheads); e.g. 512^3 BF16 on ``default``: 128, 128, 64; 256^3: 64, 64, 128.
+small cost model: per chunk the largest of the tensor-core cycles of a tile, the L2 words per
+slice and the words one tile's DMA receives, plus per-chunk and per-round overheads, plus the
+first chunk's load, which nothing hides; e.g. 512^3 BF16 on ``default``: 128, 128, 64; 256^3: 64, 64, 128.
 
 Program of every tile (the chunks of all rounds form one global sequence ``g``; chunk ``g``
 uses buffer pair ``g % 2``)::
@@ -58,7 +59,14 @@ sequence: C, then (A, B) per chunk, then the next C, ...; in a round where such 
 it executes a one-word LOCAL *dummy* LOAD in each of those positions. Tiles never active load
 nothing. Without multicast every LOAD is LOCAL and there are no dummies.
 
-Without multicast (``multicast=False``) every active tile LOADs its own A and B chunks.
+Without multicast (``multicast=False``) every active tile LOADs its own A and B chunks. The
+SYNCs stay: they are not needed for correctness then, but keep the tiles in step, so that the
+tiles of a mesh row read the same A lines close together in time (L2 hits).
+
+A program can be longer than ``tile.cmd_queue_depth`` (many rounds or chunks): the host streams
+it into the command queue as the tile consumes it. The words are built with
+:func:`sim.asm.encode` and checked with the assembler's checks (``tb.models.tile_isa.check``);
+``plan.programs[t].text()`` assembles back to the same words.
 """
 
 from __future__ import annotations
@@ -68,7 +76,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.asm import Program
+from sim.asm import Program, encode
+from tb.models import tile_isa
 
 __all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES", "SYNC_OPCODE"]
 
@@ -97,13 +106,44 @@ def _words(rows: int, row_bytes: int, w: int) -> int:
     return rows * _ceil(row_bytes, w)
 
 
-def _sync(prog: Program, width: int, height: int) -> None:
-    """A whole-mesh SYNC (``Program.sync`` when the assembler has it, else the raw word)."""
-    if hasattr(prog, "sync"):
-        prog.sync(x=(0, width - 1), y=(0, height - 1))
-        return
-    word = SYNC_OPCODE | ((width - 1) << 122) | ((height - 1) << 125)
-    prog.words.append(word)
+class _Emitter:
+    """Appends instructions to a :class:`sim.asm.Program` without going through assembly text:
+    each word is packed with :func:`sim.asm.encode` and checked with
+    :func:`tb.models.tile_isa.check`, the checks the assembler and the sequencer make (a failing
+    check here is a planner bug and raises ``ValueError``). Much faster than ``Program.load``
+    for programs of thousands of instructions; the words are the same."""
+
+    def __init__(self, prog: Program, cfg, wb: int):
+        self.prog, self.cfg, self.wb = prog, cfg, wb
+
+    def _add(self, opcode: int, **fields) -> None:
+        word = encode(opcode, **fields)
+        err, reason = tile_isa.check(word, self.cfg)
+        if err:
+            raise ValueError(f"instruction {len(self.prog.words)}: {tile_isa.ERROR_NAMES[err]}: {reason}")
+        self.prog.words.append(word)
+
+    def load(self, *, mem, rows, bytes, sp=None, acc=None, stride=None, mode="local", x=(0, 0), y=(0, 0)):
+        space, local = (1, acc) if acc is not None else (0, sp)
+        self._add(1, mode=tile_isa.MODES[mode], space=space, local_addr=local, mem_addr=mem,
+                  stride=tile_isa.pitch(bytes, self.wb) if stride is None else stride, rows=rows,
+                  row_bytes=bytes, x0=x[0], x1=x[1], y0=y[0], y1=y[1])
+
+    def store(self, *, acc, mem, rows, bytes, stride):
+        self._add(2, space=1, local_addr=acc, mem_addr=mem, stride=stride, rows=rows, row_bytes=bytes)
+
+    def matmul(self, dtype, *, m, n, k, a, b, acc, accumulate=False):
+        self._add(3, dtype=tile_isa.DTYPES[dtype], accumulate=int(accumulate), a_addr=a, b_addr=b,
+                  acc_addr=acc, m=m, n=n, k=k)
+
+    def barrier(self, *classes):
+        self._add(4, **{c: 1 for c in classes})
+
+    def sync(self, *, x, y):
+        self._add(SYNC_OPCODE, x0=x[0], x1=x[1], y0=y[0], y1=y[1])
+
+    def end(self):
+        self._add(5)
 
 
 @dataclass
@@ -249,8 +289,10 @@ def _choose_sizes(cfg, m, n, k, e):
             compute = _ceil(me, r) * _ceil(ne, cc) * kc + r + cc
             act_r, act_c = min(mesh_h, rb), min(mesh_w, cb)
             l2 = (act_r * kc * _ceil(me * e, w) + act_c * kc * _ceil(ne * e, w)) / nodes
-            per_round = nch * (max(compute, l2) + _OVERHEAD_CHUNK) + me * _ceil(4 * ne, w) + _OVERHEAD_ROUND
-            cost = rounds * per_round
+            dma = kc * (_ceil(me * e, w) + _ceil(ne * e, w))      # words into one tile per chunk
+            drain = me * _ceil(4 * ne, w)
+            per_round = nch * (max(compute, l2, dma) + _OVERHEAD_CHUNK) + drain + _OVERHEAD_ROUND
+            cost = rounds * per_round + dma                         # the first chunk's load is exposed
             traffic = rounds * nch * l2
             key = (cost, traffic, -kc, -mt, -nt)
             if best is None or key < best[0]:
@@ -342,8 +384,9 @@ def _build_programs(plan: GemmPlan) -> None:
 
     for y in range(mesh_h):
         for x in range(mesh_w):
-            p = Program(cfg)
-            plan.programs[y * mesh_w + x] = p
+            prog = Program(cfg)
+            plan.programs[y * mesh_w + x] = prog
+            p = _Emitter(prog, cfg, w)
             padded = plan.multicast and (x, y) in ever     # keeps the LOAD sequence of the others
 
             def dummy(space_addr, acc=False, p=p):
@@ -414,7 +457,7 @@ def _build_programs(plan: GemmPlan) -> None:
                     stored_in = None
                 else:
                     p.barrier("loads", "matmuls")
-                _sync(p, mesh_w, mesh_h)
+                p.sync(x=(0, mesh_w - 1), y=(0, mesh_h - 1))
                 if g + 1 < total:
                     load_chunk(g + 1)
                 if blk is not None:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfig, TileConfig, preset
+from sim.asm import assemble
 from sim.gemm_map import plan_gemm
 from tb.models.fabric import FabricError, run_programs
 from tb.models.gemm import gemm
@@ -80,7 +81,8 @@ def run_case(cfg, m, n, k, dtype, has_c, multicast, rng, *, sched_seed=None, bas
     return plan, stats
 
 
-CASES = {"tiny": 40, "default": 14, "odd": 30}
+CASES = {"tiny": 40, "default": 14, "odd": 24}
+TOP = {"tiny": 300, "default": 260, "odd": 160}      # largest dimension drawn
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -89,7 +91,7 @@ def test_random_shapes(name):
     seed = SEED + sum(map(ord, name))
     print(f"seed {seed} (SEED={SEED})")
     rng = np.random.default_rng(seed)
-    top = 300 if name != "default" else 260
+    top = TOP[name]
     for i in range(CASES[name]):
         shape = [int(v) for v in rng.integers(1, top + 1, 3)]
         if i % 4 == 0:                                     # small dimensions, below the mesh
@@ -99,11 +101,20 @@ def test_random_shapes(name):
         has_c = bool(rng.integers(0, 2))
         multicast = i % 3 != 2
         base = int(rng.integers(0, 4)) * cfg.cache.line_bytes
-        plan, _ = run_case(cfg, m, n, k, dtype, has_c, multicast, rng, sched_seed=seed + i, base=base)
+        plan, st = run_case(cfg, m, n, k, dtype, has_c, multicast, rng, sched_seed=seed + i, base=base)
+        sm = plan.summary()
+        print(f"  {m}x{n}x{k} {dtype} c={int(has_c)} mc={int(multicast)}: Mt {sm['Mt']} Nt {sm['Nt']}"
+              f" Kc {sm['Kc']} rounds {sm['rounds']} chunks {sm['chunks']} tiles {sm['tiles_used']}"
+              f" L2 words {st['read_words']}")
         if i < 6:
             _hazard_free(plan)
+    if name == "default":                                  # several rounds, a partial last round
+        for m, n, k, dtype, has_c in ((700, 600, 70, "bf16", True), (520, 900, 40, "int8", False)):
+            plan, st = run_case(cfg, m, n, k, dtype, has_c, True, rng, sched_seed=seed)
+            print(f"  {m}x{n}x{k} {dtype}: {plan.summary()}")
+            assert plan.rounds > 1
     # hazards on every program of a few plans, including multi-round ones
-    for m, n, k in ((1, 1, 1), (300, 7, 129), (5, 300, 200)):
+    for m, n, k in ((1, 1, 1), (top, 7, 129), (5, top, 200)):
         for has_c in (False, True):
             _hazard_free(plan_gemm(cfg, m, n, k, "bf16", has_c=has_c))
 
@@ -128,6 +139,9 @@ def test_sizes_and_multicast_savings():
     assert st_on["read_words"] * 16 == 2 * 512 * 512 * 2
     _hazard_free(on)
     _hazard_free(off)
+    for plan in (on, off):                      # the planner's words are what the assembler makes
+        for prog in plan.programs.values():
+            assert assemble(prog.text(), cfg) == prog.words
 
 
 def _mc_plan():
