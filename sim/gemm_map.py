@@ -22,8 +22,9 @@ quarters holding A-ping, A-pong, B-ping, B-pong (banks 0, 1, 2, 3 on a 4-bank sc
 tensor core's two operand reads never conflict while the DMA fills the other pair). The output
 tile stays in the accumulator memory for the whole K loop. ``Mt``, ``Nt``, ``Kc`` are chosen by a
 small cost model: per chunk the largest of the tensor-core cycles of a tile, the L2 words per
-slice and the words one tile's DMA receives, plus per-chunk and per-round overheads, plus the
-first chunk's load, which nothing hides; e.g. 512^3 BF16 on ``default``: 128, 128, 64; 256^3: 64, 64, 128.
+slice and the words one tile's DMA receives, plus per-chunk overheads, plus per round the drain
+of D (not overlapped: one accumulator buffer) and an overhead; ties go to less L2 traffic.
+E.g. 512^3 BF16 on ``default``: 128, 128, 64; 256^3: 64, 64, 128.
 
 Program of every tile (the chunks of all rounds form one global sequence ``g``; chunk ``g``
 uses buffer pair ``g % 2``)::
@@ -229,6 +230,17 @@ class GemmPlan:
         d = np.ascontiguousarray(rows).view("<u4" if self.dtype == "bf16" else "<i4")
         return d.astype(np.uint32 if self.dtype == "bf16" else np.int32)
 
+    def run_model(self, a, b, c=None, *, seed=None):
+        """(D, stats): the plan run on the ISA-level fabric model (:mod:`tb.models.fabric`) with a
+        memory of :attr:`end` bytes; ``seed`` randomises the interleaving of the tiles."""
+        from tb.models.fabric import run_programs
+
+        mem = bytearray(self.end)
+        for addr, blob in self.pack(a, b, c):
+            mem[addr:addr + len(blob)] = blob
+        stats = run_programs(self.cfg, self.words, mem, seed=seed)
+        return self.unpack(lambda addr, nb: mem[addr:addr + nb]), stats
+
     def summary(self) -> dict:
         """Sizes and traffic of the plan (counted over the generated programs)."""
         e = self.e
@@ -290,9 +302,9 @@ def _choose_sizes(cfg, m, n, k, e):
             act_r, act_c = min(mesh_h, rb), min(mesh_w, cb)
             l2 = (act_r * kc * _ceil(me * e, w) + act_c * kc * _ceil(ne * e, w)) / nodes
             dma = kc * (_ceil(me * e, w) + _ceil(ne * e, w))      # words into one tile per chunk
-            drain = me * _ceil(4 * ne, w)
+            drain = 2 * me * _ceil(4 * ne, w)                    # a STORE sends 2 beats per word
             per_round = nch * (max(compute, l2, dma) + _OVERHEAD_CHUNK) + drain + _OVERHEAD_ROUND
-            cost = rounds * per_round + dma                         # the first chunk's load is exposed
+            cost = rounds * per_round
             traffic = rounds * nch * l2
             key = (cost, traffic, -kc, -mt, -nt)
             if best is None or key < best[0]:

@@ -139,6 +139,10 @@ def test_sizes_and_multicast_savings():
     assert st_on["read_words"] * 16 == 2 * 512 * 512 * 2
     _hazard_free(on)
     _hazard_free(off)
+    small = plan_gemm(cfg, 33, 50, 70, "int8", has_c=True)
+    a, b, c = _operands(rng, "int8", 33, 50, 70, True)
+    d, _ = small.run_model(a, b, c, seed=5)
+    assert np.array_equal(d, gemm(a, b, c, "int8"))
     for plan in (on, off):                      # the planner's words are what the assembler makes
         for prog in plan.programs.values():
             assert assemble(prog.text(), cfg) == prog.words
