@@ -50,7 +50,8 @@ Multicast (``multicast=True``). The A chunk of a mesh row is one LOAD with ``mod
 group ``x = 0..wa-1, y = row`` (``wa`` the active columns of the round), issued by tile
 ``x = (g + y) % wa`` of the row; the other tiles of the row execute the identical instruction
 with ``mode=recv``. The B chunk of a mesh column likewise over ``y = 0..ha-1``, sender
-``y = (g + x + 1) % ha``. So the L2 sees each A and B word once per round.
+``y = (g + x + 1) % ha``. So the L2 sees each A and B word once per round. (A group of one tile,
+``wa = 1`` or ``ha = 1``, is a LOCAL LOAD.)
 
 **Sequence rule.** The tensor DMA matches a SEND's data to the receivers' RECV by the per-tile
 LOAD sequence number (the completion slot of rtl/fabric/messages.py). So *a tile's k-th LOAD must
@@ -446,8 +447,14 @@ def _build_programs(plan: GemmPlan) -> None:
                 if plan.multicast:
                     a_send = x == (g + y) % wa
                     b_send = y == (g + x + 1) % ha
-                    p.load(**a, mode="send" if a_send else "recv", x=(0, wa - 1), y=(y, y))
-                    p.load(**b, mode="send" if b_send else "recv", x=(x, x), y=(0, ha - 1))
+                    if wa > 1:
+                        p.load(**a, mode="send" if a_send else "recv", x=(0, wa - 1), y=(y, y))
+                    else:                                   # a group of one: a LOCAL LOAD
+                        p.load(**a)
+                    if ha > 1:
+                        p.load(**b, mode="send" if b_send else "recv", x=(x, x), y=(0, ha - 1))
+                    else:
+                        p.load(**b)
                     got = (wa_words if a_send else 0) + (wb_words if b_send else 0)
                     counts["read_words"] += got
                     counts["read_words_mc"] += got
