@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 
-from rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
+from rtl.bus.axi import axi4_fields, axi4_members, bus_view
 
 __all__ = ["AxiArbiter", "sel_bits"]
 
@@ -27,8 +27,9 @@ class AxiArbiter(wiring.Component):
     Ports: for each upstream master ``i`` a flat slave-side set ``s{i}_axi_*`` (IDs ``id_bits``
     wide) and one flat master set ``m_axi_*`` whose IDs are ``id_bits + ceil(log2(n))`` wide: the
     arbiter sends ``{i, id}`` (source index in the high bits) and routes R and B beats back by
-    those high bits (the low bits become the upstream RID/BID). With ``n = 1`` the arbiter is a
-    pure wire pass-through (zero latency, same ID width). All other parameters are unchanged.
+    those high bits (the low bits become the upstream RID/BID). With ``n = 1`` the IDs keep their
+    width and the block is a register slice with the same latencies as below. All other AXI
+    fields pass unchanged.
 
     Read address (AR) and write address (AW), each independently: every slave port has a one-entry
     skid register, so ``s{i}_axi_arready``/``awready`` are registered (high unless that port's
@@ -88,6 +89,8 @@ class AxiArbiter(wiring.Component):
     def _round_robin(m, req: list, name: str):
         """Comb grant index among ``req`` starting at a pointer; returns (any, idx, ptr)."""
         n = len(req)
+        if n == 1:
+            return req[0], Const(0, 1), None
         ptr = Signal(range(n), name=f"{name}_ptr")
         idx = Signal(range(n), name=f"{name}_grant")
         with m.Switch(ptr):
@@ -120,7 +123,7 @@ class AxiArbiter(wiring.Component):
 
         out_valid = Signal(name=f"{ch}_out_valid")
         out = {f: Signal(w, name=f"{ch}_out_{f}") for f, w in fields}
-        out_src = Signal(self.sel_bits, name=f"{ch}_out_src")
+        out_src = Signal(self.sel_bits, name=f"{ch}_out_src") if n > 1 else Const(0, 0)
         for f, _ in fields:
             if f != idn:
                 m.d.comb += getattr(dst, f).eq(out[f])
@@ -132,7 +135,9 @@ class AxiArbiter(wiring.Component):
         grant = Signal(name=f"{ch}_grant_fire")
         m.d.comb += grant.eq(any_req & load)
         with m.If(grant):
-            m.d.sync += [out_valid.eq(1), out_src.eq(idx), ptr.eq(Mux(idx == n - 1, 0, idx + 1))]
+            m.d.sync += out_valid.eq(1)
+            if n > 1:
+                m.d.sync += [out_src.eq(idx), ptr.eq(Mux(idx == n - 1, 0, idx + 1))]
             with m.Switch(idx):
                 for i in range(n):
                     with m.Case(i):
@@ -175,20 +180,9 @@ class AxiArbiter(wiring.Component):
         with m.Elif(out_ready):
             m.d.sync += st_valid.eq(0)
 
-    def _write_data(self, m, srcs, dst, push, push_idx):
-        """W ordering FIFO of granted sources and the W register stage."""
-        D = self.w_fifo_depth
+    def _w_stage(self, m, srcs, dst, head, head_ok):
+        """W register stage fed by port ``head`` while ``head_ok``; returns the WLAST-taken pulse."""
         fields = _payload(self.s_fields, "w")
-        entries = Array([Signal(self.sel_bits, name=f"wfifo_{k}") for k in range(D)])
-        wp = Signal(range(D), name="wfifo_wp")
-        rp = Signal(range(D), name="wfifo_rp")
-        count = Signal(range(D + 1), name="wfifo_count")
-        not_full = Signal(name="wfifo_not_full")
-        m.d.comb += not_full.eq(count != D)
-        head = Signal(self.sel_bits, name="wfifo_head")
-        m.d.comb += head.eq(entries[rp])
-        head_ok = count != 0
-
         out_valid = Signal(name="w_out_valid")
         out = {f: Signal(w, name=f"w_out_{f}") for f, w in fields}
         m.d.comb += [getattr(dst, f).eq(out[f]) for f, _ in fields]
@@ -206,13 +200,26 @@ class AxiArbiter(wiring.Component):
             m.d.comb += s.wready.eq(load & head_ok & (head == i))
         take = Signal(name="w_take")
         m.d.comb += take.eq(load & head_ok & sel_valid)
-        pop = take & sel["wlast"]
         with m.If(take):
             m.d.sync += out_valid.eq(1)
             m.d.sync += [out[f].eq(sel[f]) for f, _ in fields]
         with m.Elif(dst.wready):
             m.d.sync += out_valid.eq(0)
+        return take & sel["wlast"]
 
+    def _write_data(self, m, srcs, dst, push, push_idx):
+        """W ordering FIFO of granted sources and the W register stage; returns FIFO not full."""
+        if self.n == 1:                 # one source: W needs no ordering, just the register stage
+            self._w_stage(m, srcs, dst, Const(0, 1), Const(1, 1))
+            return Const(1, 1)
+        D = self.w_fifo_depth
+        entries = Array([Signal(self.sel_bits, name=f"wfifo_{k}") for k in range(D)])
+        wp = Signal(range(D), name="wfifo_wp")
+        rp = Signal(range(D), name="wfifo_rp")
+        count = Signal(range(D + 1), name="wfifo_count")
+        head = Signal(self.sel_bits, name="wfifo_head")
+        m.d.comb += head.eq(entries[rp])
+        pop = self._w_stage(m, srcs, dst, head, count != 0)
         with m.If(push):
             m.d.sync += [entries[wp].eq(push_idx), wp.eq(Mux(wp == D - 1, 0, wp + 1))]
         with m.If(pop):
@@ -221,16 +228,13 @@ class AxiArbiter(wiring.Component):
             m.d.sync += count.eq(count + 1)
         with m.Elif(pop & ~push):
             m.d.sync += count.eq(count - 1)
-        return not_full
+        return count != D
 
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
         m = Module()
         dst = bus_view(self, "m_axi", self.m_fields)
         srcs = [bus_view(self, f"s{i}_axi", self.s_fields) for i in range(self.n)]
-        if self.n == 1:
-            connect_flat(m, srcs[0], dst, self.s_fields)
-            return m
         self._address_channel(m, "ar", srcs, dst)
         aw_ok = Signal(name="aw_fifo_not_full")
         aw_grant, aw_idx = self._address_channel(m, "aw", srcs, dst, gate=aw_ok)

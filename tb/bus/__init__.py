@@ -1,0 +1,1 @@
+"""Testbenches of rtl.bus blocks."""
