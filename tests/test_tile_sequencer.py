@@ -12,7 +12,8 @@ from tb.harness import run
 @pytest.mark.parametrize("name", ["tiny"])
 def test_sequencer_random_programs(name):
     run_dir = run(Sequencer(preset(name)), "tb.tile.test_sequencer", name=f"tile_sequencer_{name}",
-                  params={"preset": name, "episodes": 60, "max_length": 40, "throughput_length": 200})
+                  params={"preset": name, "episodes": 60, "max_length": 40, "throughput_length": 200,
+                          "sync_length": 320})
     result = json.loads((run_dir / "sequencer_throughput.json").read_text())
     assert result["cycles_per_instruction"] <= 3.1
 

@@ -180,4 +180,22 @@ def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
     raise RuntimeError(f"could not make a {kind} word for {p}")
 
 
+def malformed_sync(rng: random.Random, p: IsaParams, kind: str) -> int:
+    """A SYNC that the hardware must reject with ``kind``: BAD_FIELD (a reserved bit set, the
+    rectangle possibly bad as well: BAD_FIELD is checked first) or BAD_GROUP."""
+    for _ in range(1000):
+        word = random_sync(rng, p)
+        if kind == "BAD_FIELD":
+            word |= 1 << rng.randrange(4, 116)
+            if rng.random() < 0.3:
+                word = _set(word, 116, 12, rng.getrandbits(12))
+        elif kind == "BAD_GROUP":
+            word = _set(word, 116, 12, rng.getrandbits(12))
+        else:
+            raise ValueError(f"a SYNC cannot have error {kind!r}")
+        if check(word, p)[0] == ERRORS[kind]:
+            return word
+    raise RuntimeError(f"could not make a {kind} SYNC for {p}")
+
+
 MALFORMED_KINDS = [k for k in ERRORS if k not in ("NONE", "FAULT")]

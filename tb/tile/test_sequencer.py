@@ -7,6 +7,14 @@ answers each with a completion pulse after a random delay, and checks against
 :func:`tb.models.tile_seq.run`: every descriptor in order, the BARRIER ordering (a descriptor
 never leaves before the completions its barriers demand), the ``max_outstanding`` bound, the
 final state / error code / pc, and the number of words consumed. ``clear`` separates episodes.
+
+SYNC: the bench drives ``sync_counts`` (the other tiles' SYNC counts) with a random evolution,
+either "follow" (each tile steps its count towards this tile's, up to a random lead, modulo 256)
+or "random" (counts jump to this tile's count plus a random signed 8-bit offset, boundary
+offsets -128, -1, 0, 127 favoured, with occasional releases); and checks cycle by cycle, from
+the model's list of SYNCs, that ``sync_count`` steps exactly when a SYNC enters ISSUE, that the
+SYNC retires in exactly the cycles in which :func:`tb.models.tile_isa.sync_passes` holds on the
+counts driven in that cycle, and that no descriptor of a later instruction leaves before it.
 """
 
 from __future__ import annotations
@@ -23,9 +31,16 @@ import tb
 from rtl.config import preset
 from rtl.tile.isa import matmul_desc_layout, status_layout, xfer_desc_layout
 from tb.models import tile_seq
-from tb.models.tile_isa import ERROR_NAMES, ERRORS, STATES, IsaParams, encode
+from tb.models.tile_isa import ERROR_NAMES, ERRORS, STATES, IsaParams, encode, sync_passes
 from tb.stream import layout_fields, rng_for, unpack
-from tb.tile.programs import MALFORMED_KINDS, malformed, random_instruction, random_program
+from tb.tile.programs import (
+    MALFORMED_KINDS,
+    malformed,
+    malformed_sync,
+    random_instruction,
+    random_program,
+    random_sync,
+)
 
 STATE_NAMES = {v: k for k, v in STATES.items()}
 
@@ -80,7 +95,15 @@ class Bench:
         self.spurious_prob = 0.05
         self.completed = dict.fromkeys(tile_seq.CLASSES, 0)    # completion pulses the DUT has absorbed
         self.errors: list[str] = []
+        # SYNC: the other tiles' counts, as driven for the cycle in progress
+        self.nodes = cfg.noc.nodes
+        self.count_rng = rng_for("sync_counts")
+        self.count_mode, self.lead, self.step_prob = "follow", 1, 0.5
+        self.counts = [0] * self.nodes
+        self.sync_checked = 0          # ISSUE cycles of a SYNC checked against the rule
+        self.sync_waited = 0           # ... of which the rule said wait
         self.reset_episode(None)
+        dut.sync_counts.value = 0
         for s in tile_seq.CLASSES:
             getattr(dut, f"{s}__ready").value = 1
             getattr(dut, f"{s}_done").value = 0
@@ -96,6 +119,53 @@ class Bench:
         self.pending = {s: collections.deque() for s in tile_seq.CLASSES}   # completion due cycles
         self.offer = dict.fromkeys(tile_seq.CLASSES)                       # payload on offer
         self.strict_valid = True
+        self.syncs = list(model.syncs) if model else []
+        self.sync_next = 0             # index in self.syncs of the next SYNC to retire
+        self.sync_active = False       # checks on (off around clear / fault)
+        self.prev = None               # (pc, sync_count, state, counts) of the previous cycle
+        # a clear of the whole fabric: every tile's count back to 0 (random mode: anything)
+        self.counts = [0] * self.nodes
+        if self.count_mode == "random":
+            self.counts = [self.count_rng.randrange(256) for _ in range(self.nodes)]
+        self.drive_counts()
+
+    def drive_counts(self):
+        self.dut.sync_counts.value = sum(c << (8 * t) for t, c in enumerate(self.counts))
+
+    def evolve_counts(self, own):
+        """The other tiles' next counts (``own``: this tile's count as last sampled)."""
+        rng = self.count_rng
+        for t in range(self.nodes):
+            ahead = (self.counts[t] - own + 128) % 256 - 128       # signed 8-bit
+            if self.count_mode == "follow":
+                if ahead < self.lead and rng.random() < self.step_prob:
+                    self.counts[t] = (self.counts[t] + 1) % 256
+            elif rng.random() < self.step_prob:
+                d = rng.choice((-128, -127, -1, 0, 1, 127, rng.randrange(-128, 128)))
+                self.counts[t] = (own + d) % 256
+        if self.count_mode == "random" and rng.random() < 0.08:      # release: all at or ahead
+            self.counts = [(own + 1 + rng.randrange(126)) % 256 for _ in range(self.nodes)]
+        self.drive_counts()
+
+    def check_sync(self, prev, cur):
+        """``prev``, ``cur``: (pc, sync_count, state, counts) of two consecutive cycles."""
+        pc0, sc0, state0, counts0 = prev
+        pc1, sc1, _, _ = cur
+        s = self.syncs[self.sync_next] if self.sync_next < len(self.syncs) else None
+        if sc1 != sc0:
+            if s is None or sc1 != s.count or sc1 != (sc0 + 1) % 256:
+                self.error(f"sync_count {sc0} -> {sc1}; expected "
+                           + (f"{s.count} (SYNC of instruction {s.index})" if s else "no change"))
+        if s is not None and state0 == STATES["RUN"] and pc0 == s.index and sc0 == s.count:
+            expect = sync_passes(sc0, counts0, s.mask)
+            retired = pc1 == (s.index + 1) & 0xFFFF
+            self.sync_checked += 1
+            self.sync_waited += not expect
+            if retired != expect:
+                self.error(f"SYNC of instruction {s.index} (count {sc0}, group {s.mask:#x}) "
+                           f"{'retired' if retired else 'did not retire'} with counts {counts0}")
+            if retired:
+                self.sync_next += 1
 
     def error(self, msg):
         if len(self.errors) < 20:
@@ -113,6 +183,12 @@ class Bench:
             self.cycle += 1
             st = self.status()
             stopped = st["state"] in (STATES["DONE"], STATES["ERROR"])
+            sc = int(dut.sync_count.value)
+            cur = (st["pc"], sc, st["state"], tuple(self.counts))
+            if self.sync_active and self.prev is not None:
+                self.check_sync(self.prev, cur)
+            self.prev = cur
+            self.evolve_counts(sc)
             for s in tile_seq.CLASSES:
                 valid = int(getattr(dut, f"{s}__valid").value)
                 ready = int(getattr(dut, f"{s}__ready").value)
@@ -155,6 +231,9 @@ class Bench:
         if desc != exp.desc:
             diff = {k: (exp.desc[k], desc.get(k)) for k in exp.desc if exp.desc[k] != desc.get(k)}
             self.error(f"{s} #{self.issued[s] - 1} (instruction {exp.index}): (expected, got) {diff}")
+        if self.sync_active and self.sync_next < exp.syncs:
+            self.error(f"{s} of instruction {exp.index} issued before the SYNC of instruction"
+                       f" {self.syncs[self.sync_next].index} retired")
         for c in tile_seq.CLASSES:
             if completed[c] < exp.after[c]:
                 self.error(f"{s} of instruction {exp.index} issued after {completed[c]} {c} completions;"
@@ -177,6 +256,7 @@ async def episode(dut, bench: Bench, feeder: CommandFeeder, words, *, fault_at=N
     model = tile_seq.run(words, bench.cfg)
     bench.reset_episode(model)
     bench.strict_valid = fault_at is None and clear_at is None
+    bench.sync_active = bench.strict_valid
     start_sent = feeder.sent
     feeder.queue.extend(words)
     t0 = bench.cycle
@@ -192,8 +272,8 @@ async def episode(dut, bench: Bench, feeder: CommandFeeder, words, *, fault_at=N
             feeder.flush()
             continue
         st = bench.status()
-        if st["state"] in (STATES["DONE"], STATES["ERROR"]):
-            break
+        if clear_at is None and st["state"] in (STATES["DONE"], STATES["ERROR"]):
+            break                              # (a clear episode clears even a finished program)
     dut.fault.value = 0
     await RisingEdge(dut.clk)                 # (the monitor has seen the last edge's transfers)
     issued = sum(bench.issued.values())
@@ -225,6 +305,11 @@ def check_episode(bench, st, model, consumed, label, *, fault=False, cleared=Fal
         missing = {s: len(q) for s, q in bench.expected.items() if q}
         if missing:
             errs.append(f"descriptors never issued: {missing}")
+        if bench.sync_next != len(model.syncs):
+            errs.append(f"{bench.sync_next} SYNCs seen to retire, expected {len(model.syncs)}")
+        final = model.syncs[-1].count if model.syncs else 0
+        if bench.prev is not None and bench.prev[1] != final:
+            errs.append(f"sync_count {bench.prev[1]} at the end, expected {final}")
     errs += bench.errors
     bench.errors = []
     if errs:
@@ -239,6 +324,7 @@ async def clear(dut, bench):
             break
         await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
+    bench.sync_active = False
     dut.clear.value = 1
     await RisingEdge(dut.clk)
     dut.clear.value = 0
@@ -257,17 +343,20 @@ async def random_programs(dut):
     await reset(dut)
     bench = Bench(dut, cfg)
     feeder = CommandFeeder(dut, rng_for("cmd"), idle_prob=0.3)
-    kinds = ["ok"] * 3 + MALFORMED_KINDS + ["fault", "clear"]
+    kinds = ["ok"] * 3 + MALFORMED_KINDS + ["fault", "clear", "sync_BAD_FIELD", "sync_BAD_GROUP"]
     plan = [kinds[i % len(kinds)] for i in range(p["episodes"])]
     rng.shuffle(plan)
     for n, kind in enumerate(plan):
         bench.ready_prob = rng.choice((1.0, 0.8, 0.4))
         bench.max_delay = rng.choice((0, 3, 30))
+        set_count_mode(bench, rng)
         length = rng.randrange(1, p["max_length"])
-        words = random_program(rng, isa, length, end=kind != "fault")
+        words = random_program(rng, isa, length, end=kind != "fault", sync=True)
         fault_at = clear_at = None
         if kind in MALFORMED_KINDS:
             words.insert(rng.randrange(len(words)), malformed(rng, isa, kind))
+        elif kind.startswith("sync_"):
+            words.insert(rng.randrange(len(words)), malformed_sync(rng, isa, kind[5:]))
         elif kind == "fault":
             fault_at = rng.randrange(2, 4 * length + 4)
         elif kind == "clear":
@@ -276,9 +365,46 @@ async def random_programs(dut):
         st, model, consumed, _ = await episode(dut, bench, feeder, words,
                                                fault_at=fault_at, clear_at=clear_at)
         label = (f"episode {n} ({kind}, {len(words)} words, ready {bench.ready_prob},"
-                 f" delay <= {bench.max_delay})")
+                 f" delay <= {bench.max_delay}, counts {bench.count_mode} lead {bench.lead}"
+                 f" p {bench.step_prob})")
         check_episode(bench, st, model, consumed, label, fault=kind == "fault", cleared=kind == "clear")
         dut._log.info(f"{label}: {STATE_NAMES[st['state']]} {ERROR_NAMES[st['error']]} pc={st['pc']} ok")
+        await clear(dut, bench)
+    dut._log.info(f"SYNC: {bench.sync_checked} ISSUE cycles checked, {bench.sync_waited} of them waiting")
+    assert bench.sync_checked > 0 and bench.sync_waited > 0
+
+
+def set_count_mode(bench, rng):
+    bench.count_mode = rng.choice(("follow", "follow", "random"))
+    bench.lead = rng.choice((0, 1, 2, 5))
+    bench.step_prob = rng.choice((0.1, 0.5, 0.9))
+
+
+@cocotb.test()
+async def sync_wraparound(dut):
+    """Long programs of SYNCs: this tile's count and the others' wrap past 255 (both count modes)."""
+    p = tb.params()
+    cfg = preset(p["preset"])
+    isa = IsaParams.of(cfg)
+    rng = rng_for("wrap")
+    await reset(dut)
+    bench = Bench(dut, cfg)
+    feeder = CommandFeeder(dut, rng_for("cmd3"), idle_prob=0.1)
+    for mode in ("follow", "random"):
+        set_count_mode(bench, rng)
+        bench.count_mode = mode
+        bench.ready_prob, bench.max_delay = 0.8, 3
+        words = []
+        for _ in range(p["sync_length"]):
+            words.append(random_sync(rng, isa) if rng.random() < 0.85 else random_instruction(rng, isa))
+        words.append(encode(5))
+        n_sync = sum(1 for w in words if w & 0xF == 6)
+        checked = bench.sync_checked
+        st, model, consumed, cycles = await episode(dut, bench, feeder, words, timeout=100 * len(words))
+        check_episode(bench, st, model, consumed, f"wrap-around ({mode})")
+        assert n_sync > 256 and model.syncs[-1].count == n_sync % 256
+        dut._log.info(f"wrap-around ({mode}): {n_sync} SYNCs in {cycles} cycles,"
+                      f" {bench.sync_checked - checked} ISSUE cycles checked")
         await clear(dut, bench)
 
 
@@ -322,3 +448,4 @@ async def outstanding_limit_and_throughput(dut):
     with open(os.path.join(os.environ["TESSERA_RUN_DIR"], "sequencer_throughput.json"), "w") as f:
         json.dump(result, f)
     assert cycles <= 3 * n + 8, f"{cycles} cycles for {n} instructions (bound 3n + 8)"
+
