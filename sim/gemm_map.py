@@ -23,7 +23,9 @@ tensor core's two operand reads never conflict while the DMA fills the other pai
 tile stays in the accumulator memory for the whole K loop. ``Mt``, ``Nt``, ``Kc`` are chosen by a
 small cost model: per chunk the largest of the tensor-core cycles of a tile, the L2 words per
 slice and the words one tile's DMA receives, plus per-chunk overheads, plus per round the drain
-of D (not overlapped: one accumulator buffer) and an overhead; ties go to less L2 traffic.
+of D and an overhead; ties go to less L2 traffic. When the accumulator memory holds two output
+tiles and there are several rounds, rounds alternate between its two halves, so that D of round
+``r`` drains while round ``r + 1`` computes (``plan.acc_buffers`` = 2).
 E.g. 512^3 BF16 on ``default``: 128, 128, 64; 256^3: 64, 64, 128.
 
 Program of every tile (the chunks of all rounds form one global sequence ``g``; chunk ``g``
@@ -39,7 +41,10 @@ uses buffer pair ``g % 2``)::
     end
 
 Without C, the ``barrier stores`` that protects the accumulator before the next round's first
-MATMUL joins the ``barrier loads matmuls`` of that chunk.
+MATMUL joins the ``barrier loads matmuls`` of that chunk. With two accumulator buffers, at a
+round's last chunk the tile instead issues, after its MATMUL, ``barrier stores`` (the STORE of
+round ``r - 1``, which used the other buffer) and the LOAD of the next C into the other buffer,
+then ``barrier matmuls``, store D.
 
 Why the SYNC: with multicast a tile's SEND writes other tiles' scratchpads. The LOADs of chunk
 ``g+1`` overwrite the buffers that MATMUL ``g-1`` read; after the SYNC of chunk ``g`` every tile
@@ -164,6 +169,7 @@ class GemmPlan:
     nt: int
     kc: int
     chunks: int                 # K chunks per round
+    acc_buffers: int            # output tiles in the accumulator memory (2: round r at (r % 2) * half)
     row_blocks: int
     col_blocks: int
     rounds_y: int
@@ -252,7 +258,7 @@ class GemmPlan:
             "tiles": self.cfg.noc.width * self.cfg.noc.height,
             "tiles_used": c["tiles_used"],
             "Mt": self.mt, "Nt": self.nt, "Kc": self.kc,
-            "rounds": self.rounds, "chunks": self.chunks,
+            "rounds": self.rounds, "chunks": self.chunks, "acc_buffers": self.acc_buffers,
             "multicast": self.multicast,
             "l2_read_words": c["read_words"],
             "l2_read_words_multicast": c["read_words_mc"],
@@ -266,7 +272,7 @@ class GemmPlan:
         }
 
 
-def _choose_sizes(cfg, m, n, k, e):
+def _choose_sizes(cfg, m, n, k, e, want_bufs=None):
     """(cost, Mt, Nt, Kc) minimising the estimated cycles (see module docstring)."""
     tens, tile = cfg.tensor, cfg.tile
     w = tile.word_bytes
@@ -289,7 +295,7 @@ def _choose_sizes(cfg, m, n, k, e):
     best = None
     for mt in cands(m, mstep, mmax):
         for nt in cands(n, nstep, nmax):
-            if mt * _pitch(4 * nt, w) > tile.accumulator_bytes:
+            if (want_bufs or 1) * mt * _pitch(4 * nt, w) > tile.accumulator_bytes:
                 break
             kcap = min(quarter // _pitch(mt * e, w), quarter // _pitch(nt * e, w), tens.max_k, 4095)
             if kcap < 1:
@@ -304,12 +310,18 @@ def _choose_sizes(cfg, m, n, k, e):
             l2 = (act_r * kc * _ceil(me * e, w) + act_c * kc * _ceil(ne * e, w)) / nodes
             dma = kc * (_ceil(me * e, w) + _ceil(ne * e, w))      # words into one tile per chunk
             drain = 2 * me * _ceil(4 * ne, w)                    # a STORE sends 2 beats per word
-            per_round = nch * (max(compute, l2, dma) + _OVERHEAD_CHUNK) + drain + _OVERHEAD_ROUND
+            accbufs = 2 if rounds > 1 and 2 * mt * _pitch(4 * nt, w) <= tile.accumulator_bytes else 1
+            if want_bufs is not None:
+                accbufs = want_bufs
+            per_round = nch * (max(compute, l2, dma) + _OVERHEAD_CHUNK) + _OVERHEAD_ROUND + drain
+            # The drain is counted per round even when two accumulator buffers hide it (D of round r
+            # drains while round r + 1 computes): otherwise small tiles win on paper and the extra
+            # rounds re-read A and B, which this model does not charge for.
             cost = rounds * per_round
             traffic = rounds * nch * l2
             key = (cost, traffic, -kc, -mt, -nt)
             if best is None or key < best[0]:
-                best = (key, mt, nt, kc, nch)
+                best = (key, mt, nt, kc, nch, accbufs)
     if best is None:
         raise ValueError(f"no output tile fits: tile.accumulator_bytes = {tile.accumulator_bytes},"
                          f" tile.scratchpad_bytes = {tile.scratchpad_bytes}, tensor.max_m / max_n ="
@@ -318,8 +330,11 @@ def _choose_sizes(cfg, m, n, k, e):
 
 
 def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast: bool = True,
-              base: int = 0) -> GemmPlan:
+              base: int = 0, acc_buffers: int | None = None) -> GemmPlan:
     """Plan ``D = C + A x B`` (A M x K, B K x N) on fabric ``cfg`` (a FabricConfig).
+
+    ``acc_buffers``: output tiles kept in the accumulator memory; None chooses 2 when the chosen
+    tile fits twice and there are several rounds, 2 limits the tile to half the accumulator memory.
 
     Raises ``ValueError`` naming the parameter for a bad dtype, size or base, or when the data
     do not fit below ``2**cfg.cache.addr_bits``."""
@@ -333,7 +348,9 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
         raise ValueError(f"base = {base!r} must be a non-negative multiple of the {line}-byte line")
     e = DTYPE_BYTES[dtype]
     w = cfg.tile.word_bytes
-    mt, nt, kc, nch = _choose_sizes(cfg, m, n, k, e)
+    if acc_buffers not in (None, 1, 2):
+        raise ValueError(f"acc_buffers = {acc_buffers!r} is not allowed; allowed: None (automatic), 1, 2")
+    mt, nt, kc, nch, accbufs = _choose_sizes(cfg, m, n, k, e, acc_buffers)
 
     def align(x):
         return _ceil(x, line) * line
@@ -352,7 +369,7 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
     rb, cb = _ceil(m, mt), _ceil(n, nt)
     mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
     plan = GemmPlan(cfg=cfg, m=m, n=n, k=k, dtype=dtype, has_c=has_c, multicast=multicast, base=base,
-                    mt=mt, nt=nt, kc=kc, chunks=nch, row_blocks=rb, col_blocks=cb,
+                    mt=mt, nt=nt, kc=kc, chunks=nch, acc_buffers=accbufs, row_blocks=rb, col_blocks=cb,
                     rounds_y=_ceil(rb, mesh_h), rounds_x=_ceil(cb, mesh_w),
                     a_addr=a_addr, b_addr=b_addr, c_addr=c_addr, d_addr=d_addr,
                     a_pitch=a_pitch, b_pitch=b_pitch, d_pitch=d_pitch, end=end)
@@ -368,6 +385,11 @@ def _build_programs(plan: GemmPlan) -> None:
     quarter = cfg.tile.scratchpad_bytes // 4
     buf_a, buf_b = (0, quarter), (2 * quarter, 3 * quarter)
     nch, rounds = plan.chunks, plan.rounds
+    dbuf = plan.acc_buffers == 2
+    half = cfg.tile.accumulator_bytes // 2
+
+    def acc_base(r):
+        return (r % 2) * half if dbuf else 0
     total = rounds * nch
 
     def round_geom(r):
@@ -416,11 +438,11 @@ def _build_programs(plan: GemmPlan) -> None:
                 blk = block(r, x, y)
                 if blk is None:
                     if padded:
-                        dummy(0, acc=True)
+                        dummy(acc_base(r), acc=True)
                     return
                 row0, mi, col0, ni = blk
-                p.load(acc=0, mem=plan.c_addr + row0 * plan.d_pitch + 4 * col0, rows=mi, bytes=4 * ni,
-                       stride=plan.d_pitch)
+                p.load(acc=acc_base(r), mem=plan.c_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
+                       bytes=4 * ni, stride=plan.d_pitch)
                 nw = _words(mi, 4 * ni, w)
                 counts["read_words"] += nw
                 counts["read_words_mc"] += nw
@@ -471,7 +493,7 @@ def _build_programs(plan: GemmPlan) -> None:
             for g in range(total):
                 r, i = divmod(g, nch)
                 blk = block(r, x, y)
-                if i == 0 and stored_in is not None and not plan.has_c and blk is not None:
+                if i == 0 and stored_in is not None and not plan.has_c and blk is not None and not dbuf:
                     p.barrier("loads", "stores", "matmuls")
                     stored_in = None
                 else:
@@ -482,16 +504,22 @@ def _build_programs(plan: GemmPlan) -> None:
                 if blk is not None:
                     row0, mi, col0, ni = blk
                     _, kci = chunk(i)
-                    p.matmul(dt, m=mi, n=ni, k=kci, a=buf_a[g % 2], b=buf_b[g % 2], acc=0,
+                    p.matmul(dt, m=mi, n=ni, k=kci, a=buf_a[g % 2], b=buf_b[g % 2], acc=acc_base(r),
                              accumulate=i > 0 or plan.has_c)
+                if i == nch - 1 and dbuf and r + 1 < rounds:
+                    # the other accumulator buffer: its STORE (round r - 1) must be done
+                    if stored_in is not None:
+                        p.barrier("stores")
+                        stored_in = None
+                    load_c(r + 1)
                 if i == nch - 1:
                     if blk is not None:
                         p.barrier("matmuls")
-                        p.store(acc=0, mem=plan.d_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
+                        p.store(acc=acc_base(r), mem=plan.d_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
                                 bytes=4 * ni, stride=plan.d_pitch)
                         counts["write_words"] += _words(mi, 4 * ni, w)
                         stored_in = r
-                    if r + 1 < rounds and plan.has_c:
+                    if r + 1 < rounds and plan.has_c and not dbuf:
                         if stored_in is not None:
                             p.barrier("stores")
                             stored_in = None

@@ -60,8 +60,9 @@ def _hazard_free(plan):
         assert not hz, f"tile {node}: {hz[:3]}"
 
 
-def run_case(cfg, m, n, k, dtype, has_c, multicast, rng, *, sched_seed=None, base=0):
-    plan = plan_gemm(cfg, m, n, k, dtype, has_c=has_c, multicast=multicast, base=base)
+def run_case(cfg, m, n, k, dtype, has_c, multicast, rng, *, sched_seed=None, base=0, acc_buffers=None):
+    plan = plan_gemm(cfg, m, n, k, dtype, has_c=has_c, multicast=multicast, base=base,
+                     acc_buffers=acc_buffers)
     a, b, c = _operands(rng, dtype, m, n, k, has_c)
     mem = bytearray(plan.end)
     for addr, blob in plan.pack(a, b, c):
@@ -101,12 +102,15 @@ def test_random_shapes(name):
         has_c = bool(rng.integers(0, 2))
         multicast = i % 3 != 2
         base = int(rng.integers(0, 4)) * cfg.cache.line_bytes
-        plan, st = run_case(cfg, m, n, k, dtype, has_c, multicast, rng, sched_seed=seed + i, base=base)
+        acc_buffers = 2 if i % 5 == 1 else None          # two output tiles in the accumulators
+        plan, st = run_case(cfg, m, n, k, dtype, has_c, multicast, rng, sched_seed=seed + i, base=base,
+                            acc_buffers=acc_buffers)
         sm = plan.summary()
         print(f"  {m}x{n}x{k} {dtype} c={int(has_c)} mc={int(multicast)}: Mt {sm['Mt']} Nt {sm['Nt']}"
-              f" Kc {sm['Kc']} rounds {sm['rounds']} chunks {sm['chunks']} tiles {sm['tiles_used']}"
+              f" Kc {sm['Kc']} rounds {sm['rounds']} chunks {sm['chunks']} acc bufs {sm['acc_buffers']}"
+              f" tiles {sm['tiles_used']}"
               f" L2 words {st['read_words']}")
-        if i < 6:
+        if i < 6 or plan.acc_buffers == 2:
             _hazard_free(plan)
     if name == "default":                                  # several rounds, a partial last round
         for m, n, k, dtype, has_c in ((700, 600, 70, "bf16", True), (520, 900, 40, "int8", False)):
@@ -117,6 +121,7 @@ def test_random_shapes(name):
     for m, n, k in ((1, 1, 1), (top, 7, 129), (5, top, 200)):
         for has_c in (False, True):
             _hazard_free(plan_gemm(cfg, m, n, k, "bf16", has_c=has_c))
+            _hazard_free(plan_gemm(cfg, m, n, k, "int8", has_c=has_c, acc_buffers=2))
 
 
 def test_sizes_and_multicast_savings():
@@ -220,6 +225,8 @@ def test_bad_parameters():
         plan_gemm(cfg, 4, 4, 4, "fp8", has_c=False)
     with pytest.raises(ValueError, match="m = 0"):
         plan_gemm(cfg, 0, 4, 4, "bf16", has_c=False)
+    with pytest.raises(ValueError, match="acc_buffers"):
+        plan_gemm(cfg, 4, 4, 4, "bf16", has_c=False, acc_buffers=3)
     with pytest.raises(ValueError, match="base"):
         plan_gemm(cfg, 4, 4, 4, "bf16", has_c=False, base=8)
     small = replace(cfg, cache=replace(cfg.cache, addr_bits=16))
