@@ -141,6 +141,8 @@ def test_docs_examples_assemble():
     import re
     from pathlib import Path
 
+    from tb.models.tile_seq import hazards
+
     text = (Path(__file__).parent.parent / "docs" / "isa.md").read_text()
     blocks = re.findall(r"```asm\n(.*?)```", text, re.S)
     assert len(blocks) >= 2
@@ -148,6 +150,8 @@ def test_docs_examples_assemble():
     for block in blocks:
         words = assemble(block, cfg)
         assert assemble(disassemble(words, cfg), cfg) == words
+        assert hazards(words, cfg) == [], block
+    assert any("\nsync" in b for b in blocks)
 
 
 @pytest.mark.parametrize(
