@@ -1,0 +1,285 @@
+"""Operand fetch: maps MATMUL descriptors onto the tensor core's streams (docs/isa.md)."""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from rtl.config import FabricConfig
+from rtl.tensor.interface import a_layout, b_layout, c_layout, d_layout, op_layout
+from rtl.tile.accumulator import acc_core_read_signature, acc_core_write_layout
+from rtl.tile.isa import matmul_desc_layout, scratchpad_read_signature
+
+__all__ = ["OperandFetch"]
+
+FIFO_DEPTH = 4      # operand / C words in flight or buffered per stream
+
+
+def _log2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+class OperandFetch(wiring.Component):
+    """Between the sequencer's MATMUL stream and the tensor core.
+
+    Ports:
+
+    * ``desc`` (in, :func:`rtl.tile.isa.matmul_desc_layout`): one MATMUL (already checked by the
+      sequencer: sizes 1..max, aligned addresses, dtype 0/1).
+    * ``op``, ``a``, ``b``, ``c`` (out) and ``d`` (in): the tensor core's streams.
+    * ``rd_a``, ``rd_b``: scratchpad read ports (this unit requests); A^T rows and B rows.
+    * ``acc_wr`` / ``acc_rd``: the accumulator's core row ports (D rows out, C rows in).
+    * ``done``: one-cycle pulse, the cycle after the ``d.last`` row of a MATMUL was written.
+    * ``busy``: a MATMUL is accepted and its last D row not yet written.
+
+    Operation: a descriptor is accepted when the step generator of the previous one has issued
+    its last request (and the small descriptor queues have room), i.e. while the core still
+    computes the previous MATMUL. The step generator walks the core's step order (per group of
+    T blocks: k, then slot) and issues one A and one B scratchpad read per step; the words go
+    through ``FIFO_DEPTH``-entry FIFOs (credit-counted, so the scratchpad's responses are always
+    taken) to ``a`` / ``b``. In accumulate mode a second generator walks the chain order and
+    reads C rows into a FIFO feeding ``c``; it starts a MATMUL only after every earlier MATMUL's
+    last D row is written (so an accumulate chain on one D sees the previous results). D rows
+    are registered once (address = acc_addr + row * acc_pitch + 4 * col) and written; lanes with
+    col + j >= n are not written.
+
+    Latency: descriptor to first operand request 1 cycle; scratchpad response to ``a``/``b``
+    valid 1 cycle. Throughput: one step per cycle when A and B come from different scratchpad
+    banks (half that when they share a bank); one C row per cycle. Back-pressure: ``d`` is
+    taken whenever the D register is empty or being written (``acc_wr`` is always ready in the
+    tile, so ``d.ready`` stays high); the operand streams never wait for ``d``.
+    """
+
+    def __init__(self, cfg: FabricConfig | None = None):
+        cfg = cfg or FabricConfig()
+        if not isinstance(cfg, FabricConfig):
+            raise ValueError("OperandFetch cfg must be a FabricConfig")
+        self.cfg = cfg
+        t = cfg.tensor
+        super().__init__({
+            "desc": In(stream.Signature(matmul_desc_layout(cfg))),
+            "op": Out(stream.Signature(op_layout(t))),
+            "a": Out(stream.Signature(a_layout(t))),
+            "b": Out(stream.Signature(b_layout(t))),
+            "c": Out(stream.Signature(c_layout(t))),
+            "d": In(stream.Signature(d_layout(t))),
+            "rd_a": Out(scratchpad_read_signature(cfg.tile)),
+            "rd_b": Out(scratchpad_read_signature(cfg.tile)),
+            "acc_wr": Out(stream.Signature(acc_core_write_layout(cfg))),
+            "acc_rd": Out(acc_core_read_signature(cfg)),
+            "done": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        tc, tile = cfg.tensor, cfg.tile
+        R, C, T = tc.rows, tc.cols, tc.interleave
+        W = tile.word_bytes
+        wlog = _log2(W)
+        dl = matmul_desc_layout(cfg)
+        desc = self.desc.payload
+
+        # ---- descriptor queues: core op, C reader, D writer ------------------------------
+        opl = op_layout(tc)
+        cq_layout = data.StructLayout({"id": 2, "m": 16, "n": 16, "acc_addr": 24, "acc_pitch": 19})
+        dq_layout = data.StructLayout({"n": 16, "acc_addr": 24, "acc_pitch": 19})
+        m.submodules.opq = opq = SyncFIFO(width=opl.size, depth=2)
+        m.submodules.cq = cq = SyncFIFO(width=cq_layout.size, depth=2)
+        m.submodules.dq = dq = SyncFIFO(width=dq_layout.size, depth=2)
+
+        gen_active = Signal()
+        next_id = Signal(2)
+        done_count = Signal(2)
+        m.d.comb += self.desc.ready.eq(~gen_active & opq.w_rdy & cq.w_rdy & dq.w_rdy)
+        take = self.desc.valid & self.desc.ready
+
+        op_w = Signal(opl)
+        cq_w = Signal(cq_layout)
+        dq_w = Signal(dq_layout)
+        m.d.comb += [
+            op_w.m.eq(desc.m), op_w.n.eq(desc.n), op_w.k.eq(desc.k),
+            op_w.dtype.eq(desc.dtype.as_value()), op_w.accumulate.eq(desc.accumulate),
+            opq.w_data.eq(op_w), opq.w_en.eq(take),
+            cq_w.id.eq(next_id), cq_w.m.eq(desc.m), cq_w.n.eq(desc.n),
+            cq_w.acc_addr.eq(desc.acc_addr), cq_w.acc_pitch.eq(desc.acc_pitch),
+            cq.w_data.eq(cq_w), cq.w_en.eq(take & desc.accumulate),
+            dq_w.n.eq(desc.n), dq_w.acc_addr.eq(desc.acc_addr), dq_w.acc_pitch.eq(desc.acc_pitch),
+            dq.w_data.eq(dq_w), dq.w_en.eq(take),
+            self.op.payload.eq(opq.r_data), self.op.valid.eq(opq.r_rdy), opq.r_en.eq(self.op.ready),
+        ]
+        with m.If(take):
+            m.d.sync += next_id.eq(next_id + 1)
+
+        def walker(name, outer_last):
+            """The core's block walk: per group of T blocks, ``outer`` 0..outer_last, slot 0..T-1.
+
+            Returns a dict of state signals and ``advance(stmts_outer, stmts_group)``, which
+            moves to the next position (to be called under an ``m.If``)."""
+            s = {
+                "m": Signal(16, name=f"{name}_m"), "n": Signal(16, name=f"{name}_n"),
+                "gm": Signal(17, name=f"{name}_gm"), "gn": Signal(17, name=f"{name}_gn"),
+                "mrow": Signal(17, name=f"{name}_mrow"), "ncol": Signal(17, name=f"{name}_ncol"),
+                "t": Signal(range(T), name=f"{name}_t"), "o": Signal(16, name=f"{name}_o"),
+                "active": Signal(name=f"{name}_active"),
+            }
+            wrap = Signal(name=f"{name}_wrap")
+            nm = Signal(17, name=f"{name}_next_mrow")
+            nn = Signal(17, name=f"{name}_next_ncol")
+            nexists = Signal(name=f"{name}_next_exists")
+            m.d.comb += [
+                wrap.eq(s["ncol"] + C >= s["n"]),
+                nm.eq(Mux(wrap, s["mrow"] + R, s["mrow"])),
+                nn.eq(Mux(wrap, 0, s["ncol"] + C)),
+                nexists.eq(nm < s["m"]),
+            ]
+
+            def advance(on_outer, on_group):
+                with m.If((s["t"] != T - 1) & nexists):
+                    m.d.sync += [s["mrow"].eq(nm), s["ncol"].eq(nn), s["t"].eq(s["t"] + 1)]
+                with m.Elif(s["o"] != outer_last):
+                    m.d.sync += [s["o"].eq(s["o"] + 1), s["mrow"].eq(s["gm"]), s["ncol"].eq(s["gn"]),
+                                 s["t"].eq(0)]
+                    m.d.sync += on_outer
+                with m.Else():
+                    m.d.sync += [s["o"].eq(0), s["t"].eq(0)]
+                    with m.If(nexists):
+                        m.d.sync += [s["gm"].eq(nm), s["gn"].eq(nn), s["mrow"].eq(nm), s["ncol"].eq(nn)]
+                        m.d.sync += on_group
+                    with m.Else():
+                        m.d.sync += s["active"].eq(0)
+
+            def start(mm, nn_):
+                return [s["m"].eq(mm), s["n"].eq(nn_), s["gm"].eq(0), s["gn"].eq(0), s["mrow"].eq(0),
+                        s["ncol"].eq(0), s["t"].eq(0), s["o"].eq(0), s["active"].eq(1)]
+
+            return s, advance, start
+
+        # ---- A / B step generator --------------------------------------------------------
+        k_last = Signal(16, name="step_k_last")
+        int8 = Signal()
+        a_addr = Signal(24)
+        b_addr = Signal(24)
+        a_pitch = Signal(19)
+        b_pitch = Signal(19)
+        a_row = Signal(24)      # a_addr + k * a_pitch
+        b_row = Signal(24)
+        g, g_advance, g_start = walker("ab", k_last)
+        m.d.comb += gen_active.eq(g["active"])
+        with m.If(take):
+            m.d.sync += g_start(desc.m, desc.n)
+            m.d.sync += [
+                k_last.eq(desc.k - 1), int8.eq(desc.dtype.as_value() == 1),
+                a_addr.eq(desc.a_addr), b_addr.eq(desc.b_addr), a_row.eq(desc.a_addr),
+                b_row.eq(desc.b_addr), a_pitch.eq(desc.a_pitch), b_pitch.eq(desc.b_pitch),
+            ]
+
+        def operand_path(name, port, out, lanes, row_addr, index):
+            """Request words of one operand, buffer them in a FIFO, format lanes for the core."""
+            fifo = SyncFIFO(width=16 * lanes, depth=FIFO_DEPTH)
+            m.submodules[f"{name}_fifo"] = fifo
+            inflight = Signal(name=f"{name}_inflight")
+            space = Signal(name=f"{name}_space")
+            sent = Signal(name=f"{name}_sent")            # this step's request already issued
+            byte_addr = Signal(24, name=f"{name}_byte_addr")
+            m.d.comb += [
+                byte_addr.eq(row_addr + Mux(int8, index, index << 1)),
+                space.eq(fifo.level + inflight < FIFO_DEPTH),
+                port.req.valid.eq(g["active"] & ~sent & space),
+                port.req.payload.eq(byte_addr[wlog:]),
+                port.resp.ready.eq(1),
+            ]
+            fire = port.req.valid & port.req.ready
+            m.d.sync += inflight.eq(fire)
+            off = Signal(max(1, wlog), name=f"{name}_off")   # byte offset of the step in the word
+            off_int8 = Signal(name=f"{name}_off_int8")
+            with m.If(fire):
+                m.d.sync += [off.eq(byte_addr[:wlog] if wlog else 0), off_int8.eq(int8)]
+            word = port.resp.payload
+            shifted = Signal(16 * lanes, name=f"{name}_shifted")
+            m.d.comb += shifted.eq(word >> (off * 8))
+            formatted = Signal(16 * lanes, name=f"{name}_formatted")
+            m.d.comb += formatted.eq(Mux(off_int8, Cat(*[Cat(shifted[8 * i:8 * i + 8], Const(0, 8))
+                                                        for i in range(lanes)]), shifted))
+            m.d.comb += [
+                fifo.w_data.eq(formatted), fifo.w_en.eq(port.resp.valid),
+                out.payload.eq(fifo.r_data), out.valid.eq(fifo.r_rdy), fifo.r_en.eq(out.ready),
+            ]
+            return sent, fire
+
+        a_sent, a_fire = operand_path("a", self.rd_a, self.a, R, a_row, g["mrow"])
+        b_sent, b_fire = operand_path("b", self.rd_b, self.b, C, b_row, g["ncol"])
+        a_ok = a_sent | a_fire
+        b_ok = b_sent | b_fire
+        with m.If(g["active"]):
+            with m.If(a_ok & b_ok):
+                m.d.sync += [a_sent.eq(0), b_sent.eq(0)]
+                g_advance(
+                    [a_row.eq(a_row + a_pitch), b_row.eq(b_row + b_pitch)],
+                    [a_row.eq(a_addr), b_row.eq(b_addr)],
+                )
+            with m.Else():
+                m.d.sync += [a_sent.eq(a_ok), b_sent.eq(b_ok)]
+
+        # ---- C row reader (accumulate mode) ---------------------------------------------
+        cw, c_advance, c_start = walker("c", R - 1)
+        c_base = Signal(24)
+        c_pitch = Signal(19)
+        cq_r = Signal(cq_layout)
+        m.d.comb += cq_r.eq(cq.r_data)
+        c_go = ~cw["active"] & cq.r_rdy & (cq_r.id == done_count)
+        m.d.comb += cq.r_en.eq(c_go)
+        with m.If(c_go):
+            m.d.sync += c_start(cq_r.m, cq_r.n)
+            m.d.sync += [c_base.eq(cq_r.acc_addr), c_pitch.eq(cq_r.acc_pitch)]
+        c_row = Signal(17)
+        c_emit = Signal()
+        m.d.comb += [c_row.eq(cw["mrow"] + cw["o"]), c_emit.eq(c_row < cw["m"])]
+        abits = len(self.acc_rd.req.payload)
+        cfifo = SyncFIFO(width=32 * C, depth=FIFO_DEPTH)
+        m.submodules.c_fifo = cfifo
+        c_inflight = Signal()
+        c_space = Signal()
+        c_addr = Signal(abits)
+        m.d.comb += [
+            c_addr.eq(c_base + c_row * c_pitch + (cw["ncol"] << 2)),
+            c_space.eq(cfifo.level + c_inflight < FIFO_DEPTH),
+            self.acc_rd.req.valid.eq(cw["active"] & c_emit & c_space),
+            self.acc_rd.req.payload.eq(c_addr),
+            self.acc_rd.resp.ready.eq(1),
+            cfifo.w_data.eq(self.acc_rd.resp.payload), cfifo.w_en.eq(self.acc_rd.resp.valid),
+            self.c.payload.eq(cfifo.r_data), self.c.valid.eq(cfifo.r_rdy), cfifo.r_en.eq(self.c.ready),
+        ]
+        c_fire = self.acc_rd.req.valid & self.acc_rd.req.ready
+        m.d.sync += c_inflight.eq(c_fire)
+        with m.If(cw["active"] & (c_fire | ~c_emit)):
+            c_advance([], [])
+
+        # ---- D row writer ---------------------------------------------------------------
+        dq_r = Signal(dq_layout)
+        m.d.comb += dq_r.eq(dq.r_data)
+        wr = self.acc_wr
+        wr_last = Signal()
+        d = self.d.payload
+        m.d.comb += self.d.ready.eq(~wr.valid | wr.ready)
+        d_take = self.d.valid & self.d.ready
+        with m.If(wr.valid & wr.ready):
+            m.d.sync += wr.valid.eq(0)
+        with m.If(d_take):
+            m.d.sync += [
+                wr.valid.eq(1),
+                wr.payload.addr.eq(dq_r.acc_addr + d.row * dq_r.acc_pitch + (d.col << 2)),
+                wr.payload.data.eq(d.data),
+                wr.payload.lanes.eq(Cat(*[(d.col + j < dq_r.n) for j in range(C)])),
+                wr_last.eq(d.last),
+            ]
+        m.d.comb += dq.r_en.eq(d_take & d.last)
+        wrote_last = wr.valid & wr.ready & wr_last
+        m.d.sync += self.done.eq(wrote_last)
+        with m.If(wrote_last):
+            m.d.sync += done_count.eq(done_count + 1)
+        m.d.comb += self.busy.eq(gen_active | dq.r_rdy | wr.valid | self.done)
+        return m

@@ -1,0 +1,81 @@
+"""The compute tile's MATMUL path: scratchpad + accumulator + operand fetch + tensor core."""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.config import FabricConfig
+from rtl.tensor.tensor_core import TensorCore
+from rtl.tile.accumulator import Accumulator, acc_read_signature, acc_write_layout
+from rtl.tile.fetch import OperandFetch
+from rtl.tile.isa import matmul_desc_layout, scratchpad_write_layout
+from rtl.tile.scratchpad import Scratchpad
+
+__all__ = ["MatmulEngine"]
+
+
+class MatmulEngine(wiring.Component):
+    """Scratchpad, accumulator memory, operand fetch and tensor core, joined.
+
+    Ports:
+
+    * ``desc`` (in, :func:`rtl.tile.isa.matmul_desc_layout`): MATMULs from the sequencer.
+    * ``done`` (out): one-cycle pulse per MATMUL whose last D row has been written.
+    * ``error`` (out): the tensor core's error flag (a rejected op descriptor; only a bug can
+      raise it, since the sequencer checks sizes and dtype); the tile maps it to ``fault``.
+    * ``busy`` (out): a MATMUL accepted and not done, or the core busy.
+    * ``sp_wr`` (in): the scratchpad's write port (DMA fills), passed through.
+    * ``acc_dma_wr`` / ``acc_dma_rd``: the accumulator's DMA ports, passed through.
+
+    Scratchpad read port 0 fetches A, port 1 fetches B (a bank conflict between them halves the
+    step rate; ``scratchpad_read_ports`` > 2 leaves the others unused). Timing: see
+    :class:`OperandFetch` (one core step per cycle from different banks; the next MATMUL is
+    accepted while the previous one computes) and :class:`rtl.tensor.tensor_core.TensorCore`.
+    """
+
+    def __init__(self, cfg: FabricConfig | None = None, pe_module: str | None = None):
+        cfg = cfg or FabricConfig()
+        if not isinstance(cfg, FabricConfig):
+            raise ValueError("MatmulEngine cfg must be a FabricConfig")
+        if cfg.tile.scratchpad_read_ports < 2:
+            raise ValueError(f"TileConfig.scratchpad_read_ports = {cfg.tile.scratchpad_read_ports}:"
+                             " the MATMUL path needs at least 2 (A and B)")
+        self.cfg = cfg
+        self.pe_module = pe_module
+        super().__init__({
+            "desc": In(stream.Signature(matmul_desc_layout(cfg))),
+            "done": Out(1),
+            "error": Out(1),
+            "busy": Out(1),
+            "sp_wr": In(stream.Signature(scratchpad_write_layout(cfg.tile))),
+            "acc_dma_wr": In(stream.Signature(acc_write_layout(cfg))),
+            "acc_dma_rd": In(acc_read_signature(cfg)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        m.submodules.scratchpad = sp = Scratchpad(cfg)
+        m.submodules.accumulator = acc = Accumulator(cfg)
+        m.submodules.fetch = fetch = OperandFetch(cfg)
+        m.submodules.core = core = TensorCore(cfg.tensor, pe_module=self.pe_module)
+
+        wiring.connect(m, wiring.flipped(self.desc), fetch.desc)
+        wiring.connect(m, wiring.flipped(self.sp_wr), sp.wr)
+        wiring.connect(m, wiring.flipped(self.acc_dma_wr), acc.dma_wr)
+        wiring.connect(m, wiring.flipped(self.acc_dma_rd), acc.dma_rd)
+        wiring.connect(m, fetch.rd_a, sp.rd0)
+        wiring.connect(m, fetch.rd_b, sp.rd1)
+        wiring.connect(m, fetch.acc_wr, acc.core_wr)
+        wiring.connect(m, fetch.acc_rd, acc.core_rd)
+        for name in ("op", "a", "b", "c"):
+            wiring.connect(m, getattr(fetch, name), getattr(core, name))
+        wiring.connect(m, core.d, fetch.d)
+        m.d.comb += [
+            self.done.eq(fetch.done),
+            self.error.eq(core.error),
+            self.busy.eq(fetch.busy | core.busy),
+        ]
+        return m
