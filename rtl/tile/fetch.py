@@ -80,7 +80,6 @@ class OperandFetch(wiring.Component):
         R, C, T = tc.rows, tc.cols, tc.interleave
         W = tile.word_bytes
         wlog = _log2(W)
-        dl = matmul_desc_layout(cfg)
         desc = self.desc.payload
 
         # ---- descriptor queues: core op, C reader, D writer ------------------------------

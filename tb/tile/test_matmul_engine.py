@@ -305,7 +305,8 @@ async def performance(dut):
     env.desc.send_nowait(env.descriptor(op))
     await wait_dones(env, 1, 100000)
     cycles = env.dones[0] - env.desc_taken[0]
-    groups = -(-(-(-size // R)) * (-(-size // C)) // T)
+    blocks = (-(-size // R)) * (-(-size // C))
+    groups = -(-blocks // T)
     formula = groups * size * T + (R * T + R + C + num.fmul_latency + T + 4)
     await check_acc(env, "64x64x64")
     # back to back: the same op twice with accumulate (D = A x B, then D += A x B)
