@@ -161,7 +161,9 @@ def hazards(words, cfg=None) -> list[tuple[int, str]]:
 
     The rules of docs/isa.md ("Ordering and hazard rules"): each class (LOAD, STORE, MATMUL)
     executes in order, the classes run concurrently, and a BARRIER on a class waits for all of its
-    outstanding operations. The sequencer does not check this; the assembler can
+    outstanding operations; a SYNC is not an access and orders nothing local (the cross-tile
+    rule, BARRIER then SYNC before a SEND reuses a buffer, spans programs and is not checked
+    here). The sequencer does not check this; the assembler can
     (``tessera asm --strict``), and a runtime should.
     """
     p = IsaParams.of(cfg)
