@@ -1,0 +1,50 @@
+"""Test top of tb/fabric/test_slice_port.py: a SlicePort in front of a CacheSlice, AXI4 out."""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
+from rtl.cache.axi_port import axi_params
+from rtl.cache.slice import CacheSlice
+from rtl.fabric.slice_port import SlicePort
+from rtl.noc.layouts import beat_layout
+
+__all__ = ["SlicePortTop"]
+
+
+class SlicePortTop(wiring.Component):
+    """``rx`` / ``tx`` beat streams (NI side), flush controls and counters, ``m_axi_*`` memory."""
+
+    def __init__(self, cfg, node: int):
+        self.cfg, self.node = cfg, node
+        self.axi_fields = axi4_fields(**axi_params(cfg.cache))
+        super().__init__({
+            "rx": In(stream.Signature(beat_layout(cfg.noc))),
+            "tx": Out(stream.Signature(beat_layout(cfg.noc))),
+            "flush": In(1),
+            "flush_op": In(1),
+            "flush_busy": Out(1),
+            "flush_errors": Out(32),
+            "requests": Out(32),
+            "resp_flits": Out(32),
+            "mcast_packets": Out(32),
+            **axi4_members("m_axi", **axi_params(cfg.cache)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.port = port = SlicePort(self.cfg, self.node)
+        m.submodules.slice = sl = CacheSlice(self.cfg.cache)
+        wiring.connect(m, port.req, sl.req)
+        wiring.connect(m, sl.resp, port.resp)
+        wiring.connect(m, wiring.flipped(self.rx), port.rx)
+        wiring.connect(m, port.tx, wiring.flipped(self.tx))
+        m.d.comb += [port.flush.eq(self.flush), port.flush_op.eq(self.flush_op)]
+        for name in ("flush_busy", "flush_errors", "requests", "resp_flits", "mcast_packets"):
+            m.d.comb += getattr(self, name).eq(getattr(port, name))
+        connect_flat(m, bus_view(sl, "m_axi", self.axi_fields), bus_view(self, "m_axi", self.axi_fields),
+                     self.axi_fields)
+        return m
