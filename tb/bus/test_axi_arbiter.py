@@ -12,9 +12,9 @@ each ``m_axi`` AR/AW is the oldest pending request of the port named by its ID's
 With ``mem = "interleave"`` the RAM is :class:`tb.bus.interleave_mem.InterleavingAxiMem`, which
 interleaves R beats of different IDs (so of different ports) and reorders B across IDs.
 
-``test_read_throughput``: no pauses; every master streams long (256-beat) reads; R beats per cycle
-on ``m_axi`` from the first to the last beat must be >= ``min_r_rate`` (result in
-``axi_arbiter_throughput.json`` of the run directory).
+``test_throughput``: no pauses; every master streams long (256-beat) reads and, at the same time,
+long writes; R beats and W beats per cycle on ``m_axi``, each from its first to its last beat, must
+be >= ``min_rate`` (result in ``axi_arbiter_throughput.json`` of the run directory).
 """
 
 from __future__ import annotations
@@ -73,8 +73,7 @@ class Env:
                 ch.set_pause_generator(pause_gen(random.Random(prng.random()), pause))
         self.errors: list[str] = []
         self.cycle = 0
-        self.r_beats = 0
-        self.r_first = self.r_last = None
+        self.beats = {"r": [0, None, None], "w": [0, None, None]}   # count, first, last cycle on m_axi
         cocotb.start_soon(self._check())
 
     async def reset(self):
@@ -133,15 +132,17 @@ class Env:
                 w[src].popleft()
                 if beat[2]:
                     m_aw_src.popleft()
-            if self._fire("m", "r"):
-                self.r_beats += 1
-                self.r_first = self.cycle if self.r_first is None else self.r_first
-                self.r_last = self.cycle
+            for ch in ("r", "w"):
+                if self._fire("m", ch):
+                    b = self.beats[ch]
+                    b[0] += 1
+                    b[1] = self.cycle if b[1] is None else b[1]
+                    b[2] = self.cycle
             if len(self.errors) > 20:
                 raise AssertionError("\n".join(self.errors))
 
 
-@cocotb.test(timeout_time=5, timeout_unit="ms")
+@cocotb.test(timeout_time=1, timeout_unit="ms")
 async def test_random_traffic(dut):
     p = tb.params()
     env = Env(dut, pause=p["pause"])
@@ -195,28 +196,35 @@ async def test_random_traffic(dut):
     assert not env.errors, "\n".join(env.errors[:20])
 
 
-@cocotb.test(timeout_time=1, timeout_unit="ms")
-async def test_read_throughput(dut):
+@cocotb.test(timeout_time=300, timeout_unit="us")
+async def test_throughput(dut):
     p = tb.params()
     env = Env(dut, pause=0.0)
     await env.reset()
     n = env.n
     bursts, per_master = p["bursts"], p["outstanding"]
     line = 256 * (p["data_bits"] // 8)              # one maximal INCR burst (4 KiB at 128 bits)
+    half = env.size // 2                            # reads in the low half, writes in the high half
 
-    async def stream(i, k):
+    async def stream(i, k, write):
         for b in range(bursts):
-            addr = (((i * per_master + k) * bursts + b) * line) % env.size
-            await env.masters[i].read(addr, line)
+            addr = (((i * per_master + k) * bursts + b) * line) % half
+            if write:
+                await env.masters[i].write(half + addr, bytes([(i + b) & 0xFF]) * line)
+            else:
+                await env.masters[i].read(addr, line)
 
-    await Combine(*[cocotb.start_soon(stream(i, k)) for i in range(n) for k in range(per_master)])
-    span = env.r_last - env.r_first + 1
-    rate = env.r_beats / span
-    dut._log.info("read throughput: %d R beats in %d cycles = %.3f beats/cycle (n=%d)",
-                  env.r_beats, span, rate, n)
-    print(f"[axi_arbiter] n={n}: {env.r_beats} R beats in {span} cycles = {rate:.3f} beats/cycle")
+    await Combine(*[cocotb.start_soon(stream(i, k, w))
+                    for i in range(n) for k in range(per_master) for w in (False, True)])
+    result = {"n": n}
+    for ch in ("r", "w"):
+        beats, first, last = env.beats[ch]
+        span = last - first + 1
+        result[ch] = {"beats": beats, "cycles": span, "rate": beats / span}
+        dut._log.info("%s throughput: %d beats in %d cycles = %.3f beats/cycle (n=%d)",
+                      ch.upper(), beats, span, beats / span, n)
     run_dir = Path(os.environ.get("TESSERA_RUN_DIR", "."))
-    (run_dir / "axi_arbiter_throughput.json").write_text(
-        json.dumps({"n": n, "r_beats": env.r_beats, "cycles": span, "rate": rate}))
+    (run_dir / "axi_arbiter_throughput.json").write_text(json.dumps(result))
     assert not env.errors, "\n".join(env.errors[:20])
-    assert rate >= p["min_r_rate"], f"R beats per cycle {rate:.3f} < {p['min_r_rate']}"
+    for ch in ("r", "w"):
+        assert result[ch]["rate"] >= p["min_rate"], f"{ch.upper()} beats per cycle {result[ch]['rate']:.3f}"
