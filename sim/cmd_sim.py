@@ -1,10 +1,15 @@
 """``tessera sim``: the main simulation of a preset under Verilator, checked against the models.
 
-For now the workload is ``numeric``: random vectors through the three numeric units of the
-preset (BF16 multiplier, FP32 adder, INT8 MAC at the preset's latencies), checked bit-exact
-against the SoftFloat model, with a per-cycle excerpt and a summary (vectors, mismatches,
-cycles, results per cycle). A workload is a function ``(config, args) -> exit code`` listed in
-``WORKLOADS``; the fabric GEMM becomes another entry (and the default) when it exists.
+Workloads (``--workload``):
+
+* ``gemm`` (the default, what ``make sim`` runs): a 256 x 256 x 256 BF16 GEMM (``--size``) with
+  random data on the whole fabric of the preset, checked bit-exactly, reported next to the same
+  run without multicast (``tessera gemm --compare-multicast``; see sim/cmd_gemm.py).
+* ``numeric``: random vectors through the three numeric units of the preset (BF16 multiplier,
+  FP32 adder, INT8 MAC at the preset's latencies), checked bit-exact against the SoftFloat
+  model, with a per-cycle excerpt and a summary.
+
+A workload is a function ``(config, args) -> exit code`` listed in ``WORKLOADS``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ def register(sub):
                        description="Run the main simulation of a preset under Verilator and check "
                                    "every result against the golden model.")
     p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
-    p.add_argument("--workload", default="numeric", help=f"what to run: {', '.join(WORKLOADS)}")
+    p.add_argument("--workload", default="gemm", help=f"what to run: {', '.join(WORKLOADS)} (default gemm)")
+    p.add_argument("--size", type=int, default=256, help="gemm: M = N = K (default 256)")
+    p.add_argument("--report", default="build/sim/gemm_report.json", help="gemm: report JSON file")
     p.add_argument("--vectors", type=int, default=10_000, help="random operand sets per unit (default 10000)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
     p.add_argument("--en-prob", type=float, default=1.0,
@@ -133,7 +140,22 @@ def run_numeric(cfg, args) -> int:
     return 0
 
 
-WORKLOADS = {"numeric": run_numeric}
+def run_gemm(cfg, args) -> int:
+    import argparse
+
+    from sim import cmd_gemm
+
+    if args.size < 1:
+        raise ValueError(f"--size: must be at least 1, not {args.size}")
+    seed = 1 if args.seed is None else args.seed
+    gemm_args = argparse.Namespace(
+        preset=cfg.name, a=None, b=None, c=None, m=args.size, n=args.size, k=args.size, dtype="bf16",
+        seed=seed, special_prob=0.0, out=None, report=args.report, no_multicast=False,
+        compare_multicast=True, mem_latency=100, mem_bytes_per_cycle=None)
+    return cmd_gemm.run(gemm_args)
+
+
+WORKLOADS = {"gemm": run_gemm, "numeric": run_numeric}
 
 
 def run(args) -> int:
