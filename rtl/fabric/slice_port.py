@@ -32,7 +32,8 @@ class SlicePort(wiring.Component):
     address; ``op``, ``mask``, ``id``, ``dest`` passed); a WRITE takes its data from the second
     beat. Beats after the ones a request needs are dropped up to ``last``. A FLUSH or INVALIDATE
     request from the NoC (not part of the protocol) is passed as op 7, so that the slice answers
-    MALFORMED to its sender. A WRITE head with ``last`` set is passed with zero data.
+    MALFORMED to its sender. A WRITE head with ``last`` set (no data beat) is passed with mask 0
+    (it writes nothing).
 
     Responses: a :func:`rtl.fabric.messages.resp_head_layout` beat, then for READ the data beat;
     header class RESPONSE, port ``TILE_PORT``; unicast (``mcast`` 0, ``dest`` the node index)
@@ -128,6 +129,8 @@ class SlicePort(wiring.Component):
                     m.d.sync += [held.eq(dec), in_write.eq(1)]
                 with m.Else():
                     m.d.sync += [req.valid.eq(1), req.payload.eq(dec), drain.eq(~last)]
+                    with m.If(op_raw == CacheOp.WRITE.value):      # a WRITE without data: write nothing
+                        m.d.sync += req.payload.mask.eq(0)
 
         with m.If(self.flush & ~flush_pending & ~flush_out):
             m.d.sync += [flush_pending.eq(1), flush_kind.eq(self.flush_op)]

@@ -443,3 +443,48 @@ async def dma_random(dut):
           f" {bench.read_requests} READs, {bench.write_requests} WRITEs, {bench.alloc_requests} ALLOCs,"
           f" {bench.resp_words} data words, {bench.faults} faults")
     bench.check()
+
+
+@cocotb.test()
+async def dma_throughput(dut):
+    """With tx, the write ports and the accumulator always ready: one READ request per cycle for a
+    LOAD; 2 beats per word (3 for a word that starts a fully covered line) for a STORE, no gaps."""
+    p = tb.params()
+    cfg = preset(p["preset"])
+    W = cfg.tile.word_bytes
+    f_desc = layout_fields(xfer_desc_layout(cfg))
+    f_beat = layout_fields(beat_layout(cfg.noc))
+    for kind in ("load", "store"):
+        await reset(dut)
+        for s in ("tx__ready", "sp_wr__ready", "acc_wr__ready", "acc_rd__req__ready"):
+            getattr(dut, s).value = 1
+        rows, rb = 3, 8 * W
+        d = dict(mode=LOCAL, space=ACC if kind == "store" else SP, local_addr=0, pitch=rb, mem_addr=W,
+                 stride=16 * W, rows=rows, row_bytes=rb, dest=0)
+        words = rows * rb // W
+        beats = words if kind == "load" else 2 * words + rows     # one ALLOC per row (addr 4W)
+        getattr(dut, f"{kind}__payload").value = pack(f_desc, d)
+        getattr(dut, f"{kind}__valid").value = 1
+        cycles, acc_pending = [], []
+        cycle = 0
+        while len(cycles) < beats and cycle < 2000:
+            await RisingEdge(dut.clk)
+            cycle += 1
+            if int(getattr(dut, f"{kind}__ready").value):
+                getattr(dut, f"{kind}__valid").value = 0
+            if int(dut.tx__valid.value):
+                cycles.append(cycle)
+                unpack(f_beat, int(dut.tx__payload.value))
+            if int(dut.acc_rd__req__valid.value):
+                acc_pending.append(int(dut.acc_rd__req__payload.value))
+            if acc_pending and int(dut.acc_rd__resp__valid.value) and int(dut.acc_rd__resp__ready.value):
+                acc_pending.pop(0)
+            if acc_pending:
+                dut.acc_rd__resp__valid.value = 1
+                dut.acc_rd__resp__payload.value = acc_pending[0]
+            else:
+                dut.acc_rd__resp__valid.value = 0
+        span = cycles[-1] - cycles[0] + 1 if cycles else 0
+        print(f"[dma] {kind}: {len(cycles)} beats in {span} cycles")
+        assert len(cycles) == beats and span == beats, \
+            f"{kind}: {len(cycles)} beats of {beats} in {span} cycles"
