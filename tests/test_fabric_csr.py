@@ -13,6 +13,7 @@ def test_fabric_csr(name):
         params={"preset": name, "rounds": 3, "words": 24, "clears": 4, "cycle_rounds": 6, "flushes": 24})
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_fabric_csr_rejects_bad_config():
     with pytest.raises(ValueError, match="FabricConfig"):
         Csr("tiny")
