@@ -462,7 +462,10 @@ async def dma_throughput(dut):
         d = dict(mode=LOCAL, space=ACC if kind == "store" else SP, local_addr=0, pitch=rb, mem_addr=W,
                  stride=16 * W, rows=rows, row_bytes=rb, dest=0)
         words = rows * rb // W
-        beats = words if kind == "load" else 2 * words + rows     # one ALLOC per row (addr 4W)
+        L = cfg.cache.line_bytes
+        allocs = sum(1 for r in range(rows) for w in range(rb // W)
+                     if (d["mem_addr"] + r * d["stride"] + w * W) % L == 0 and rb - w * W >= L)
+        beats = words if kind == "load" else 2 * words + allocs
         getattr(dut, f"{kind}__payload").value = pack(f_desc, d)
         getattr(dut, f"{kind}__valid").value = 1
         cycles, acc_pending = [], []
