@@ -1,6 +1,6 @@
 """SlicePort + CacheSlice + cocotbext-axi AxiRam (top: tb/fabric/slice_port_top.py).
 
-Request packets (READ: 1 beat, WRITE: head + data) to lines owned by this node, chosen so that
+Request packets (READ: 1 beat, WRITE: head + data, ALLOC: 1 beat) to lines owned by this node, chosen so that
 they hit, miss and evict (several tags per set), with random masks, unique ids and random
 ``dest`` (one bit: unicast response; several: multicast), driven with random gaps between beats;
 random back-pressure on ``tx``. Every response packet is checked: header (class RESPONSE, port
@@ -27,7 +27,7 @@ from rtl.fabric.messages import req_head_layout, resp_head_layout, slice_addr
 from rtl.noc.layouts import beat_layout, header_layout
 from tb.stream import layout_fields, pack, rng_for, unpack
 
-READ, WRITE, FLUSH = 0, 1, 2
+READ, WRITE, FLUSH, ALLOC = 0, 1, 2, 4
 OK, MALFORMED = 0, 1
 
 
@@ -117,6 +117,11 @@ class Bench:
             self.touched.add(a)
         elif op == READ:
             exp["data"] = self.model[a]
+        elif op == ALLOC:                               # the whole line: zero, dirty
+            base = a - a % self.L
+            for w in range(self.L // self.W):
+                self.model[base + w * self.W] = 0
+                self.touched.add(base + w * self.W)
         else:                                           # FLUSH on the NoC: answered MALFORMED, op 7
             exp.update(op=7, status=MALFORMED)
         self.pending[rid] = exp
@@ -127,8 +132,10 @@ class Bench:
             r = self.rng.random()
             if reads_only or r < 0.55:
                 self.request(READ)
-            elif r < 0.98:
+            elif r < 0.94:
                 self.request(WRITE)
+            elif r < 0.98:
+                self.request(ALLOC)
             else:
                 self.request(FLUSH)
 
