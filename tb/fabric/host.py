@@ -7,6 +7,8 @@ counters. Register offsets are written here from docs/csr.md, not imported from 
 
 from __future__ import annotations
 
+import logging
+
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
@@ -29,6 +31,7 @@ class Host:
     def __init__(self, dut, tiles: int):
         self.dut, self.tiles = dut, tiles
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+        self.axil.log.setLevel(logging.WARNING)  # one INFO line per access otherwise
 
     async def read(self, addr: int) -> int:
         return await self.axil.read_dword(addr)
