@@ -56,12 +56,17 @@ class Env:
         self.desc = StreamDriver(dut, "desc", dut.clk, idle_prob=idle, rng=rng_for("desc"))
         self.sp_wr = StreamDriver(dut, "sp_wr", dut.clk, idle_prob=idle, rng=rng_for("sp"))
         self.acc_wr = StreamDriver(dut, "acc_dma_wr", dut.clk, idle_prob=idle, rng=rng_for("accwr"))
+        self.queued = {"sp_wr": 0, "acc_dma_wr": 0}
+        for drv, prefix in ((self.sp_wr, "sp_wr"), (self.acc_wr, "acc_dma_wr")):
+            drv.prefix = prefix
         self.acc_words = cfg.tile.accumulator_bytes // self.W
         self.shadow = np.zeros(cfg.tile.accumulator_bytes // 4, dtype=np.uint32)
         self.cycle = 0
         self.dones: list[int] = []
         self.desc_taken: list[int] = []
         self.errors = 0
+        self.stop_dma = False
+        self.dma_ops = 0
         cocotb.start_soon(self._watch())
 
     async def _watch(self):
@@ -81,6 +86,7 @@ class Env:
         W = self.W
         assert byte_addr % W == 0 and len(raw) % W == 0
         for i in range(0, len(raw), W):
+            self.queued["sp_wr"] += 1
             self.sp_wr.send_nowait(pack(self.sp_fields, {
                 "addr": (byte_addr + i) // W, "data": int.from_bytes(raw[i:i + W], "little"),
                 "mask": (1 << W) - 1}))
@@ -91,6 +97,7 @@ class Env:
         raw = vals.tobytes()
         W = self.W
         for w in range(self.acc_words):
+            self.queued["acc_dma_wr"] += 1
             self.acc_wr.send_nowait(pack(self.acc_fields, {
                 "addr": w, "data": int.from_bytes(raw[w * W:(w + 1) * W], "little"), "mask": (1 << W) - 1}))
 
@@ -116,9 +123,51 @@ class Env:
         dut.acc_dma_rd__resp__ready.value = 0
         return np.frombuffer(bytes(out), dtype=np.uint32)
 
+    async def dma_traffic(self, base, nwords):
+        """Random DMA writes and reads of ``nwords`` words at word ``base`` while MATMULs run
+        (so that DMA and core accesses collide on the banks); reads checked against the shadow."""
+        dut, W, rng = self.dut, self.W, self.rng
+        view = self.shadow.view(np.uint8)
+        self.dma_ops = 0
+        self.dma_log = []
+        while not self.stop_dma:
+            addr = base + rng.randrange(nwords)
+            if rng.random() < 0.5:
+                data, mask = rng.getrandbits(8 * W), rng.getrandbits(W)
+                for i in range(W):
+                    if mask >> i & 1:
+                        view[addr * W + i] = (data >> 8 * i) & 0xFF
+                self.queued["acc_dma_wr"] += 1
+                self.acc_wr.send_nowait(pack(self.acc_fields, {"addr": addr, "data": data, "mask": mask}))
+                await self.wait_sent(self.acc_wr)
+                self.dma_log.append(f"cycle {self.cycle}: wrote {addr:#x} data {data:#x} mask {mask:#x}")
+            else:
+                expect = int.from_bytes(view[addr * W:(addr + 1) * W].tobytes(), "little")
+                dut.acc_dma_rd__req__payload.value = addr
+                dut.acc_dma_rd__req__valid.value = 1
+                dut.acc_dma_rd__resp__ready.value = 1
+                while True:
+                    await RisingEdge(dut.clk)
+                    if int(dut.acc_dma_rd__req__ready.value):
+                        break
+                dut.acc_dma_rd__req__valid.value = 0
+                await RisingEdge(dut.clk)
+                assert int(dut.acc_dma_rd__resp__valid.value), "dma_rd: no response 1 cycle after the request"
+                got = int(dut.acc_dma_rd__resp__payload.value)
+                dut.acc_dma_rd__resp__ready.value = 0
+                assert got == expect, (f"dma_rd beside MATMULs: {addr:#x} = {got:#x}, expected {expect:#x}"
+                                       f" (cycle {self.cycle}); writes:\n" + "\n".join(self.dma_log[-6:]))
+            self.dma_ops += 1
+
+    async def wait_sent(self, drv):
+        """Until every queued beat of ``drv`` has been transferred (StreamDriver.wait_idle may
+        return in the cycle the last beat is raised, before it is taken)."""
+        while drv.sent < self.queued[drv.prefix]:
+            await RisingEdge(self.dut.clk)
+
     async def drain_writes(self):
-        await self.sp_wr.wait_idle()
-        await self.acc_wr.wait_idle()
+        await self.wait_sent(self.sp_wr)
+        await self.wait_sent(self.acc_wr)
 
     # ---- operations
     def place_operand(self, mat_rows: np.ndarray, elem: int, addr: int):
@@ -256,6 +305,8 @@ async def random_matmuls(dut):
         env.fill_acc()
         sp = Alloc(cfg.tile.scratchpad_bytes, cfg.tile.scratchpad_banks, env.rng, env.W)
         acc = Alloc(cfg.tile.accumulator_bytes, 1, env.rng, env.W)
+        spare_words = 4
+        spare = acc.get(spare_words * env.W) // env.W
         ops, prev = [], None
         for _ in range(env.rng.randint(1, p["max_ops"])):
             op = random_op(env, p, sp, acc, prev)
@@ -268,14 +319,18 @@ async def random_matmuls(dut):
             env.model(op)
             env.desc.send_nowait(env.descriptor(op))
         total += len(ops)
+        env.stop_dma = False
+        traffic = cocotb.start_soon(env.dma_traffic(spare, spare_words))
         await wait_dones(env, total, 20000)
+        env.stop_dma = True
+        await traffic
         await ClockCycles(dut.clk, 3)
         assert not int(dut.busy.value), "busy after the last done"
         assert env.errors == 0, "tensor core error flag raised"
         await check_acc(env, f"round {rnd}: " + ", ".join(
             f"{'bf16' if o['dtype'] == 0 else 'int8'} {o['m']}x{o['n']}x{o['k']}{' acc' if o['acc'] else ''}"
             for o in ops))
-        dut._log.info(f"round {rnd}: {len(ops)} MATMULs ok")
+        dut._log.info(f"round {rnd}: {len(ops)} MATMULs ok, {env.dma_ops} DMA accesses beside them")
     assert len(env.dones) == total
 
 
