@@ -9,10 +9,10 @@ Imports are lazy so that ``rtl.blocks`` loads without elaborating anything.
 """
 
 
-def _fabric(cfg, pe_module=None):
+def _fabric(cfg, **modules):
     from rtl.fabric.fabric import Fabric
 
-    return Fabric(cfg, pe_module=pe_module)
+    return Fabric(cfg, **modules)
 
 
 def _slice_port(cfg):
@@ -28,10 +28,20 @@ def _csr(cfg):
 
 
 def fabric_verilog(cfg, top: str) -> str:
-    """The fabric with its tensor cores' PE written once (see rtl/tensor/export.py)."""
-    from rtl.tensor.export import verilog_with_pe
+    """The fabric with the compute tile, the L2 slice and the PE each written once, as modules
+    ``<top>_tile``, ``<top>_l2`` and ``<top>_pe`` (see rtl/instance.py, rtl/tensor/export.py)."""
+    from rtl.cache.slice import CacheSlice
+    from rtl.tensor.export import mark_no_inline, strip_zero_memory_init, verilog_optimized, verilog_with_pe
+    from rtl.tile.tile import ComputeTile
 
-    return verilog_with_pe(lambda pe: _fabric(cfg, pe), cfg.tensor, top)
+    tile_mod, l2_mod = f"{top}_tile", f"{top}_l2"
+    text = verilog_with_pe(lambda pe: _fabric(cfg, pe_module=pe, tile_module=tile_mod, l2_module=l2_mod),
+                           cfg.tensor, top)
+    tile = verilog_optimized(ComputeTile(cfg, None, pe_module=f"{top}_pe"), tile_mod)
+    l2 = verilog_optimized(CacheSlice(cfg.cache), l2_mod)
+    parts = [text] + [mark_no_inline(strip_zero_memory_init(v), mod)
+                      for v, mod in ((tile, tile_mod), (l2, l2_mod))]
+    return "\n".join(parts)
 
 
 BLOCKS: dict = {"fabric": _fabric, "slice_port": _slice_port, "fabric_csr": _csr}

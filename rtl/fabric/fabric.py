@@ -13,6 +13,7 @@ from rtl.config import FabricConfig
 from rtl.fabric.csr import Csr
 from rtl.fabric.messages import SLICE_PORT, TILE_PORT, memory_addr
 from rtl.fabric.slice_port import SlicePort
+from rtl.instance import instance_of
 from rtl.noc.mesh import Mesh, endpoint_index
 from rtl.tile.tile import TILE_COUNTERS, ComputeTile
 
@@ -49,10 +50,15 @@ class Fabric(wiring.Component):
     block each other. See docs/fabric.md for the data path, performance and error behaviour.
     """
 
-    def __init__(self, cfg: FabricConfig, pe_module: str | None = None):
+    def __init__(self, cfg: FabricConfig, pe_module: str | None = None, tile_module: str | None = None,
+                 l2_module: str | None = None):
+        """``pe_module``, ``tile_module``, ``l2_module``: instantiate the PEs, the compute tiles
+        (with ``node_id`` ports) and the L2 slices as Verilog modules of these names instead of
+        inline copies (hierarchical export, :func:`rtl.fabric.fabric_verilog`)."""
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"Fabric: cfg must be a FabricConfig, not {type(cfg).__name__}")
         self.cfg, self.pe_module = cfg, pe_module
+        self.tile_module, self.l2_module = tile_module, l2_module
         self.mem_fields = axi4_fields(**mem_port_params(cfg))
         self.host_fields = axil_fields(HOST_ADDR_BITS, 32)
         members = axil_members("s_axil", addr_bits=HOST_ADDR_BITS, data_bits=32)
@@ -80,12 +86,16 @@ class Fabric(wiring.Component):
 
         tiles, ports, slices = [], [], []
         for n in range(cfg.tiles):
-            tile = ComputeTile(cfg, n, pe_module=self.pe_module)
-            port = SlicePort(cfg, n)
-            l2 = CacheSlice(cfg.cache)
-            m.submodules[f"tile{n}"] = tile
-            m.submodules[f"slice_port{n}"] = port
-            m.submodules[f"l2_{n}"] = l2
+            if self.tile_module:
+                tile = instance_of(m, ComputeTile(cfg, None), self.tile_module, f"tile{n}")
+                m.d.comb += tile.node_id.eq(n)
+            else:
+                tile = m.submodules[f"tile{n}"] = ComputeTile(cfg, n, pe_module=self.pe_module)
+            if self.l2_module:
+                l2 = instance_of(m, CacheSlice(cfg.cache), self.l2_module, f"l2_{n}")
+            else:
+                l2 = m.submodules[f"l2_{n}"] = CacheSlice(cfg.cache)
+            port = m.submodules[f"slice_port{n}"] = SlicePort(cfg, n)
             tiles.append(tile)
             ports.append(port)
             slices.append(l2)

@@ -48,16 +48,35 @@ def verilog_hierarchical(block: str, cfg: TensorConfig, name: str, optimize: boo
     return verilog_with_pe(lambda pe_name: factory(cfg, pe_module=pe_name), cfg, name, optimize)
 
 
+_ZERO_INIT = re.compile(r"^\s+\\\S+ \[\d+\] = \d+'h0+;\n", re.M)
+
+
+def strip_zero_memory_init(text: str) -> str:
+    """Drop the ``initial`` assignments that set memory words to zero.
+
+    Yosys writes one line per word of every memory's (all-zero) initial contents: in a fabric
+    that is most of the text (about 220 000 of 490 000 lines on ``default``), and Verilator turns
+    each into C++ that takes longer to compile than the design. Verilator starts every variable
+    at zero (``--x-initial fast``), so the simulation is unchanged; FPGA flows read the RTLIL
+    from Amaranth, not this text."""
+    return _ZERO_INIT.sub("", text)
+
+
 def verilog_with_pe(make_top, cfg: TensorConfig, name: str, optimize: bool = True) -> str:
     """Verilog of ``make_top(pe_name)`` (a design whose tensor cores instantiate the PE module
     ``pe_name`` = ``<name>_pe``), followed by that PE module, marked ``no_inline_module``."""
     pe_name = f"{name}_pe"
     convert = verilog_optimized if optimize else (lambda t, n: verilog.convert(t, name=n, emit_src=False))
-    text = convert(make_top(pe_name), name)
+    text = strip_zero_memory_init(convert(make_top(pe_name), name))
     pe = convert(ProcessingElement(cfg.numeric, cfg.interleave), pe_name)
     # Keep the PE a separate class in Verilator's C++ (one copy of the code, not R x C).
-    header = re.search(rf"^module {re.escape(pe_name)}\(.*?\);\n", pe, re.M | re.S)
+    return text + "\n" + mark_no_inline(pe, pe_name)
+
+
+def mark_no_inline(text: str, module: str) -> str:
+    """Mark ``module`` in ``text`` ``no_inline_module`` for Verilator (one C++ class for all its
+    instances)."""
+    header = re.search(rf"^module {re.escape(module)}\(.*?\);\n", text, re.M | re.S)
     if header is None:
-        raise RuntimeError(f"module {pe_name} not found in the PE's Verilog")
-    pe = pe[:header.end()] + "  /*verilator no_inline_module*/\n" + pe[header.end():]
-    return text + "\n" + pe
+        raise RuntimeError(f"module {module} not found in its Verilog")
+    return text[:header.end()] + "  /*verilator no_inline_module*/\n" + text[header.end():]

@@ -98,10 +98,13 @@ class TensorDma(wiring.Component):
     ``rx.ready`` is high for a head beat, and for a data beat when the write register is free.
     """
 
-    def __init__(self, cfg: FabricConfig, node: int):
+    def __init__(self, cfg: FabricConfig, node: int | None):
+        """``node``: this tile's node index, or None for an input port ``node_id`` (so that every
+        tile of a fabric is the same module)."""
         if not isinstance(cfg, FabricConfig):
             raise ValueError("TensorDma cfg must be a FabricConfig")
-        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < cfg.noc.nodes:
+        if node is not None and (isinstance(node, bool) or not isinstance(node, int)
+                                 or not 0 <= node < cfg.noc.nodes):
             raise ValueError(f"TensorDma node = {node!r} is not a node of the mesh (0..{cfg.noc.nodes - 1})")
         self.cfg, self.node = cfg, node
         tile = cfg.tile
@@ -121,6 +124,7 @@ class TensorDma(wiring.Component):
             "write_requests": Out(32),
             "alloc_requests": Out(32),
             "resp_words": Out(32),
+            **({"node_id": In(max(1, (cfg.noc.nodes - 1).bit_length()))} if node is None else {}),
         })
 
     def elaborate(self, platform):
@@ -130,7 +134,11 @@ class TensorDma(wiring.Component):
         wb = (W - 1).bit_length()
         L = cfg.cache.line_bytes
         ob = cfg.cache.offset_bits
-        own = Const(1 << self.node, noc.nodes)
+        if self.node is None:
+            own = Signal(noc.nodes, name="own")
+            m.d.comb += own.eq(Const(1, noc.nodes) << self.node_id)
+        else:
+            own = Const(1 << self.node, noc.nodes)
         lwb = local_word_bits(cfg)
         cw = lwb + 2                      # word counts of one descriptor
         tagl = tag_layout(cfg)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,10 +41,12 @@ class ComputeTile(wiring.Component):
 
     Ports:
       ``cmd`` (in, stream of 128-bit instructions) -- the tile's command queue (docs/isa.md);
-      ``clear`` (in, pulse) -- back to IDLE; ``status`` (out) -- state, error code, pc.
+      ``clear`` (in, pulse) -- back to IDLE, SYNC count and DMA LOAD sequence number to 0;
+      ``status`` (out) -- state, error code, pc.
       ``tx`` / ``rx`` -- packets to and from NoC endpoint port 0 of this node
       (rtl/fabric/messages.py).
       ``sync_count`` (out, 8) / ``sync_counts`` (in, 8 per tile) -- the SYNC barrier wires.
+      ``node_id`` (in; only with ``node=None``) -- this tile's node index.
       ``busy_cycles``, ``loads``, ``stores``, ``matmuls`` (out, 32 bits each, wrapping) -- cycles
       the tensor core was busy and LOADs / STOREs / MATMULs completed since reset.
 
@@ -55,10 +57,10 @@ class ComputeTile(wiring.Component):
     cycle from the DMA, one MAC per PE per cycle in the core.
     """
 
-    def __init__(self, cfg: FabricConfig, node: int, pe_module: str | None = None):
+    def __init__(self, cfg: FabricConfig, node: int | None, pe_module: str | None = None):
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"ComputeTile: cfg must be a FabricConfig, not {type(cfg).__name__}")
-        if not 0 <= node < cfg.tiles:
+        if node is not None and not 0 <= node < cfg.tiles:
             raise ValueError(f"ComputeTile node = {node} is not a tile of the mesh (0..{cfg.tiles - 1})")
         self.cfg, self.node, self.pe_module = cfg, node, pe_module
         members = {
@@ -71,13 +73,21 @@ class ComputeTile(wiring.Component):
             "sync_counts": In(8 * cfg.tiles),
         }
         members.update({name: Out(32) for name in TILE_COUNTERS})
+        if node is None:  # the node index as an input: every tile of a fabric is the same module
+            members["node_id"] = In(max(1, (cfg.tiles - 1).bit_length()))
         super().__init__(members)
 
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
         m.submodules.seq = seq = Sequencer(cfg)
-        m.submodules.dma = dma = TensorDma(cfg, self.node)
+        # ``clear`` also resets the DMA: its LOAD sequence number (the completion slot that pairs
+        # a SEND with its RECVs) restarts at 0 on every tile of a new program. Clear a tile only
+        # while no data is in flight to it (the host clears tiles between programs).
+        dma = TensorDma(cfg, self.node)
+        m.submodules.dma = ResetInserter(self.clear)(dma)
+        if self.node is None:
+            m.d.comb += dma.node_id.eq(self.node_id)
         m.submodules.engine = eng = MatmulEngine(cfg, pe_module=self.pe_module)
 
         wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)

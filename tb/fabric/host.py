@@ -31,7 +31,8 @@ class Host:
     def __init__(self, dut, tiles: int):
         self.dut, self.tiles = dut, tiles
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        self.axil.log.setLevel(logging.WARNING)  # one INFO line per access otherwise
+        for side in (self.axil.write_if, self.axil.read_if):
+            side.log.setLevel(logging.WARNING)  # one INFO line per access otherwise
 
     async def read(self, addr: int) -> int:
         return await self.axil.read_dword(addr)
