@@ -25,6 +25,13 @@ PARAMS_ENV = "TESSERA_PARAMS"
 
 # -Wno-fatal: Yosys output carries unavoidable lint warnings (see lint/waivers.vlt);
 # make lint checks them with -Wall separately.
+def hier_args(text: str) -> list[str]:
+    """Hierarchical verilation when the design marks modules ``/*verilator hier_block*/``: each
+    such module is verilated and compiled once and shared by all its instances (the fabric's PEs,
+    tiles and L2 slices), instead of once per instance."""
+    return ["--hierarchical", "-Wno-UNOPTFLAT"] if "/*verilator hier_block*/" in text else []
+
+
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 
 
@@ -84,7 +91,7 @@ def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None
             sources=[src],
             hdl_toplevel=name,
             build_dir=build_dir,
-            build_args=[*VERILATOR_ARGS, str(_public_vlt(build_dir, name))],
+            build_args=[*VERILATOR_ARGS, *hier_args(text), str(_public_vlt(build_dir, name))],
             waves=waves,
             timescale=("1ns", "1ps"),
             verbose=os.environ.get("TESSERA_BUILD_VERBOSE", "0") != "0",

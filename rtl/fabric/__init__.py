@@ -41,7 +41,9 @@ def fabric_verilog(cfg, top: str) -> str:
     l2 = verilog_optimized(CacheSlice(cfg.cache), l2_mod)
     parts = [text] + [mark_no_inline(strip_zero_memory_init(v), mod)
                       for v, mod in ((tile, tile_mod), (l2, l2_mod))]
-    return "\n".join(parts)
+    # Verilator generates code per instance even for a module it does not inline; a hier_block
+    # is verilated once and shared (tb/harness.py passes --hierarchical). 1024 PEs on `default`.
+    return "\n".join(parts).replace("/*verilator no_inline_module*/", "/*verilator hier_block*/")
 
 
 BLOCKS: dict = {"fabric": _fabric, "slice_port": _slice_port, "fabric_csr": _csr}
