@@ -105,14 +105,18 @@ class _ProgressBar(threading.Thread):
     def run(self):
         from tqdm import tqdm
 
-        bar = None
+        bar, job = None, None
         while not self.done.wait(0.5):
             try:
                 p = json.loads(self.path.read_text())
             except (OSError, ValueError):
                 continue
-            if bar is None:
-                bar = tqdm(total=p["expect"], unit="cyc", desc="simulating", unit_scale=True, leave=False)
+            if bar is None or p.get("job") != job:  # one bar per job
+                if bar is not None:
+                    bar.close()
+                job = p.get("job")
+                bar = tqdm(total=p["expect"], unit="cyc", desc=f"simulating {job}", unit_scale=True,
+                           leave=False)
             bar.total = max(bar.total, p["cycles"])
             bar.n = p["cycles"]
             bar.refresh()

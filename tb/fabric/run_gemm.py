@@ -23,10 +23,10 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
-from sim.gemm_map import plan_gemm
 
 import tb
 from rtl.config import fabric_from_dict
+from sim.gemm_map import plan_gemm
 from tb.fabric.host import REG, Host, counter_delta
 from tb.fabric.memory import FabricMemory
 
@@ -52,7 +52,8 @@ async def start_fabric(dut, cfg, p):
     return mem, host
 
 
-async def run_programs(dut, host, programs: dict, *, max_cycles: int, progress=None, expect_cycles=1):
+async def run_programs(dut, host, programs: dict, *, max_cycles: int, progress=None, expect_cycles=1,
+                       label: str = ""):
     """Clear, load and start every tile of ``programs`` (tile -> word list); wait until none is active.
 
     Returns (cycles, statuses)."""
@@ -74,7 +75,7 @@ async def run_programs(dut, host, programs: dict, *, max_cycles: int, progress=N
         if progress and time.time() - last_report > 0.5:
             last_report = time.time()
             cyc = await host.cycles()
-            Path(progress).write_text(json.dumps({"cycles": cyc, "expect": expect_cycles}))
+            Path(progress).write_text(json.dumps({"cycles": cyc, "expect": expect_cycles, "job": label}))
         if not active:
             break
         if waited > max_cycles:
@@ -105,7 +106,7 @@ async def run_jobs(dut):
         ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
         cycles, statuses = await run_programs(
             dut, host, programs, max_cycles=p.get("max_cycles", int(50 * ideal) + 200_000),
-            progress=p.get("progress"), expect_cycles=int(ideal / 0.9) + 1)
+            progress=p.get("progress"), expect_cycles=int(ideal / 0.9) + 1, label=work.name)
         after = await host.counters()
         dram_read = mem.read_bytes - mem_before[0]
         dram_write_run = mem.write_bytes - mem_before[1]
