@@ -272,7 +272,8 @@ class FabricConfig:
                 f" tile.word_bytes = {tile.word_bytes} must describe one word (flit_bits = 8 * data_bytes"
                 " = 8 * word_bytes)")
         if not (is_pow2(tensor.rows) and is_pow2(tensor.cols)):
-            raise ValueError(f"FabricConfig.tensor: rows = {tensor.rows} and cols = {tensor.cols} must be powers"
+            raise ValueError(f"FabricConfig.tensor: rows = {tensor.rows} and cols = {tensor.cols} must be"
+                             " powers"
                              " of two in a fabric (operand steps and result rows align to words)")
         if 2 * max(tensor.rows, tensor.cols) > tile.word_bytes:
             raise ValueError(

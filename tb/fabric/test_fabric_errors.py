@@ -90,7 +90,8 @@ async def errors_are_contained(dut):
         assert statuses[0]["state"] == "DONE", f"{name}: tile 0 {statuses[0]}"
         assert np.array_equal(d, gemm(a, b, None, "int8")), f"{name}: tile 0 result wrong"
         assert statuses[1]["state"] == "ERROR", f"{name}: tile 1 {statuses[1]}"
-        assert statuses[1]["error"] == ERR[name], f"{name}: tile 1 error {statuses[1]['error']}, want {ERR[name]}"
+        got = statuses[1]["error"]
+        assert got == ERR[name], f"{name}: tile 1 error {got}, want {ERR[name]}"
         assert statuses[1]["pc"] == 1, f"{name}: tile 1 pc {statuses[1]['pc']}"
         dut._log.info("%s on tile 1: contained (tile 0 DONE, bit-exact)", name)
 
