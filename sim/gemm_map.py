@@ -35,8 +35,8 @@ uses buffer pair ``g % 2``)::
     load A, B of chunk 0
     for g:  barrier loads matmuls                    (chunk g is in; MATMUL g-1 is done)
             sync                                     (... on every tile of the mesh)
-            load A, B of chunk g+1 -> other pair     (may belong to the next round)
             matmul chunk g (accumulate unless it is the round's first chunk without C)
+            load A, B of chunk g+1 -> other pair     (may belong to the next round)
             at a round's last chunk: barrier matmuls, store D, [barrier stores, load next C]
     end
 
@@ -499,13 +499,16 @@ def _build_programs(plan: GemmPlan) -> None:
                 else:
                     p.barrier("loads", "matmuls")
                 p.sync(x=(0, mesh_w - 1), y=(0, mesh_h - 1))
-                if g + 1 < total:
-                    load_chunk(g + 1)
+                # The MATMUL first: the sequencer is in order, and a LOAD is handed to the DMA only
+                # when the previous LOAD's requests are out, so LOADs first would hold the MATMUL
+                # back for the whole time it takes to issue them.
                 if blk is not None:
                     row0, mi, col0, ni = blk
                     _, kci = chunk(i)
                     p.matmul(dt, m=mi, n=ni, k=kci, a=buf_a[g % 2], b=buf_b[g % 2], acc=acc_base(r),
                              accumulate=i > 0 or plan.has_c)
+                if g + 1 < total:
+                    load_chunk(g + 1)
                 if i == nch - 1 and dbuf and r + 1 < rounds:
                     # the other accumulator buffer: its STORE (round r - 1) must be done
                     if stored_in is not None:
