@@ -71,7 +71,28 @@ def _check_args(args, cfg):
         raise ValueError("--compare-multicast: runs both ways already; drop --no-multicast")
 
 
-def report_of(cfg, res: dict, a, b, c, dtype: str, exact: bool) -> dict:
+def store_acks(cfg, programs) -> int:
+    """Responses the L2 sends for the STOREs of ``programs`` (tile -> words): one per WRITE
+    (word) and one per ALLOC (line a row covers completely), as the tensor DMA issues them."""
+    from tb.models import tile_isa
+
+    w, line = cfg.tile.word_bytes, cfg.cache.line_bytes
+    acks = 0
+    for words in programs.values():
+        for word in words:
+            if tile_isa.opcode_of(word) != 2:
+                continue
+            f = tile_isa.decode(word)
+            for r in range(f["rows"]):
+                start = f["mem_addr"] + r * f["stride"]
+                end = start + f["row_bytes"]
+                acks += -(-f["row_bytes"] // w)
+                first = -(-start // line) * line
+                acks += max(0, (end - first) // line)
+    return acks
+
+
+def report_of(cfg, res: dict, a, b, c, dtype: str, exact: bool, acks: int = 0) -> dict:
     """The report fields of one run (``res``: the testbench's result.json)."""
     m, k = a.shape
     n = b.shape[1]
@@ -96,6 +117,9 @@ def report_of(cfg, res: dict, a, b, c, dtype: str, exact: bool) -> dict:
         "noc_link_traversals": ctr["noc_link_flits"],
         "noc_eject_flits": ctr["noc_eject_flits"],
         "l2_response_flits": ctr["l2_resp_flits"],
+        # L2 -> tile data: every response flit but the one-flit acknowledgements of the STOREs
+        # (the same in both modes), i.e. the read responses (2 flits per word, one per multicast)
+        "l2_read_response_flits": ctr["l2_resp_flits"] - acks,
         "multicast_packets": ctr["mcast_packets"],
         "per_tile_busy_cycles": [t["busy_cycles"] for t in ctr["tiles"]],
         "flush_cycles": res["flush_cycles"],
@@ -112,6 +136,7 @@ def _print_reports(reports: list[dict]):
             ("dram_write_bytes", "DRAM write bytes", "{:,}"), ("l2_requests", "L2 requests", "{:,}"),
             ("l2_hits", "L2 hits", "{:,}"), ("l2_misses", "L2 misses", "{:,}"),
             ("l2_response_flits", "L2->tile flits", "{:,}"),
+            ("l2_read_response_flits", "  of which read data", "{:,}"),
             ("noc_link_traversals", "NoC link traversals", "{:,}"),
             ("multicast_packets", "multicast packets", "{:,}"), ("bit_exact", "bit-exact", "{}")]
     first = reports[0]
@@ -164,7 +189,8 @@ def run(args) -> int:
     reports = []
     for mc, res in zip(modes, results, strict=True):
         exact = bool(np.array_equal(res["d"].view(golden.dtype), golden))
-        rep = report_of(cfg, res, a, b, c, args.dtype, exact)
+        plan = plan_gemm(cfg, m, n, k, args.dtype, has_c=c is not None, multicast=mc)
+        rep = report_of(cfg, res, a, b, c, args.dtype, exact, store_acks(cfg, plan.words))
         rep.update({"multicast": mc, "mem_latency": args.mem_latency,
                     "mem_bytes_per_cycle": args.mem_bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes})
         if not mc:
@@ -177,8 +203,10 @@ def run(args) -> int:
     main = dict(reports[0])
     if len(reports) == 2:
         main["no_multicast"] = reports[1]
-        main["multicast_l2_traffic_cut"] = (reports[1]["l2_response_flits"]
-                                            / max(1, reports[0]["l2_response_flits"]))
+        main["multicast_l2_traffic_cut"] = (reports[1]["l2_read_response_flits"]
+                                            / max(1, reports[0]["l2_read_response_flits"]))
+        main["multicast_l2_response_flit_cut"] = (reports[1]["l2_response_flits"]
+                                                  / max(1, reports[0]["l2_response_flits"]))
         main["multicast_link_traversal_cut"] = (reports[1]["noc_link_traversals"]
                                                 / max(1, reports[0]["noc_link_traversals"]))
     if args.out:
