@@ -38,4 +38,12 @@ BLOCKS: dict = {
     "tile_dma": _lazy("rtl.tile.dma", "TensorDma", 0),
     "compute_tile": _lazy("rtl.tile.tile", "ComputeTile", 0),
 }
-EXPORTERS: dict = {"compute_tile": _tile_verilog}
+def _matmul_verilog(cfg, top: str) -> str:
+    from rtl.tensor.export import verilog_with_pe
+
+    make = _lazy("rtl.tile.matmul_engine", "MatmulEngine")
+    return verilog_with_pe(lambda pe: make(cfg, pe_module=pe), cfg.tensor, top)
+
+
+# Blocks holding a tensor core: the PE written once (the flat export is minutes and megabytes).
+EXPORTERS: dict = {"compute_tile": _tile_verilog, "tile_matmul": _matmul_verilog}
