@@ -26,15 +26,12 @@ from cocotb.triggers import ClockCycles
 
 import tb
 from rtl.config import fabric_from_dict
+from rtl.fabric.fabric import mem_prefixes
 from sim.gemm_map import plan_gemm
 from tb.fabric.host import REG, Host, counter_delta
 from tb.fabric.memory import FabricMemory
 
 POLL = 256
-
-
-def mem_prefixes(cfg):
-    return ["m_axi"] if cfg.mem_ports == 1 else [f"m_axi{p}" for p in range(cfg.mem_ports)]
 
 
 async def start_fabric(dut, cfg, p):
