@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.gemm_inputs import add_input_args, inputs, save_inputs
+
 
 def register(sub):
     p = sub.add_parser("tensor", help="GEMM on the tensor core RTL (cycles, utilization vs SCALE-Sim)",
@@ -24,18 +26,7 @@ def register(sub):
     p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
     p.add_argument("--rows", type=int, help="array rows R (default: the preset's)")
     p.add_argument("--cols", type=int, help="array columns C (default: the preset's)")
-    p.add_argument("--m", type=int, help="rows of A and D (random data)")
-    p.add_argument("--n", type=int, help="columns of B and D (random data)")
-    p.add_argument("--k", type=int, help="reduction length (random data)")
-    p.add_argument("--dtype", choices=["bf16", "int8"], default="bf16", help="operand type")
-    p.add_argument("--seed", type=int, default=1, help="seed of the random data and of the simulation")
-    p.add_argument("--special-prob", type=float, default=0.0,
-                   help="share of special values (inf, NaN, subnormal, zeros) in random BF16 data")
-    p.add_argument("--a", help="A.npy (M x K: uint16 bf16 bits or int8)")
-    p.add_argument("--b", help="B.npy (K x N: uint16 bf16 bits or int8)")
-    p.add_argument("--c", help="C.npy (M x N: uint32 FP32 bits or int32), or 'random' with --m/--n/--k; "
-                                "accumulate mode")
-    p.add_argument("--out", help="write D.npy (uint32 FP32 bits or int32)")
+    add_input_args(p)
     p.add_argument("--json", help="write the figures as JSON to this file")
     p.set_defaults(func=run)
 
@@ -58,58 +49,6 @@ def _config(args):
     return cfg
 
 
-def _load(path, flag, dtype, ndim=2):
-    try:
-        arr = np.load(path)
-    except OSError as e:
-        raise ValueError(f"{flag}: cannot read {path}: {e}") from None
-    if arr.ndim != ndim:
-        raise ValueError(f"{flag}: expected a 2-D array, got shape {arr.shape}")
-    if arr.dtype != dtype:
-        raise ValueError(f"{flag}: expected dtype {np.dtype(dtype).name}, got {arr.dtype.name}")
-    return arr
-
-
-def _inputs(args):
-    from tb.tensor.feed import random_bf16, random_f32, random_i32, random_int8
-
-    if args.a or args.b:
-        if not (args.a and args.b):
-            raise ValueError("--a: --a and --b go together" if not args.a else "--b: --a and --b go together")
-        op_t = np.uint16 if args.dtype == "bf16" else np.int8
-        acc_t = np.uint32 if args.dtype == "bf16" else np.int32
-        a = _load(args.a, "--a", op_t)
-        b = _load(args.b, "--b", op_t)
-        if a.shape[1] != b.shape[0]:
-            raise ValueError(f"--b: B has {b.shape[0]} rows but A has {a.shape[1]} columns")
-        c = None
-        if args.c:
-            c = _load(args.c, "--c", acc_t)
-            if c.shape != (a.shape[0], b.shape[1]):
-                raise ValueError(f"--c: expected shape {(a.shape[0], b.shape[1])}, got {c.shape}")
-        return a, b, c
-    if args.c not in (None, "random"):
-        raise ValueError("--c: with random data (--m/--n/--k) only 'random' is allowed; "
-                         "give --a/--b with a C.npy")
-    for flag in ("m", "n", "k"):
-        if getattr(args, flag) is None:
-            raise ValueError(f"--{flag}: required without --a/--b")
-    rng = np.random.default_rng(args.seed)
-    m, n, k = args.m, args.n, args.k
-    if min(m, n, k) < 1:
-        bad = next(f for f in ("m", "n", "k") if getattr(args, f) < 1)
-        raise ValueError(f"--{bad}: must be at least 1")
-    if args.dtype == "bf16":
-        a = random_bf16(rng, (m, k), args.special_prob)
-        b = random_bf16(rng, (k, n), args.special_prob)
-        c = random_f32(rng, (m, n), args.special_prob) if args.c == "random" else None
-    else:
-        a = random_int8(rng, (m, k))
-        b = random_int8(rng, (k, n))
-        c = random_i32(rng, (m, n)) if args.c == "random" else None
-    return a, b, c
-
-
 def run(args) -> int:
     from rtl.tensor.export import verilog_hierarchical
     from rtl.tensor.interface import check_op
@@ -119,7 +58,7 @@ def run(args) -> int:
     from tb.models.gemm import scalesim_os_cycles
 
     cfg = _config(args)
-    a, b, c = _inputs(args)
+    a, b, c = inputs(args)
     m, k = a.shape
     n = b.shape[1]
     try:
@@ -133,13 +72,7 @@ def run(args) -> int:
     tag = hashlib.sha256(a.tobytes() + b.tobytes() + (c.tobytes() if c is not None else b"")
                          + text.encode()).hexdigest()[:12]
     work = BUILD / "bench" / "tensor" / f"{name}-{m}x{n}x{k}-{args.dtype}-{tag}"
-    work.mkdir(parents=True, exist_ok=True)
-    np.save(work / "A.npy", a)
-    np.save(work / "B.npy", b)
-    if c is not None:
-        np.save(work / "C.npy", c)
-    elif (work / "C.npy").exists():
-        (work / "C.npy").unlink()
+    save_inputs(work, a, b, c)
     t0 = time.time()
     harness_run(TensorCore, "tb.tensor.test_core", name=name, verilog_text=text, seed=args.seed,
                 params={"cfg": dataclasses.asdict(cfg), "bench": str(work), "dtype": args.dtype})

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.gemm_inputs import add_input_args, inputs
+
 
 def register(sub):
     p = sub.add_parser("gemm", help="GEMM on the whole fabric under Verilator (checked, reported)",
@@ -32,17 +34,7 @@ def register(sub):
                                    "memory ports, check D bit-exactly and report cycles, "
                                    "utilization and traffic.")
     p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
-    p.add_argument("--a", help="A.npy (M x K: uint16 bf16 bits or int8)")
-    p.add_argument("--b", help="B.npy (K x N: uint16 bf16 bits or int8)")
-    p.add_argument("--c", help="C.npy (M x N: uint32 FP32 bits or int32); with --m/--n/--k: 'random'")
-    p.add_argument("--m", type=int, help="rows of A and D (random data)")
-    p.add_argument("--n", type=int, help="columns of B and D (random data)")
-    p.add_argument("--k", type=int, help="reduction length (random data)")
-    p.add_argument("--dtype", choices=["bf16", "int8"], default="bf16", help="operand type")
-    p.add_argument("--seed", type=int, default=1, help="seed of the random data and of the simulation")
-    p.add_argument("--special-prob", type=float, default=0.0,
-                   help="share of special values (inf, NaN, subnormal, zeros) in random BF16 data")
-    p.add_argument("--out", help="write D.npy (uint32 FP32 bits or int32)")
+    add_input_args(p)
     p.add_argument("--report", help="write the report JSON to this file")
     p.add_argument("--no-multicast", action="store_true", help="every tile loads its own A and B")
     p.add_argument("--compare-multicast", action="store_true",
@@ -156,7 +148,6 @@ def _print_reports(reports: list[dict]):
 
 
 def run(args) -> int:
-    from sim.bench_tensor import _inputs
     from sim.fabric_run import fabric_name, run_jobs, save_job
     from sim.gemm_map import plan_gemm
     from sim.toolchain import BUILD
@@ -164,7 +155,7 @@ def run(args) -> int:
 
     cfg = _config(args)
     _check_args(args, cfg)
-    a, b, c = _inputs(args)
+    a, b, c = inputs(args)
     m, k = a.shape
     n = b.shape[1]
     try:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.gemm_inputs import save_inputs
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -51,16 +53,8 @@ def fabric_verilog_cached(cfg) -> str:
 
 
 def save_job(work: Path, a, b, c=None):
-    work.mkdir(parents=True, exist_ok=True)
-    np.save(work / "A.npy", a)
-    np.save(work / "B.npy", b)
-    if c is not None:
-        np.save(work / "C.npy", c)
-    elif (work / "C.npy").exists():
-        (work / "C.npy").unlink()
-    for stale in ("D.npy", "result.json"):
-        if (work / stale).exists():
-            (work / stale).unlink()
+    """A job directory for :func:`run_jobs`: the inputs, no result of an earlier run."""
+    save_inputs(work, a, b, c, stale=("D.npy", "result.json"))
 
 
 def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cycle: float | None = None,
