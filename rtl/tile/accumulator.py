@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rtl.config import FabricConfig
+from rtl.tile.scratchpad import hold_response
 
 __all__ = [
     "Accumulator", "acc_banks", "acc_write_layout", "acc_read_signature", "acc_core_write_layout",
@@ -202,18 +203,12 @@ class Accumulator(wiring.Component):
                     m.d.comb += [r.en.eq(1), r.addr.eq(word_row(cr_w0)), core_rbank[b].eq(1)]
         cr_rot = Signal(max(1, blog), name="core_rd_rot")   # bank of the row's first word
         cr_sel = Signal(max(1, clog), name="core_rd_chunk")
-        cr_fresh = Signal(name="core_rd_fresh")
-        cr_held = Signal(32 * C, name="core_rd_held")
         cr_word = Signal(32 * C, name="core_rd_word")
-        m.d.sync += cr_fresh.eq(cr_grant)
         with m.If(cr_grant):
-            m.d.sync += crp.resp.valid.eq(1)
             if B > 1:
                 m.d.sync += cr_rot.eq(cr_w0[:blog])
             if chunks > 1:
                 m.d.sync += cr_sel.eq(cr_chunk)
-        with m.Elif(crp.resp.ready):
-            m.d.sync += crp.resp.valid.eq(0)
         if B > 1:
             with m.Switch(cr_rot):
                 for rot in range(B):
@@ -223,9 +218,7 @@ class Accumulator(wiring.Component):
             m.d.comb += cr_word.eq(rdata[0].word_select(cr_sel, 32 * C))
         else:
             m.d.comb += cr_word.eq(rdata[0])
-        with m.If(cr_fresh & ~crp.resp.ready):
-            m.d.sync += cr_held.eq(cr_word)
-        m.d.comb += crp.resp.payload.eq(Mux(cr_fresh, cr_word, cr_held))
+        hold_response(m, crp.resp, cr_grant, cr_word, "core_rd")
 
         # dma_rd
         drp = self.dma_rd
@@ -241,16 +234,10 @@ class Accumulator(wiring.Component):
             with m.If(dr_grant & dr_hot[b]):
                 m.d.comb += [r.en.eq(1), r.addr.eq(word_row(drp.req.payload))]
         dr_sel = Signal(max(1, blog), name="dma_rd_sel")
-        dr_fresh = Signal(name="dma_rd_fresh")
-        dr_held = Signal(wbits, name="dma_rd_held")
         dr_word = Signal(wbits, name="dma_rd_word")
-        m.d.sync += dr_fresh.eq(dr_grant)
-        with m.If(dr_grant):
-            m.d.sync += drp.resp.valid.eq(1)
-            if B > 1:
+        if B > 1:
+            with m.If(dr_grant):
                 m.d.sync += dr_sel.eq(word_bank(drp.req.payload))
-        with m.Elif(drp.resp.ready):
-            m.d.sync += drp.resp.valid.eq(0)
         if B > 1:
             with m.Switch(dr_sel):
                 for b in range(B):
@@ -258,7 +245,5 @@ class Accumulator(wiring.Component):
                         m.d.comb += dr_word.eq(rdata[b])
         else:
             m.d.comb += dr_word.eq(rdata[0])
-        with m.If(dr_fresh & ~drp.resp.ready):
-            m.d.sync += dr_held.eq(dr_word)
-        m.d.comb += drp.resp.payload.eq(Mux(dr_fresh, dr_word, dr_held))
+        hold_response(m, drp.resp, dr_grant, dr_word, "dma_rd")
         return m

@@ -50,6 +50,41 @@ def acc_read_signature(tile) -> wiring.Signature:
     })
 
 
+class _Walk2D:
+    """The word-by-word walk over a 2D strided transfer, shared by LOAD and STORE.
+
+    ``rows_left``, ``rem`` (bytes of the row from the current word on), ``mem`` (byte address of
+    the current word in memory), ``local`` (its local word address); :meth:`start` loads a
+    descriptor, :meth:`advance` steps one word and returns the condition "that was the last word"."""
+
+    def __init__(self, prefix: str, local_bits: int):
+        self.rows_left = Signal(12, name=f"{prefix}_rows_left")
+        self.rem = Signal(17, name=f"{prefix}_rem")
+        self.row_mem = Signal(32, name=f"{prefix}_row_mem")
+        self.mem = Signal(32, name=f"{prefix}_cur_mem")
+        self.row_local = Signal(local_bits, name=f"{prefix}_row_local")
+        self.local = Signal(local_bits, name=f"{prefix}_cur_local")
+
+    def start(self, d, wb: int) -> list:
+        return [self.rows_left.eq(d.rows), self.rem.eq(d.row_bytes),
+                self.row_mem.eq(d.mem_addr), self.mem.eq(d.mem_addr),
+                self.row_local.eq(d.local_addr >> wb), self.local.eq(d.local_addr >> wb)]
+
+    def advance(self, m, d, W: int, wb: int):
+        """Step to the next word of descriptor ``d`` (in the current ``m.If``); return the
+        condition that the word just left was the transfer's last."""
+        with m.If(self.rem <= W):
+            m.d.sync += [
+                self.rows_left.eq(self.rows_left - 1), self.rem.eq(d.row_bytes),
+                self.row_mem.eq(self.row_mem + d.stride), self.mem.eq(self.row_mem + d.stride),
+                self.row_local.eq(self.row_local + (d.pitch >> wb)),
+                self.local.eq(self.row_local + (d.pitch >> wb)),
+            ]
+        with m.Else():
+            m.d.sync += [self.rem.eq(self.rem - W), self.mem.eq(self.mem + W), self.local.eq(self.local + 1)]
+        return (self.rem <= W) & (self.rows_left == 1)
+
+
 class TensorDma(wiring.Component):
     """Tensor DMA of tile ``node``: executes LOAD and STORE descriptors over the NoC.
 
@@ -160,12 +195,8 @@ class TensorDma(wiring.Component):
         # ================================ LOAD request generator ==============================
         ld = Signal(xfer_desc_layout(cfg), name="ld")
         ld_active = Signal()
-        ld_rows_left = Signal(12)
-        ld_rem = Signal(17)               # bytes of the row from the current word on
-        ld_row_mem = Signal(32)
-        ld_cur_mem = Signal(32)
-        ld_row_local = Signal(lwb + 1)
-        ld_cur_local = Signal(lwb + 1)
+        ldw = _Walk2D("ld", lwb + 1)
+        ld_rem, ld_cur_mem, ld_cur_local = ldw.rem, ldw.mem, ldw.local
         ld_dest = Signal(noc.nodes)
         ld_slot = Signal(SLOT_BITS)
         load_seq = Signal(SLOT_BITS)
@@ -188,9 +219,7 @@ class TensorDma(wiring.Component):
                 expected[load_seq].eq(Mux(d_own, d.rows * wpr, 0)),
                 load_seq.eq(load_seq + 1),
                 ld.eq(d), ld_slot.eq(load_seq),
-                ld_rows_left.eq(d.rows), ld_rem.eq(d.row_bytes),
-                ld_row_mem.eq(d.mem_addr), ld_cur_mem.eq(d.mem_addr),
-                ld_row_local.eq(d.local_addr >> wb), ld_cur_local.eq(d.local_addr >> wb),
+                *ldw.start(d, wb),
                 ld_dest.eq(Mux(d.mode == Mode.LOCAL, own, d.dest)),
             ]
             with m.If(d.mode == Mode.RECV):
@@ -207,41 +236,24 @@ class TensorDma(wiring.Component):
         ]
         ld_beat = request_beat("ld_beat", CacheOp.READ.value, ld_cur_mem, ld_tag.as_value(), ld_dest, 0, 1)
         ld_take = Signal()                # the arbiter takes ld_beat this cycle
-        ld_row_end = ld_rem <= W
         with m.If(ld_take):
-            with m.If(ld_row_end):
-                m.d.sync += [
-                    ld_rows_left.eq(ld_rows_left - 1), ld_rem.eq(ld.row_bytes),
-                    ld_row_mem.eq(ld_row_mem + ld.stride), ld_cur_mem.eq(ld_row_mem + ld.stride),
-                    ld_row_local.eq(ld_row_local + (ld.pitch >> wb)),
-                    ld_cur_local.eq(ld_row_local + (ld.pitch >> wb)),
-                ]
-                with m.If(ld_rows_left == 1):
-                    m.d.sync += ld_active.eq(0)
-                    m.d.comb += arm_now.eq(Const(1, LOAD_SLOTS) << ld_slot)
-            with m.Else():
-                m.d.sync += [ld_rem.eq(ld_rem - W), ld_cur_mem.eq(ld_cur_mem + W),
-                             ld_cur_local.eq(ld_cur_local + 1)]
+            with m.If(ldw.advance(m, ld, W, wb)):
+                m.d.sync += ld_active.eq(0)
+                m.d.comb += arm_now.eq(Const(1, LOAD_SLOTS) << ld_slot)
 
         # ================================ STORE ===============================================
         st_busy = Signal()
         st = Signal(xfer_desc_layout(cfg), name="st")
         st_gen = Signal()                 # still reading words of the accumulator
-        st_rows_left = Signal(12)
-        st_rem = Signal(17)
-        st_row_mem = Signal(32)
-        st_cur_mem = Signal(32)
-        st_row_local = Signal(lwb + 1)
-        st_cur_local = Signal(lwb + 1)
+        stw = _Walk2D("st", lwb + 1)
+        st_rem, st_cur_mem, st_cur_local = stw.rem, stw.mem, stw.local
         st_sent = Signal(cw + 1)
         st_resps = Signal(cw + 1)
         m.d.comb += self.store.ready.eq(~st_busy)
         sd = self.store.payload
         with m.If(self.store.valid & self.store.ready):
             m.d.sync += [
-                st.eq(sd), st_busy.eq(1), st_gen.eq(1), st_rows_left.eq(sd.rows), st_rem.eq(sd.row_bytes),
-                st_row_mem.eq(sd.mem_addr), st_cur_mem.eq(sd.mem_addr),
-                st_row_local.eq(sd.local_addr >> wb), st_cur_local.eq(sd.local_addr >> wb),
+                st.eq(sd), st_busy.eq(1), st_gen.eq(1), *stw.start(sd, wb),
                 st_sent.eq(0), st_resps.eq(0),
             ]
 
@@ -262,18 +274,8 @@ class TensorDma(wiring.Component):
             self.acc_rd.resp.ready.eq(dfifo.w_rdy),
         ]
         with m.If(meta.w_en):
-            with m.If(st_rem <= W):
-                m.d.sync += [
-                    st_rows_left.eq(st_rows_left - 1), st_rem.eq(st.row_bytes),
-                    st_row_mem.eq(st_row_mem + st.stride), st_cur_mem.eq(st_row_mem + st.stride),
-                    st_row_local.eq(st_row_local + (st.pitch >> wb)),
-                    st_cur_local.eq(st_row_local + (st.pitch >> wb)),
-                ]
-                with m.If(st_rows_left == 1):
-                    m.d.sync += st_gen.eq(0)
-            with m.Else():
-                m.d.sync += [st_rem.eq(st_rem - W), st_cur_mem.eq(st_cur_mem + W),
-                             st_cur_local.eq(st_cur_local + 1)]
+            with m.If(stw.advance(m, st, W, wb)):
+                m.d.sync += st_gen.eq(0)
 
         rmeta = Signal(meta_l)
         m.d.comb += rmeta.as_value().eq(meta.r_data)

@@ -13,6 +13,24 @@ from rtl.tile.isa import scratchpad_read_signature, scratchpad_write_layout
 __all__ = ["Scratchpad"]
 
 
+def hold_response(m, resp, grant, word, name: str):
+    """The response side of a synchronous-read port that holds one response.
+
+    ``grant`` (this cycle) accepts a request; the memory output ``word`` is valid in the next
+    cycle only, so it is offered on ``resp`` then and kept in a register while ``resp.ready`` is
+    low. Shared by the scratchpad's and the accumulator's read ports."""
+    fresh = Signal(name=f"{name}_fresh")        # the memory output holds this port's word
+    held = Signal(len(word), name=f"{name}_held")
+    m.d.sync += fresh.eq(grant)
+    with m.If(grant):
+        m.d.sync += resp.valid.eq(1)
+    with m.Elif(resp.ready):
+        m.d.sync += resp.valid.eq(0)
+    with m.If(fresh & ~resp.ready):
+        m.d.sync += held.eq(word)
+    m.d.comb += resp.payload.eq(Mux(fresh, word, held))
+
+
 class Scratchpad(wiring.Component):
     """``scratchpad_bytes`` of SRAM in ``scratchpad_banks`` banks of ``word_bytes``-wide words.
 
@@ -111,19 +129,12 @@ class Scratchpad(wiring.Component):
             claimed = next_claimed
             m.d.comb += port.req.ready.eq(grant)
 
-            fresh = Signal(name=f"rd{p}_fresh")        # the bank output holds this port's word
             sel = Signal.like(bank, name=f"rd{p}_sel")
-            held = Signal(tile.word_bytes * 8, name=f"rd{p}_held")
             word = Signal(tile.word_bytes * 8, name=f"rd{p}_word")
             for b in range(self.banks):
                 with m.If(sel[b]):
                     m.d.comb += word.eq(rdata[b])
-            m.d.sync += fresh.eq(grant)
             with m.If(grant):
-                m.d.sync += [sel.eq(bank), port.resp.valid.eq(1)]
-            with m.Elif(port.resp.ready):
-                m.d.sync += port.resp.valid.eq(0)
-            with m.If(fresh & ~port.resp.ready):
-                m.d.sync += held.eq(word)
-            m.d.comb += port.resp.payload.eq(Mux(fresh, word, held))
+                m.d.sync += sel.eq(bank)
+            hold_response(m, port.resp, grant, word, f"rd{p}")
         return m

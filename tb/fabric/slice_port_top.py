@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from amaranth import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
 from rtl.cache.axi_port import axi_params
 from rtl.cache.slice import CacheSlice
 from rtl.fabric.slice_port import SlicePort
-from rtl.noc.layouts import beat_layout
 
 __all__ = ["SlicePortTop"]
 
@@ -21,22 +19,14 @@ class SlicePortTop(wiring.Component):
     def __init__(self, cfg, node: int):
         self.cfg, self.node = cfg, node
         self.axi_fields = axi4_fields(**axi_params(cfg.cache))
-        super().__init__({
-            "rx": In(stream.Signature(beat_layout(cfg.noc))),
-            "tx": Out(stream.Signature(beat_layout(cfg.noc))),
-            "flush": In(1),
-            "flush_op": In(1),
-            "flush_busy": Out(1),
-            "flush_errors": Out(32),
-            "requests": Out(32),
-            "resp_flits": Out(32),
-            "mcast_packets": Out(32),
-            **axi4_members("m_axi", **axi_params(cfg.cache)),
-        })
+        # The SlicePort's own ports, except the slice side, which stays inside.
+        self._port = SlicePort(cfg, node)
+        outer = {k: v for k, v in self._port.signature.members.items() if k not in ("req", "resp")}
+        super().__init__({**outer, **axi4_members("m_axi", **axi_params(cfg.cache))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.port = port = SlicePort(self.cfg, self.node)
+        m.submodules.port = port = self._port
         m.submodules.slice = sl = CacheSlice(self.cfg.cache)
         wiring.connect(m, port.req, sl.req)
         wiring.connect(m, sl.resp, port.resp)
