@@ -31,19 +31,19 @@ def fabric_verilog(cfg, top: str) -> str:
     """The fabric with the compute tile, the L2 slice and the PE each written once, as modules
     ``<top>_tile``, ``<top>_l2`` and ``<top>_pe`` (see rtl/instance.py, rtl/tensor/export.py)."""
     from rtl.cache.slice import CacheSlice
-    from rtl.tensor.export import mark_no_inline, strip_zero_memory_init, verilog_optimized, verilog_with_pe
+    from rtl.tensor.export import mark_module, strip_zero_memory_init, verilog_optimized, verilog_with_pe
     from rtl.tile.tile import ComputeTile
 
     tile_mod, l2_mod = f"{top}_tile", f"{top}_l2"
+    # hier_block: Verilator generates code per instance even for a module it does not inline; a
+    # hier_block is verilated and compiled once (tb/harness.py passes --hierarchical).
     text = verilog_with_pe(lambda pe: _fabric(cfg, pe_module=pe, tile_module=tile_mod, l2_module=l2_mod),
-                           cfg.tensor, top)
+                           cfg.tensor, top, pragma="hier_block")
     tile = verilog_optimized(ComputeTile(cfg, None, pe_module=f"{top}_pe"), tile_mod)
     l2 = verilog_optimized(CacheSlice(cfg.cache), l2_mod)
-    parts = [text] + [mark_no_inline(strip_zero_memory_init(v), mod)
+    parts = [text] + [mark_module(strip_zero_memory_init(v), mod, "hier_block")
                       for v, mod in ((tile, tile_mod), (l2, l2_mod))]
-    # Verilator generates code per instance even for a module it does not inline; a hier_block
-    # is verilated once and shared (tb/harness.py passes --hierarchical). 1024 PEs on `default`.
-    return "\n".join(parts).replace("/*verilator no_inline_module*/", "/*verilator hier_block*/")
+    return "\n".join(parts)
 
 
 BLOCKS: dict = {"fabric": _fabric, "slice_port": _slice_port, "fabric_csr": _csr}

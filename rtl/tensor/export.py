@@ -62,21 +62,24 @@ def strip_zero_memory_init(text: str) -> str:
     return _ZERO_INIT.sub("", text)
 
 
-def verilog_with_pe(make_top, cfg: TensorConfig, name: str, optimize: bool = True) -> str:
+def verilog_with_pe(make_top, cfg: TensorConfig, name: str, optimize: bool = True,
+                    pragma: str = "no_inline_module") -> str:
     """Verilog of ``make_top(pe_name)`` (a design whose tensor cores instantiate the PE module
-    ``pe_name`` = ``<name>_pe``), followed by that PE module, marked ``no_inline_module``."""
+    ``pe_name`` = ``<name>_pe``), followed by that PE module, marked with the Verilator
+    ``pragma`` (see :func:`mark_module`)."""
     pe_name = f"{name}_pe"
     convert = verilog_optimized if optimize else (lambda t, n: verilog.convert(t, name=n, emit_src=False))
     text = strip_zero_memory_init(convert(make_top(pe_name), name))
     pe = convert(ProcessingElement(cfg.numeric, cfg.interleave), pe_name)
     # Keep the PE a separate class in Verilator's C++ (one copy of the code, not R x C).
-    return text + "\n" + mark_no_inline(pe, pe_name)
+    return text + "\n" + mark_module(pe, pe_name, pragma)
 
 
-def mark_no_inline(text: str, module: str) -> str:
-    """Mark ``module`` in ``text`` ``no_inline_module`` for Verilator (one C++ class for all its
-    instances)."""
+def mark_module(text: str, module: str, pragma: str = "no_inline_module") -> str:
+    """Mark ``module`` in ``text`` with a Verilator pragma: ``no_inline_module`` (one C++ class;
+    Verilator still writes code per instance) or ``hier_block`` (verilated and compiled once for
+    all instances; the harness then passes ``--hierarchical``)."""
     header = re.search(rf"^module {re.escape(module)}\(.*?\);\n", text, re.M | re.S)
     if header is None:
         raise RuntimeError(f"module {module} not found in its Verilog")
-    return text[:header.end()] + "  /*verilator no_inline_module*/\n" + text[header.end():]
+    return text[:header.end()] + f"  /*verilator {pragma}*/\n" + text[header.end():]

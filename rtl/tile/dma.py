@@ -20,34 +20,13 @@ from rtl.fabric.messages import (
     tag_layout,
 )
 from rtl.noc.layouts import REQUEST, beat_layout
+from rtl.tile.accumulator import acc_read_signature, acc_write_layout
 from rtl.tile.isa import Mode, Space, scratchpad_write_layout, xfer_desc_layout
 
-__all__ = ["TensorDma", "acc_write_layout", "acc_read_signature", "ALLOC_OP"]
+__all__ = ["TensorDma", "ALLOC_OP"]
 
 # CacheOp.ALLOC is being added to rtl/cache/layouts.py; until then its value (4) is used here.
-ALLOC_OP = getattr(CacheOp, "ALLOC", None)
-ALLOC_OP = 4 if ALLOC_OP is None else ALLOC_OP.value
-
-
-def _acc_addr_bits(tile) -> int:
-    return max(1, (tile.accumulator_words - 1).bit_length())
-
-
-def acc_write_layout(tile) -> data.StructLayout:
-    """One byte-masked accumulator-memory word write: ``addr`` (word address), ``data``, ``mask``."""
-    return data.StructLayout({
-        "addr": _acc_addr_bits(tile),
-        "data": tile.word_bytes * 8,
-        "mask": tile.word_bytes,
-    })
-
-
-def acc_read_signature(tile) -> wiring.Signature:
-    """An accumulator read port as its user sees it: ``req`` (word address) out, ``resp`` (word) in."""
-    return wiring.Signature({
-        "req": Out(stream.Signature(_acc_addr_bits(tile))),
-        "resp": In(stream.Signature(tile.word_bytes * 8)),
-    })
+ALLOC_OP = CacheOp.ALLOC.value
 
 
 class _Walk2D:
@@ -152,8 +131,8 @@ class TensorDma(wiring.Component):
             "tx": Out(stream.Signature(beat_layout(cfg.noc))),
             "rx": In(stream.Signature(beat_layout(cfg.noc))),
             "sp_wr": Out(stream.Signature(scratchpad_write_layout(tile))),
-            "acc_wr": Out(stream.Signature(acc_write_layout(tile))),
-            "acc_rd": Out(acc_read_signature(tile)),
+            "acc_wr": Out(stream.Signature(acc_write_layout(cfg))),
+            "acc_rd": Out(acc_read_signature(cfg)),
             "busy": Out(1),
             "read_requests": Out(32),
             "write_requests": Out(32),

@@ -13,27 +13,10 @@ from rtl.tile.isa import INSTRUCTION, status_layout
 from rtl.tile.matmul_engine import MatmulEngine
 from rtl.tile.sequencer import Sequencer
 
-__all__ = ["ComputeTile", "TILE_COUNTERS", "join_stream"]
+__all__ = ["ComputeTile", "TILE_COUNTERS"]
 
 # Per-tile event counters (32-bit, wrapping), readable through the fabric's CSRs (docs/csr.md).
 TILE_COUNTERS = ["busy_cycles", "loads", "stores", "matmuls"]
-
-
-def join_stream(m, src, dst):
-    """Connect stream ``src`` (producer side) to ``dst`` (consumer side) field by field.
-
-    For two units that declare the same payload fields in their own layouts; a field missing
-    on either side is an elaboration error, so a mismatch cannot pass silently."""
-    m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready)]
-    s_fields = {name for name, _ in src.payload.shape()} if hasattr(src.payload.shape(), "__iter__") else None
-    if s_fields is None:
-        m.d.comb += dst.payload.eq(src.payload)
-        return
-    d_fields = {name for name, _ in dst.payload.shape()}
-    if s_fields != d_fields:
-        raise ValueError(f"stream fields differ: {sorted(s_fields)} vs {sorted(d_fields)}")
-    for name in s_fields:
-        m.d.comb += getattr(dst.payload, name).eq(getattr(src.payload, name))
 
 
 class ComputeTile(wiring.Component):
@@ -101,15 +84,14 @@ class ComputeTile(wiring.Component):
             seq.matmul_done.eq(eng.done),
             seq.fault.eq(dma.fault | eng.error),
         ]
-        join_stream(m, seq.load, dma.load)
-        join_stream(m, seq.store, dma.store)
-        join_stream(m, seq.matmul, eng.desc)
-        join_stream(m, dma.sp_wr, eng.sp_wr)
-        join_stream(m, dma.acc_wr, eng.acc_dma_wr)
-        join_stream(m, dma.acc_rd.req, eng.acc_dma_rd.req)
-        join_stream(m, eng.acc_dma_rd.resp, dma.acc_rd.resp)
-        join_stream(m, dma.tx, wiring.flipped(self.tx))
-        join_stream(m, wiring.flipped(self.rx), dma.rx)
+        wiring.connect(m, seq.load, dma.load)
+        wiring.connect(m, seq.store, dma.store)
+        wiring.connect(m, seq.matmul, eng.desc)
+        wiring.connect(m, dma.sp_wr, eng.sp_wr)
+        wiring.connect(m, dma.acc_wr, eng.acc_dma_wr)
+        wiring.connect(m, dma.acc_rd, eng.acc_dma_rd)
+        wiring.connect(m, dma.tx, wiring.flipped(self.tx))
+        wiring.connect(m, wiring.flipped(self.rx), dma.rx)
 
         for name, event in (("busy_cycles", eng.busy), ("loads", dma.load_done),
                             ("stores", dma.store_done), ("matmuls", eng.done)):

@@ -19,7 +19,8 @@ REG = {
     "NOC_EJECT_FLITS": 0x024, "NOC_ERRORS": 0x028, "MCAST_PACKETS": 0x02C, "L2_RESP_FLITS": 0x030,
 }
 TILE_BASE, TILE_STRIDE = 0x1000, 0x40
-TILE_REG = {"CMD0": 0x00, "STATUS": 0x10, "CONTROL": 0x14, "QUEUE": 0x18, "BUSY_CYCLES": 0x1C,
+TILE_REG = {"CMD0": 0x00, "CMD1": 0x04, "CMD2": 0x08, "CMD3": 0x0C, "STATUS": 0x10,
+            "CONTROL": 0x14, "QUEUE": 0x18, "BUSY_CYCLES": 0x1C,
             "LOADS": 0x20, "STORES": 0x24, "MATMULS": 0x28}
 SLICE_BASE, SLICE_STRIDE = 0x2000, 0x40
 L2_COUNTERS = ["requests", "hits", "misses", "secondary_misses", "evictions", "writebacks",

@@ -2,8 +2,8 @@
 
 A cocotbext-axi ``AxiLiteMaster`` with random pauses on all five channels drives the port; the
 testbench drives every status and counter input with random values, pushes instruction words and
-takes them from the ``cmd_t`` streams with random back-pressure. The register map is written here
-from docs/csr.md (not imported from the RTL); only the L2 counter names come from
+takes them from the ``cmd_t`` streams with random back-pressure. The register map comes from
+tb/fabric/host.py, written from docs/csr.md (not imported from the RTL); only the L2 counter names come from
 ``rtl.cache.layouts`` (the map says "in that order").
 
 Tests: every register against the driven inputs, responses (OKAY / SLVERR / DECERR) for mapped,
@@ -25,21 +25,16 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 import tb
 from rtl.cache.layouts import COUNTERS
 from rtl.config import preset
+from tb.fabric.host import ID_VALUE, REG, SLICE_BASE, SLICE_STRIDE, TILE_BASE, TILE_REG, TILE_STRIDE
 from tb.stream import BackPressure, rng_for
 
-ID_VALUE = 0x54455353
-REG = {
-    "ID": 0x000, "CONFIG": 0x004, "START": 0x008, "ACTIVE": 0x00C, "CYCLES_LO": 0x010,
-    "CYCLES_HI": 0x014, "FLUSH": 0x018, "FLUSH_ERRORS": 0x01C, "NOC_LINK_FLITS": 0x020,
-    "NOC_EJECT_FLITS": 0x024, "NOC_ERRORS": 0x028, "MCAST_PACKETS": 0x02C, "L2_RESP_FLITS": 0x030,
-}
 GLOBAL_INPUTS = {"NOC_LINK_FLITS": "noc_link_flits", "NOC_EJECT_FLITS": "noc_eject_flits",
                  "NOC_ERRORS": "noc_errors", "MCAST_PACKETS": "mcast_packets",
                  "L2_RESP_FLITS": "l2_resp_flits", "FLUSH_ERRORS": "flush_errors"}
-TILE = {"CMD0": 0x00, "CMD1": 0x04, "CMD2": 0x08, "CMD3": 0x0C, "STATUS": 0x10, "CONTROL": 0x14,
-        "QUEUE": 0x18, "BUSY_CYCLES": 0x1C, "LOADS": 0x20, "STORES": 0x24, "MATMULS": 0x28}
 TILE_INPUTS = {"BUSY_CYCLES": "busy_cycles", "LOADS": "loads", "STORES": "stores", "MATMULS": "matmuls"}
-TILE_BASE, SLICE_BASE, STRIDE = 0x1000, 0x2000, 0x40
+TILE = TILE_REG
+STRIDE = TILE_STRIDE
+assert SLICE_STRIDE == TILE_STRIDE
 OKAY, SLVERR, DECERR = int(AxiResp.OKAY), int(AxiResp.SLVERR), int(AxiResp.DECERR)
 IDLE, RUN, DONE, ERROR = 0, 1, 2, 3
 M32 = 0xFFFF_FFFF
