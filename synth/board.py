@@ -48,21 +48,22 @@ class BoardTop(Elaboratable):
 
     The on-board 25 MHz oscillator is the ``sync`` clock (the platform's default clock and
     power-on reset), or, with ``clk_mhz`` other than 25, an EHXPLLL output derived from it (reset
-    held until the PLL locks). ``uart`` 0 (the FTDI's RX/TX, 115200 8N1) goes to :class:`HostLink`, which
-    holds the block inside a :class:`synth.port_bank.PortBank`. LEDs: 0 = command in progress,
-    1 = serial receive error (sticky), 7 = heartbeat (about 1.5 Hz).
-
-    When the fabric exists its host port replaces the port bank behind the same bridge and its
-    AXI4 memory port goes to on-chip block RAM (docs/synthesis.md); this wrapper is the path
-    that such a build takes, exercised on the largest block available today.
+    held until the PLL locks). ``uart`` 0 (the FTDI's RX/TX, 115200 8N1) goes to the host link:
+    :class:`HostLink` holding ``block`` inside a :class:`synth.port_bank.PortBank`, or
+    ``make_link(divisor)`` instead of a block (the fabric: :class:`synth.fabric_link.FabricLink`,
+    its CSRs and a block-RAM memory behind the same bridge). Either link has ``rx``, ``tx``,
+    ``busy`` and ``rx_error``. LEDs: 0 = command in progress, 1 = serial receive error (sticky),
+    7 = heartbeat (about 1.5 Hz).
     """
 
-    def __init__(self, block, *, baud: int = BAUD, clk_mhz: float = 25.0):
+    def __init__(self, block=None, *, make_link=None, baud: int = BAUD, clk_mhz: float = 25.0):
+        if (block is None) == (make_link is None):
+            raise ValueError("BoardTop: give exactly one of block and make_link")
         if isinstance(baud, bool) or not isinstance(baud, int) or not 1200 <= baud <= 3_000_000:
             raise ValueError(f"BoardTop.baud = {baud!r} is out of range; allowed: 1200..3000000")
         if not 10.0 <= clk_mhz <= 200.0:
             raise ValueError(f"BoardTop.clk_mhz = {clk_mhz!r} is out of range; allowed: 10..200")
-        self.block = block
+        self.block, self.make_link = block, make_link
         self.baud = baud
         self.pll = None if clk_mhz == 25.0 else pll_params(CLK25_HZ, clk_mhz * 1e6)
         self.clk_hz = CLK25_HZ if self.pll is None else self.pll["fout"]
@@ -71,7 +72,8 @@ class BoardTop(Elaboratable):
         m = Module()
         if self.pll is not None:
             self._clock_from_pll(m, platform)
-        link = HostLink(self.block, divisor=round(self.clk_hz / self.baud))
+        divisor = round(self.clk_hz / self.baud)
+        link = HostLink(self.block, divisor=divisor) if self.block is not None else self.make_link(divisor)
         m.submodules.link = link
         uart = platform.request("uart", 0)
         m.d.comb += [link.rx.eq(uart.rx.i), uart.tx.o.eq(link.tx)]
@@ -118,8 +120,9 @@ ABC_FALLBACK = {
 
 
 def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0, timeout: float = 3600.0,
-                    seed: int = 1, lut_mapper: str | None = None) -> dict:
-    """Build ``BoardTop(block)`` for ULX3S_85F_Platform with the YoWASP tools; never programs.
+                    seed: int = 1, lut_mapper: str | None = None, make_link=None) -> dict:
+    """Build ``BoardTop(block)`` (or ``BoardTop(make_link=...)``) for ULX3S_85F_Platform with the
+    YoWASP tools; never programs.
 
     Returns a result dict: resource use and Fmax from nextpnr's report, the bitstream path,
     ``status`` and timing. The build directory holds Amaranth's generated scripts, so the same
@@ -133,7 +136,7 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
     mapper = lut_mapper or os.environ.get("TESSERA_SYNTH_LUT_MAPPER", "abc9")
     if mapper not in ("abc9", "abc"):
         raise ValueError(f"lut_mapper = {mapper!r}; allowed: abc9, abc")
-    top = BoardTop(block, clk_mhz=clk_mhz)
+    top = BoardTop(block, make_link=make_link, clk_mhz=clk_mhz)
     plan = platform.build(top, name=name, do_build=False, do_program=False,
                           nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {name}.report.json",
                           **(ABC_FALLBACK if mapper == "abc" else {}))
@@ -156,7 +159,7 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
             and "ABC_OPS_REINTEGRATE" in rpt.read_text(errors="replace")[-2000:]):
         print(f"  abc9 hit the Yosys assertion after {secs:.0f} s; retrying with abc -lut 4", flush=True)
         return build_bitstream(block, name, build_dir, clk_mhz=clk_mhz, timeout=max(1.0, timeout - secs),
-                               seed=seed, lut_mapper="abc")
+                               seed=seed, lut_mapper="abc", make_link=make_link)
     result = {"mode": f"ULX3S_85F_Platform (in context, {clock})", "build_s": round(secs, 1),
               "lut_mapper": mapper,
               "workdir": str(build_dir), "target_mhz": round(top.clk_hz / 1e6, 3)}
@@ -200,12 +203,23 @@ def run(args, out: Path) -> int:
             raise ValueError(f"--board: unknown design {args.board!r}; allowed: {', '.join(allowed)}")
         name, preset_name = args.board, args.preset or "ulx3s"
     top = f"tessera_ulx3s_{name}"
-    print(f"board build: {name}@{preset_name} behind the UART host link, ULX3S_85F_Platform -> "
+    if name == "fabric":
+        # The fabric itself behind the bridge, with block-RAM memory (synth/fabric_link.py).
+        from rtl.config import preset
+        from synth.fabric_link import FabricLink
+
+        cfg = preset(preset_name)
+        block, make_link = None, (lambda divisor: FabricLink(cfg, divisor=divisor))
+        how = "its CSRs and a block-RAM memory behind the UART bridge"
+    else:
+        block, make_link = table.make_design(name, preset_name), None
+        how = "behind the UART host link (port bank)"
+    print(f"board build: {name}@{preset_name}, {how}, ULX3S_85F_Platform -> "
           f"{out / top}/ (time limit {args.timeout:g} s)", flush=True)
     row = {"design": f"board_{name}", "preset": preset_name,
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    row.update(build_bitstream(table.make_design(name, preset_name), top, out / top,
-                               clk_mhz=args.freq or 25.0, timeout=args.timeout, seed=args.seed))
+    row.update(build_bitstream(block, top, out / top, clk_mhz=args.freq or 25.0, timeout=args.timeout,
+                               seed=args.seed, make_link=make_link))
     row = table._with_keys(row)
     table.save_result(row, out / "results.json")
     print(table.progress_line(1, 1, row), flush=True)

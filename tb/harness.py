@@ -34,6 +34,12 @@ def hier_args(text: str) -> list[str]:
 
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 
+# C++ optimisation of the Verilated model (verilated.mk's OPT_FAST / OPT_SLOW / OPT_GLOBAL).
+# ``None`` keeps the wheel's -Os: fastest simulation, but g++ at -Os on a large flattened design
+# takes long (the flattened 4 x 4 mesh: about 10 minutes against 83 s at -O0 on a 2-core
+# machine). A test whose run is short against its build passes ``cxx_opt="-O0"``.
+CXX_OPTS = (None, "-O0", "-O1", "-O2", "-Os")
+
 
 def export_verilog(top, name: str) -> str:
     """Amaranth component (or a zero-argument callable returning one) -> Verilog text."""
@@ -72,13 +78,18 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
-def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None = None) -> Path:
-    """Export and build ``top``; return the build directory. An unchanged design is not rebuilt."""
-    setup_environment()
+def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None = None,
+          cxx_opt: str | None = None) -> Path:
+    """Export and build ``top``; return the build directory. An unchanged design is not rebuilt.
+    ``cxx_opt``: see :data:`CXX_OPTS`."""
+    if cxx_opt not in CXX_OPTS:
+        raise ValueError(f"cxx_opt = {cxx_opt!r}; allowed: {', '.join(map(str, CXX_OPTS))}")
+    env = setup_environment()
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     text = verilog_text if verilog_text is not None else export_verilog(top, name)
-    key = hashlib.sha256("\n".join([text, " ".join(VERILATOR_ARGS), "top-public", str(waves)]).encode())
+    key = hashlib.sha256("\n".join([text, " ".join(VERILATOR_ARGS), "top-public", str(waves)]
+                                   + ([f"cxx {cxx_opt}"] if cxx_opt else [])).encode())
     key = key.hexdigest()[:16]
     build_dir = BUILD / "sim" / f"{name}-{key}" / _worker()
     stamp = build_dir / ".built"
@@ -87,16 +98,22 @@ def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None
         src = build_dir / f"{name}.v"
         src.write_text(text)
         runner = _runner()
-        runner.build(
-            sources=[src],
-            hdl_toplevel=name,
-            build_dir=build_dir,
-            build_args=[*VERILATOR_ARGS, *hier_args(text), str(_public_vlt(build_dir, name))],
-            waves=waves,
-            timescale=("1ns", "1ps"),
-            verbose=os.environ.get("TESSERA_BUILD_VERBOSE", "0") != "0",
-            log_file=build_dir / "build.log",
-        )
+        plain_makeflags = env["MAKEFLAGS"]
+        if cxx_opt:
+            env["MAKEFLAGS"] += f" OPT_FAST={cxx_opt} OPT_SLOW={cxx_opt} OPT_GLOBAL={cxx_opt}"
+        try:
+            runner.build(
+                sources=[src],
+                hdl_toplevel=name,
+                build_dir=build_dir,
+                build_args=[*VERILATOR_ARGS, *hier_args(text), str(_public_vlt(build_dir, name))],
+                waves=waves,
+                timescale=("1ns", "1ps"),
+                verbose=os.environ.get("TESSERA_BUILD_VERBOSE", "0") != "0",
+                log_file=build_dir / "build.log",
+            )
+        finally:
+            env["MAKEFLAGS"] = plain_makeflags
         stamp.write_text(key)
     return build_dir
 
@@ -118,6 +135,7 @@ def run(
     testcase: str | None = None,
     waves: bool | None = None,
     verilog_text: str | None = None,
+    cxx_opt: str | None = None,
 ) -> Path:
     """Build ``top`` and run cocotb ``test_module`` on it; raise ``AssertionError`` on any failure.
 
@@ -128,7 +146,7 @@ def run(
 
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
-    build_dir = build(top, name, waves=waves, verilog_text=verilog_text)
+    build_dir = build(top, name, waves=waves, verilog_text=verilog_text, cxx_opt=cxx_opt)
     seed = resolve_seed(seed)
     print(f"[tessera] {name}: {test_module} seed={seed} (replay with SEED={seed}); build {build_dir}")
     runner = get_runner("verilator")

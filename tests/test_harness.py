@@ -27,3 +27,24 @@ class _StreamFifo(wiring.Component):
 def test_stream_vip_through_fifo():
     run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo",
         params={"width": 37, "count": 2000})
+
+
+def test_stream_vip_through_fifo_at_o0():
+    """The same FIFO built with g++ -O0 (a separate build directory: the option is in its key)."""
+    from tb.harness import build
+
+    d_default = build(_StreamFifo(37, 4), "stream_fifo")
+    d_o0 = build(_StreamFifo(37, 4), "stream_fifo", cxx_opt="-O0")
+    assert d_default != d_o0
+    assert "-O0" in (d_o0 / "Vtop.mk").read_text() or "-O0" in (d_o0 / "build.log").read_text()
+    run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", cxx_opt="-O0",
+        params={"width": 37, "count": 500})
+
+
+def test_bad_cxx_opt_raises():
+    import pytest
+
+    from tb.harness import build
+
+    with pytest.raises(ValueError, match="cxx_opt"):
+        build(lambda: _StreamFifo(8, 2), "stream_fifo", cxx_opt="-O9")

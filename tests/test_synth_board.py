@@ -56,3 +56,22 @@ def test_bad_parameters_raise():
         with pytest.raises(ValueError, match="block"):
             PortBank(object())
         gc.collect()
+
+
+def test_fabric_link_runs_gemm_over_uart():
+    """The board's fabric (ulx3s preset) behind the UART bridge with block-RAM memory: the PC-side
+    GEMM sequence of synth/fabric_host.py over a simulated serial line, checked bit-exactly."""
+    import dataclasses
+
+    from rtl.config import preset
+    from rtl.fabric import fabric_verilog
+    from synth.fabric_link import FabricLink
+
+    cfg = preset("ulx3s")
+    divisor, memory_bytes = 4, 4096
+    text = fabric_verilog(cfg, "fabric_link_ulx3s", wrap=lambda fabric: FabricLink(
+        cfg, divisor=divisor, memory_bytes=memory_bytes, frame_timeout=4000, fabric=fabric))
+    jobs = [(5, 7, 9, "int8", False), (6, 3, 11, "bf16", True)]
+    run(None, "tb.synth.test_fabric_link", name="fabric_link_ulx3s", verilog_text=text,
+        params={"cfg": dataclasses.asdict(cfg), "divisor": divisor, "memory_bytes": memory_bytes,
+                "jobs": jobs})

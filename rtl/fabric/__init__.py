@@ -27,9 +27,11 @@ def _csr(cfg):
     return Csr(cfg)
 
 
-def fabric_verilog(cfg, top: str) -> str:
+def fabric_verilog(cfg, top: str, wrap=None) -> str:
     """The fabric with the compute tile, the L2 slice and the PE each written once, as modules
-    ``<top>_tile``, ``<top>_l2`` and ``<top>_pe`` (see rtl/instance.py, rtl/tensor/export.py)."""
+    ``<top>_tile``, ``<top>_l2`` and ``<top>_pe`` (see rtl/instance.py, rtl/tensor/export.py).
+    ``wrap(fabric) -> component``: export a design around the fabric instead (the board's
+    synth/fabric_link.py)."""
     from rtl.cache.slice import CacheSlice
     from rtl.tensor.export import mark_module, strip_zero_memory_init, verilog_optimized, verilog_with_pe
     from rtl.tile.tile import ComputeTile
@@ -37,8 +39,11 @@ def fabric_verilog(cfg, top: str) -> str:
     tile_mod, l2_mod = f"{top}_tile", f"{top}_l2"
     # hier_block: Verilator generates code per instance even for a module it does not inline; a
     # hier_block is verilated and compiled once (tb/harness.py passes --hierarchical).
-    text = verilog_with_pe(lambda pe: _fabric(cfg, pe_module=pe, tile_module=tile_mod, l2_module=l2_mod),
-                           cfg.tensor, top, pragma="hier_block")
+    def make_top(pe):
+        fabric = _fabric(cfg, pe_module=pe, tile_module=tile_mod, l2_module=l2_mod)
+        return fabric if wrap is None else wrap(fabric)
+
+    text = verilog_with_pe(make_top, cfg.tensor, top, pragma="hier_block")
     tile = verilog_optimized(ComputeTile(cfg, None, pe_module=f"{top}_pe"), tile_mod)
     l2 = verilog_optimized(CacheSlice(cfg.cache), l2_mod)
     parts = [text] + [mark_module(strip_zero_memory_init(v), mod, "hier_block")

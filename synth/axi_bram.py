@@ -1,0 +1,217 @@
+"""``AxiBram``: on-chip block RAM behind an AXI4 slave port (for the fabric) and a 32-bit AXI4-Lite
+slave port (for the host), the board's stand-in for DRAM.
+
+One memory of ``memory_bytes`` in words of ``data_bytes`` (the fabric's memory port width), with
+one write port (byte enables) and one synchronous read port: Yosys maps it to DP16KD blocks in
+simple dual-port mode (64 KiB at 8-byte words = 32 DP16KD).
+
+AXI4 slave ``s_axi_*`` (the fabric's ``m_axi``):
+
+* writes: AW, then one W beat per cycle into memory (``wstrb`` honoured), then B. The next AW is
+  taken once B is accepted. INCR bursts; a burst that touches a word at or beyond
+  ``memory_bytes`` writes nothing and answers DECERR.
+* reads: AR, then one R beat per cycle while ``rready`` holds; the read port's output is held
+  under back-pressure (its enable drops), so there is no skid buffer. The next AR is taken in the
+  cycle the previous burst's last beat is issued, so back-to-back bursts do not lose a cycle. An
+  out-of-range burst returns its beats with DECERR (data 0).
+
+Host slave ``h_axil_*`` (32-bit address and data): byte address ``HOST_MEM_BASE + a`` reaches
+byte ``a`` of the memory; any other address (bit 31 clear or ``a`` beyond the memory) answers
+DECERR. The host shares the ports with the fabric and waits while a burst is in progress (the
+fabric's bursts win; a host that accesses memory while the fabric streams may wait for a gap).
+Host latency: a write 2 cycles, a read 3 cycles, one at a time.
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal, unsigned
+from amaranth.lib import memory, wiring
+
+from rtl.bus.axi import (
+    AXI_RESP_DECERR,
+    AXI_RESP_OKAY,
+    axi4_fields,
+    axi4_members,
+    axil_fields,
+    axil_members,
+    bus_view,
+)
+
+__all__ = ["AxiBram", "HOST_MEM_BASE"]
+
+HOST_MEM_BASE = 0x8000_0000
+
+
+class AxiBram(wiring.Component):
+    def __init__(self, *, data_bytes: int, addr_bits: int, id_bits: int, memory_bytes: int = 64 * 1024):
+        if data_bytes not in (4, 8, 16, 32, 64):
+            raise ValueError(f"AxiBram.data_bytes = {data_bytes!r}; allowed: 4, 8, 16, 32, 64")
+        if memory_bytes < data_bytes or memory_bytes & (memory_bytes - 1) or memory_bytes > 1 << 24:
+            raise ValueError(f"AxiBram.memory_bytes = {memory_bytes!r}; allowed: a power of two from"
+                             f" data_bytes ({data_bytes}) to 16 MiB")
+        if not 1 <= addr_bits <= 32:
+            raise ValueError(f"AxiBram.addr_bits = {addr_bits!r}; allowed: 1..32")
+        self.data_bytes, self.addr_bits, self.id_bits = data_bytes, addr_bits, id_bits
+        self.memory_bytes = memory_bytes
+        self.depth = memory_bytes // data_bytes
+        self.axi_fields = axi4_fields(addr_bits, 8 * data_bytes, id_bits)
+        self.host_fields = axil_fields(32, 32)
+        super().__init__({
+            **axi4_members("s_axi", addr_bits=addr_bits, data_bits=8 * data_bytes, id_bits=id_bits,
+                           master=False),
+            **axil_members("h_axil", addr_bits=32, data_bits=32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        db = self.data_bytes
+        shift = (db - 1).bit_length()
+        word_bits = max(1, (self.depth - 1).bit_length())
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(8 * db), depth=self.depth, init=[])
+        wp = mem.write_port(granularity=8)
+        rp = mem.read_port(domain="sync")
+        axi = bus_view(self, "s_axi", self.axi_fields)
+        host = bus_view(self, "h_axil", self.host_fields)
+
+        def in_range(byte_addr, beats):
+            """The burst's last byte is inside the memory (``beats`` = AxLEN + 1)."""
+            last = (byte_addr >> shift) + beats - 1
+            return last < self.depth
+
+        # ---- AXI4 write: AW -> W beats -> B --------------------------------------------------
+        w_active = Signal()
+        w_addr = Signal(word_bits)
+        w_ok = Signal()
+        b_valid = Signal()
+        b_id = Signal(self.id_bits)
+        b_resp = Signal(2)
+        host_w_go = Signal()
+        m.d.comb += [
+            axi.awready.eq(~w_active & ~b_valid & ~host_w_go),
+            axi.wready.eq(w_active),
+            axi.bvalid.eq(b_valid),
+            axi.bid.eq(b_id),
+            axi.bresp.eq(b_resp),
+        ]
+        with m.If(axi.awvalid & axi.awready):
+            m.d.sync += [
+                w_active.eq(1),
+                w_addr.eq(axi.awaddr >> shift),
+                w_ok.eq(in_range(axi.awaddr, axi.awlen + 1)),
+                b_id.eq(axi.awid),
+            ]
+        with m.If(axi.wvalid & axi.wready):
+            m.d.sync += w_addr.eq(w_addr + 1)
+            m.d.comb += [wp.addr.eq(w_addr), wp.data.eq(axi.wdata),
+                         wp.en.eq(Mux(w_ok, axi.wstrb, 0))]
+            with m.If(axi.wlast):
+                m.d.sync += [w_active.eq(0), b_valid.eq(1),
+                             b_resp.eq(Mux(w_ok, AXI_RESP_OKAY, AXI_RESP_DECERR))]
+        with m.If(axi.bvalid & axi.bready):
+            m.d.sync += b_valid.eq(0)
+
+        # ---- AXI4 read: AR -> R beats, read port held under back-pressure -----------------------
+        # A beat is *issued* (read port enabled at its address) when R is empty or being taken; its
+        # data, id and response appear in R the next cycle. The next burst's AR is taken in the
+        # cycle the previous burst's last beat is issued; the beat takes the old id and response.
+        r_left = Signal(9)  # beats still to issue
+        r_addr = Signal(word_bits)
+        r_ok = Signal()
+        r_id = Signal(self.id_bits)
+        r_valid = Signal()
+        r_last = Signal()
+        r_beat_ok = Signal()
+        r_beat_id = Signal(self.id_bits)
+        advance = ~r_valid | axi.rready
+        issue = advance & (r_left != 0)
+        host_r_go = Signal()
+        m.d.comb += [
+            axi.arready.eq(((r_left == 0) | (issue & (r_left == 1))) & ~host_r_go),
+            axi.rvalid.eq(r_valid),
+            axi.rlast.eq(r_last),
+            axi.rresp.eq(Mux(r_beat_ok, AXI_RESP_OKAY, AXI_RESP_DECERR)),
+            axi.rid.eq(r_beat_id),
+            axi.rdata.eq(Mux(r_beat_ok, rp.data, 0)),
+            rp.addr.eq(r_addr),
+            rp.en.eq(advance | host_r_go),
+        ]
+        with m.If(advance):
+            m.d.sync += r_valid.eq(issue)
+            with m.If(issue):
+                m.d.sync += [r_addr.eq(r_addr + 1), r_left.eq(r_left - 1), r_last.eq(r_left == 1),
+                             r_beat_ok.eq(r_ok), r_beat_id.eq(r_id)]
+        with m.If(axi.arvalid & axi.arready):
+            m.d.sync += [
+                r_left.eq(axi.arlen + 1),
+                r_addr.eq(axi.araddr >> shift),
+                r_ok.eq(in_range(axi.araddr, axi.arlen + 1)),
+                r_id.eq(axi.arid),
+            ]
+
+        # ---- host port: one 32-bit access at a time, when the AXI side leaves the port free ------
+        lane_bits = max(0, shift - 2)
+        h_aw = Signal(32)
+        h_aw_seen = Signal()
+        h_w_seen = Signal()
+        h_wdata = Signal(32)
+        h_bvalid = Signal()
+        h_bresp = Signal(2)
+        m.d.comb += [
+            host.awready.eq(~h_aw_seen & ~h_bvalid),
+            host.wready.eq(~h_w_seen & ~h_bvalid),
+            host.bvalid.eq(h_bvalid),
+            host.bresp.eq(h_bresp),
+        ]
+        with m.If(host.awvalid & host.awready):
+            m.d.sync += [h_aw.eq(host.awaddr), h_aw_seen.eq(1)]
+        with m.If(host.wvalid & host.wready):
+            m.d.sync += [h_wdata.eq(host.wdata), h_w_seen.eq(1)]
+
+        def host_decode(addr):
+            """(in the memory, word index, 32-bit lane in the word) of a host byte address."""
+            off = addr[:31]
+            lane = off[2:shift] if lane_bits else Const(0, 1)
+            return addr[31] & (off < self.memory_bytes), off[shift:shift + word_bits], lane
+
+        hw_ok, hw_word, hw_lane = host_decode(h_aw)
+        # The write port is free when no AXI write burst holds it (and no AW is taken this cycle).
+        m.d.comb += host_w_go.eq(h_aw_seen & h_w_seen & ~w_active & ~b_valid)
+        with m.If(host_w_go):
+            with m.If(hw_ok):
+                m.d.comb += [wp.addr.eq(hw_word), wp.data.eq(h_wdata.replicate(db // 4)),
+                             wp.en.eq(Const(0xF, db) << (hw_lane * 4))]
+            m.d.sync += [h_aw_seen.eq(0), h_w_seen.eq(0), h_bvalid.eq(1),
+                         h_bresp.eq(Mux(hw_ok, AXI_RESP_OKAY, AXI_RESP_DECERR))]
+        with m.If(host.bvalid & host.bready):
+            m.d.sync += h_bvalid.eq(0)
+
+        h_ar = Signal(32)
+        h_ar_seen = Signal()
+        h_r_wait = Signal()  # read port output is the host's word this cycle
+        h_rvalid = Signal()
+        h_rdata = Signal(32)
+        h_rresp = Signal(2)
+        hr_ok, hr_word, hr_lane = host_decode(h_ar)
+        hr_lane_q = Signal(max(1, lane_bits))
+        hr_ok_q = Signal()
+        m.d.comb += [
+            host.arready.eq(~h_ar_seen & ~h_rvalid & ~h_r_wait),
+            host.rvalid.eq(h_rvalid),
+            host.rdata.eq(h_rdata),
+            host.rresp.eq(h_rresp),
+        ]
+        with m.If(host.arvalid & host.arready):
+            m.d.sync += [h_ar.eq(host.araddr), h_ar_seen.eq(1)]
+        # The read port is free when no burst is being issued or held in R, and no AR is pending.
+        m.d.comb += host_r_go.eq(h_ar_seen & (r_left == 0) & ~r_valid & ~axi.arvalid)
+        with m.If(host_r_go):
+            m.d.comb += rp.addr.eq(hr_word)
+            m.d.sync += [h_ar_seen.eq(0), h_r_wait.eq(1), hr_lane_q.eq(hr_lane), hr_ok_q.eq(hr_ok)]
+        with m.If(h_r_wait):
+            word = rp.data.word_select(hr_lane_q, 32) if lane_bits else rp.data[:32]
+            m.d.sync += [h_r_wait.eq(0), h_rvalid.eq(1), h_rdata.eq(Mux(hr_ok_q, word, 0)),
+                         h_rresp.eq(Mux(hr_ok_q, AXI_RESP_OKAY, AXI_RESP_DECERR))]
+        with m.If(host.rvalid & host.rready):
+            m.d.sync += h_rvalid.eq(0)
+        return m
+

@@ -1,0 +1,173 @@
+"""PC side of the fabric on the board: run a GEMM through the UART bridge (synth/fabric_link.py).
+
+    python -m synth.fabric_host --tty /dev/ttyUSB0 id
+    python -m synth.fabric_host --tty /dev/ttyUSB0 gemm --m 16 --n 24 --k 40 --dtype bf16 [--c random]
+    python -m synth.fabric_host --tty /dev/ttyUSB0 gemm --a A.npy --b B.npy [--c C.npy] --out D.npy
+
+The same runtime as the simulation (``sim/gemm_map.py``) plans the GEMM for the preset; the host
+writes A, B (and C) into the board's block RAM at ``HOST_MEM_BASE + address``, clears and loads
+every tile's command queue through the CSRs (docs/csr.md), starts them, polls ``ACTIVE`` while
+pushing the rest of long programs, flushes the L2, reads D back and compares it bit for bit with
+the golden model (``tb/models/gemm.py``).
+
+:func:`gemm_session` is that host sequence written once as a generator of bus operations, so that
+the PC (:func:`run_sync`, over the serial port) and the cocotb test of the board's link
+(``tb/synth/test_fabric_link.py``, over a simulated UART) run the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+
+from sim.csr_map import ID_VALUE, REG, STATES, TILE_BASE, TILE_REG, TILE_STRIDE
+from sim.gemm_inputs import add_input_args, inputs
+from synth.axi_bram import HOST_MEM_BASE
+
+__all__ = ["gemm_session", "run_sync", "main"]
+
+
+class FabricError(RuntimeError):
+    """The fabric reported an error, or did not finish."""
+
+
+def _tile(t: int, name: str) -> int:
+    return TILE_BASE + TILE_STRIDE * t + TILE_REG[name]
+
+
+def gemm_session(plan, a, b, c=None, *, max_polls: int = 100_000):
+    """Generator of bus operations running ``plan`` (a :class:`sim.gemm_map.GemmPlan`) on A, B, C.
+
+    Yields ``("read", addr)`` (send back the 32-bit value) and ``("write", addr, value)`` (send
+    back None). Returns ``(d, info)``: D as :meth:`GemmPlan.unpack` gives it and a dict with
+    ``cycles`` (the fabric's CYCLES counter), ``statuses``, ``polls``, ``bus_ops``. Raises
+    :class:`FabricError` when a tile ends in ERROR or the fabric is still active after
+    ``max_polls`` polls.
+    """
+    ops = 0
+
+    def rd(addr):
+        nonlocal ops
+        ops += 1
+        return (yield ("read", addr))
+
+    def wr(addr, value):
+        nonlocal ops
+        ops += 1
+        yield ("write", addr, value & 0xFFFF_FFFF)
+
+    ident = yield from rd(REG["ID"])
+    if ident != ID_VALUE:
+        raise FabricError(f"CSR ID reads {ident:#010x}, expected {ID_VALUE:#010x}: not the fabric bitstream?")
+    for addr, blob in plan.pack(a, b, c):
+        blob = bytes(blob) + bytes(-len(blob) % 4)
+        for i, (word,) in enumerate(np.frombuffer(blob, dtype="<u4").reshape(-1, 1)):
+            yield from wr(HOST_MEM_BASE + addr + 4 * i, int(word))
+    programs = {t: list(p.words) for t, p in plan.programs.items()}
+    tiles = sorted(programs)
+    pos = dict.fromkeys(tiles, 0)
+
+    def push(t):
+        free = (yield from rd(_tile(t, "QUEUE"))) & 0xFFFF
+        end = min(len(programs[t]), pos[t] + free)
+        for w in programs[t][pos[t]:end]:
+            for i in range(4):
+                yield from wr(_tile(t, "CMD0") + 4 * i, w >> (32 * i))
+        pos[t] = end
+
+    for t in tiles:
+        yield from wr(_tile(t, "CONTROL"), 1)  # clear
+    yield from wr(REG["CYCLES_LO"], 0)
+    for t in tiles:
+        yield from push(t)
+    yield from wr(REG["START"], sum(1 << t for t in tiles))
+    polls = 0
+    while True:
+        for t in tiles:
+            if pos[t] < len(programs[t]):
+                yield from push(t)
+        if not (yield from rd(REG["ACTIVE"])):
+            break
+        polls += 1
+        if polls > max_polls:
+            raise FabricError(f"fabric still active after {polls} polls")
+    lo = yield from rd(REG["CYCLES_LO"])
+    hi = yield from rd(REG["CYCLES_HI"])
+    statuses = {}
+    for t in tiles:
+        v = yield from rd(_tile(t, "STATUS"))
+        statuses[t] = {"state": STATES[v & 3], "error": (v >> 4) & 0xF, "pc": v >> 16}
+    bad = {t: s for t, s in statuses.items() if s["state"] != "DONE"}
+    if bad:
+        raise FabricError(f"tiles did not finish cleanly: {bad}")
+    yield from wr(REG["FLUSH"], 3)  # write back and invalidate
+    while (yield from rd(REG["FLUSH"])):
+        polls += 1
+        if polls > max_polls:
+            raise FabricError("L2 flush did not finish")
+    flush_errors = yield from rd(REG["FLUSH_ERRORS"])
+    if flush_errors:
+        raise FabricError(f"L2 flush reported {flush_errors} memory errors")
+    raw = bytearray()
+    nbytes = plan.m * plan.d_pitch
+    for i in range(0, nbytes, 4):
+        raw += int((yield from rd(HOST_MEM_BASE + plan.d_addr + i))).to_bytes(4, "little")
+    d = plan.unpack(lambda addr, n: raw[addr - plan.d_addr:addr - plan.d_addr + n])
+    return d, {"cycles": (hi << 32) | lo, "statuses": statuses, "polls": polls, "bus_ops": ops}
+
+
+def run_sync(session, board):
+    """Drive a :func:`gemm_session` with ``board.read32`` / ``board.write32``; return its result."""
+    value = None
+    try:
+        while True:
+            op = session.send(value)
+            value = board.read32(op[1]) if op[0] == "read" else board.write32(op[1], op[2])
+    except StopIteration as done:
+        return done.value
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m synth.fabric_host", description=__doc__.split("\n")[0])
+    p.add_argument("--tty", required=True, help="serial device of the ULX3S (FTDI), e.g. /dev/ttyUSB0")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--preset", default="ulx3s", help="the preset the bitstream was built with")
+    p.add_argument("--memory-bytes", type=int, default=64 * 1024, help="the board memory's size")
+    sub = p.add_subparsers(dest="op", required=True)
+    sub.add_parser("id", help="read the fabric's ID and CONFIG registers")
+    g = sub.add_parser("gemm", help="run D = [C +] A x B on the board and check it against the golden model")
+    add_input_args(g)
+    a = p.parse_args(argv)
+
+    from rtl.config import preset
+    from synth.host import Board, SerialLink
+
+    cfg = preset(a.preset)
+    board = Board(SerialLink(a.tty, a.baud, timeout=5.0))
+    if a.op == "id":
+        print(f"ID {board.read32(REG['ID']):#010x}, CONFIG {board.read32(REG['CONFIG']):#010x}")
+        return 0
+    from sim.gemm_map import plan_gemm
+    from tb.models.gemm import gemm
+
+    try:
+        x, y, z = inputs(a)
+    except ValueError as e:
+        p.error(str(e))
+    (m, k), n = x.shape, y.shape[1]
+    plan = plan_gemm(cfg, m, n, k, a.dtype, has_c=z is not None)
+    if plan.end > a.memory_bytes:
+        p.error(f"--m/--n/--k: the data need {plan.end} bytes, the board memory has {a.memory_bytes}")
+    d, info = run_sync(gemm_session(plan, x, y, z), board)
+    if a.out:
+        np.save(a.out, d)
+    exact = bool(np.array_equal(d, gemm(x, y, z, a.dtype).view(d.dtype)))
+    print(f"{m}x{n}x{k} {a.dtype}: {info['cycles']} fabric cycles, {info['bus_ops']} bus operations,"
+          f" {'bit-exact' if exact else 'MISMATCH against the golden model'}")
+    return 0 if exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
