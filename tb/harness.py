@@ -9,6 +9,8 @@ Environment:
   SEED=N      replay a run with this seed (printed by every run)
   WAVES=1     build with tracing and write ``dump.vcd`` in the build directory
   TESSERA_BUILD_VERBOSE=1  show Verilator/compiler output
+  TESSERA_CXX_OPT=-O0      g++ optimisation of builds that do not choose one (see CXX_OPTS);
+                           the regression sets -O0 (tests/conftest.py), the CLI keeps -Os
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ def hier_args(text: str) -> list[str]:
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 
 # C++ optimisation of the Verilated model (verilated.mk's OPT_FAST / OPT_SLOW / OPT_GLOBAL).
-# ``None`` keeps the wheel's -Os: fastest simulation, but g++ at -Os on a large flattened design
-# takes long (the flattened 4 x 4 mesh: about 10 minutes against 83 s at -O0 on a 2-core
-# machine). A test whose run is short against its build passes ``cxx_opt="-O0"``.
+# ``None`` keeps the wheel's -Os: fastest simulation, for benchmarks and `make sim`. But g++ at
+# -Os on a large design takes long (the flattened 4 x 4 mesh: about 10 minutes against 83 s at
+# -O0 on a 2-core machine) and most tests simulate for seconds, so the regression builds at -O0
+# (TESSERA_CXX_OPT, set by tests/conftest.py).
 CXX_OPTS = (None, "-O0", "-O1", "-O2", "-Os")
+CXX_OPT_ENV = "TESSERA_CXX_OPT"
 
 
 def export_verilog(top, name: str) -> str:
@@ -81,9 +85,11 @@ def _worker() -> str:
 def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None = None,
           cxx_opt: str | None = None) -> Path:
     """Export and build ``top``; return the build directory. An unchanged design is not rebuilt.
-    ``cxx_opt``: see :data:`CXX_OPTS`."""
+    ``cxx_opt``: see :data:`CXX_OPTS`; None takes ``$TESSERA_CXX_OPT`` if set."""
+    cxx_opt = cxx_opt or os.environ.get(CXX_OPT_ENV) or None
     if cxx_opt not in CXX_OPTS:
-        raise ValueError(f"cxx_opt = {cxx_opt!r}; allowed: {', '.join(map(str, CXX_OPTS))}")
+        raise ValueError(f"cxx_opt = {cxx_opt!r} (or ${CXX_OPT_ENV}); allowed:"
+                         f" {', '.join(map(str, CXX_OPTS))}")
     env = setup_environment()
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")

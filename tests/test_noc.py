@@ -15,10 +15,8 @@ def run_mesh(name, *, width, height, vcs=2, depth=4, local_ports=1, flit_bits=32
                     local_ports=local_ports)
     params = dict(width=width, height=height, flit_bits=flit_bits, vcs=vcs, depth=depth,
                   local_ports=local_ports, **params)
-    # -O0: these runs are a few thousand cycles, and g++ -Os on the flattened 4 x 4 mesh takes
-    # about 10 minutes (83 s at -O0); see tb/harness.py CXX_OPTS.
     run_dir = run(lambda: FlatMesh(cfg), "tb.noc.test_mesh", name=name, params=params, testcase=testcase,
-                  verilog_text=mesh_verilog(cfg, name), cxx_opt="-O0")
+                  verilog_text=mesh_verilog(cfg, name))
     out = "broadcast.json" if testcase == "broadcast" else "result.json"
     return json.loads((run_dir / out).read_text())
 
