@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from rtl.bus.axi import axi4_fields, axil_fields, bus_view, connect_flat
 from rtl.config import FabricConfig
 from rtl.fabric.fabric import HOST_ADDR_BITS, Fabric, mem_port_params, mem_prefixes
 from synth.axi_bram import HOST_MEM_BASE, AxiBram
-from synth.uart import UartRx, UartTx, check_divisor
-from synth.uart_axil import UartAxiLiteBridge
+from synth.host_link import UartLink
 
 __all__ = ["FabricLink", "HOST_MEM_BASE"]
 
 
-class FabricLink(wiring.Component):
+class FabricLink(UartLink):
     """A whole :class:`rtl.fabric.fabric.Fabric` driven from a PC over an 8N1 serial line.
 
-    :class:`UartRx` -> :class:`UartAxiLiteBridge` (byte protocol in docs/synthesis.md) -> the
-    bridge's AXI4-Lite master, split by address:
+    :class:`UartLink` (byte protocol in docs/synthesis.md; ``rx``, ``tx``, ``rx_error``, ``busy``)
+    -> the bridge's AXI4-Lite master, split by address:
 
     * ``0x0000_0000 .. 0x0000_FFFF``: the fabric's CSRs (docs/csr.md);
     * ``HOST_MEM_BASE + a`` (``0x8000_0000 + a``): byte ``a`` of the memory, ``a`` below
@@ -29,39 +26,30 @@ class FabricLink(wiring.Component):
 
     The fabric's AXI4 memory port (one port: ``cfg.mem_ports`` must be 1) goes to :class:`AxiBram`
     of ``memory_bytes``; fabric addresses beyond it answer DECERR, which the fabric reports as a
-    tile or flush error. ``rx_error`` (sticky UART overrun / framing error) and ``busy`` (a command
-    in progress) are for LEDs. ``synth/fabric_host.py`` is the PC side (runs a GEMM).
+    tile or flush error. ``synth/fabric_host.py`` is the PC side (runs a GEMM).
     """
 
     def __init__(self, cfg: FabricConfig, *, divisor: int, memory_bytes: int = 64 * 1024,
                  frame_timeout: int = 1 << 20, fabric: Fabric | None = None):
         """``fabric``: a ``Fabric(cfg, ...)`` to use (the simulation passes one that instantiates
         its tiles as separate modules, :func:`rtl.fabric.fabric_verilog`); default ``Fabric(cfg)``."""
-        check_divisor("FabricLink", divisor)
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"FabricLink: cfg must be a FabricConfig, not {type(cfg).__name__}")
         if cfg.mem_ports != 1:
             raise ValueError(f"FabricLink: cfg.mem_ports = {cfg.mem_ports}; the board has one memory,"
                              " allowed: 1")
         self.cfg = cfg
-        self.rx_unit = UartRx(divisor)
-        self.tx_unit = UartTx(divisor)
-        self.bridge = UartAxiLiteBridge(frame_timeout=frame_timeout)
         self.fabric = fabric if fabric is not None else Fabric(cfg)
         self.mem_params = mem_port_params(cfg)
         self.memory = AxiBram(data_bytes=cfg.cache.data_bytes, addr_bits=self.mem_params["addr_bits"],
                               id_bits=self.mem_params["id_bits"], memory_bytes=memory_bytes)
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "rx_error": Out(1), "busy": Out(1)})
+        super().__init__(divisor=divisor, frame_timeout=frame_timeout)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.uart_rx = self.rx_unit
-        m.submodules.uart_tx = self.tx_unit
-        m.submodules.bridge = self.bridge
         m.submodules.fabric = self.fabric
         m.submodules.memory = self.memory
-        wiring.connect(m, self.rx_unit.o, self.bridge.i)
-        wiring.connect(m, self.bridge.o, self.tx_unit.i)
+        master = self.elaborate_bridge(m)
 
         mem_fields = axi4_fields(**self.mem_params)
         connect_flat(m, bus_view(self.fabric, mem_prefixes(self.cfg)[0], mem_fields),
@@ -70,7 +58,6 @@ class FabricLink(wiring.Component):
         # Address split: the bridge holds one transaction's address steady until its reply, so
         # the select is combinational on the address it presents.
         fields = axil_fields(32, 32)
-        master = bus_view(self.bridge, "m_axil", fields)
         csr = bus_view(self.fabric, "s_axil", axil_fields(HOST_ADDR_BITS, 32))
         mem = bus_view(self.memory, "h_axil", fields)
         to_csr_w = master.awaddr[HOST_ADDR_BITS:] == 0
@@ -84,10 +71,4 @@ class FabricLink(wiring.Component):
                 m.d.comb += [c.eq(a), b.eq(a)]  # the CSR port decodes the low address bits
             else:
                 m.d.comb += a.eq(Mux(sel, c, b))
-        m.d.comb += [
-            self.rx_unit.rx.eq(self.rx),
-            self.tx.eq(self.tx_unit.tx),
-            self.rx_error.eq(self.rx_unit.overrun | self.rx_unit.frame_error),
-            self.busy.eq(~self.bridge.i.ready),
-        ]
         return m
