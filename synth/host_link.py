@@ -6,7 +6,7 @@ from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.bus.axi import axil_fields, bus_view
+from rtl.bus.axi import axil_fields, bus_view, connect_flat
 from synth.port_bank import PortBank
 from synth.uart import UartRx, UartTx, check_divisor
 from synth.uart_axil import UartAxiLiteBridge
@@ -60,13 +60,7 @@ class HostLink(UartLink):
     def elaborate(self, platform):
         m = Module()
         m.submodules.bank = self.bank
-        master = self.elaborate_bridge(m)
-        fields = axil_fields(32, 32)
-        slave = bus_view(self.bank, "s_axil", axil_fields(16, 32))
-        for name, _, direction in fields:
-            a, b = getattr(master, name), getattr(slave, name)
-            if direction == "out":
-                m.d.comb += b.eq(a)  # the bank decodes the low 16 address bits
-            else:
-                m.d.comb += a.eq(b)
+        # The bank decodes the low 16 address bits (the connection truncates the addresses).
+        connect_flat(m, self.elaborate_bridge(m), bus_view(self.bank, "s_axil", axil_fields(16, 32)),
+                     axil_fields(32, 32))
         return m
