@@ -10,7 +10,7 @@ from pathlib import Path
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
-from synth.flow import parse_report, run_tool, tool
+from synth.flow import ROUTER, parse_report, run_tool, tool
 from synth.host_link import HostLink
 
 __all__ = ["BoardTop", "build_bitstream", "pll_params", "run"]
@@ -120,13 +120,15 @@ ABC_FALLBACK = {
 
 
 def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0, timeout: float = 3600.0,
-                    seed: int = 1, lut_mapper: str | None = None, make_link=None) -> dict:
+                    seed: int = 1, lut_mapper: str | None = None, make_link=None,
+                    router: str = ROUTER) -> dict:
     """Build ``BoardTop(block)`` (or ``BoardTop(make_link=...)``) for ULX3S_85F_Platform with the
     YoWASP tools; never programs.
 
     Returns a result dict: resource use and Fmax from nextpnr's report, the bitstream path,
-    ``status`` and timing. The build directory holds Amaranth's generated scripts, so the same
-    build can be repeated by hand with ``sh build_<name>.sh`` (YOSYS, NEXTPNR_ECP5, ECPPACK set).
+    ``status`` and timing. ``router`` is nextpnr's router (default :data:`synth.flow.ROUTER`). The
+    build directory holds Amaranth's generated scripts, so the same build can be repeated by hand
+    with ``sh build_<name>.sh`` (YOSYS, NEXTPNR_ECP5, ECPPACK set).
     """
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
@@ -136,9 +138,12 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
     mapper = lut_mapper or os.environ.get("TESSERA_SYNTH_LUT_MAPPER", "abc9")
     if mapper not in ("abc9", "abc"):
         raise ValueError(f"lut_mapper = {mapper!r}; allowed: abc9, abc")
+    if router not in ("router1", "router2"):
+        raise ValueError(f"router = {router!r}; allowed: router1, router2")
     top = BoardTop(block, make_link=make_link, clk_mhz=clk_mhz)
     plan = platform.build(top, name=name, do_build=False, do_program=False,
-                          nextpnr_opts=f"--timing-allow-fail --seed {seed} --report {name}.report.json",
+                          nextpnr_opts=f"--timing-allow-fail --seed {seed} --router {router}"
+                                       f" --report {name}.report.json",
                           **(ABC_FALLBACK if mapper == "abc" else {}))
     plan.extract(str(build_dir))
     env_file = build_dir / "tools.env"
@@ -159,9 +164,9 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
             and "ABC_OPS_REINTEGRATE" in rpt.read_text(errors="replace")[-2000:]):
         print(f"  abc9 hit the Yosys assertion after {secs:.0f} s; retrying with abc -lut 4", flush=True)
         return build_bitstream(block, name, build_dir, clk_mhz=clk_mhz, timeout=max(1.0, timeout - secs),
-                               seed=seed, lut_mapper="abc", make_link=make_link)
+                               seed=seed, lut_mapper="abc", make_link=make_link, router=router)
     result = {"mode": f"ULX3S_85F_Platform (in context, {clock})", "build_s": round(secs, 1),
-              "lut_mapper": mapper,
+              "lut_mapper": mapper, "router": router,
               "workdir": str(build_dir), "target_mhz": round(top.clk_hz / 1e6, 3)}
     if report.exists():
         result.update(parse_report(json.loads(report.read_text())))
