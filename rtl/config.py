@@ -326,11 +326,13 @@ PRESETS: dict[str, FabricConfig] = {
     # Sized for an ECP5-85F (ULX3S); revisited by the synthesis flow (docs/synthesis.md): one more
     # multiplier and adder stage lift a processing element from 55 to 74 MHz on the ECP5-85F.
     # One VC per message class: the 2 x 1 mesh has no congestion to spread, and a second VC made
-    # the mesh 13.6k of the board fabric's 77k LUT4 (92 % of the part, which did not route).
+    # the mesh 13.6k of the board fabric's 77k LUT4 (92 % of the part). 4 x 2 tensor cores: with
+    # 4 x 4 the board fabric was still 86 % of the LUT4s and nextpnr could not route it
+    # (docs/synthesis.md); the processing elements are most of a tile.
     "ulx3s": replace(
         _DEFAULT,
         name="ulx3s",
-        tensor=replace(_DEFAULT.tensor, rows=4, cols=4,
+        tensor=replace(_DEFAULT.tensor, rows=4, cols=2,
                        numeric=replace(_DEFAULT.tensor.numeric, fmul_latency=3, fadd_latency=4)),
         noc=replace(_DEFAULT.noc, width=2, height=1, flit_bits=64, vcs=1),
         cache=replace(_DEFAULT.cache, sets=32, ways=2, mshrs=2, data_bytes=8, addr_bits=24, id_bits=20),
