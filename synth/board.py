@@ -10,7 +10,7 @@ from pathlib import Path
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
-from synth.flow import ROUTER, parse_report, run_tool, tool
+from synth.flow import ABC_FALLBACK, ROUTER, hit_abc9_assertion, parse_report, run_tool, tool
 from synth.host_link import HostLink
 
 __all__ = ["BoardTop", "build_bitstream", "pll_params", "run"]
@@ -110,16 +110,6 @@ class BoardTop(Elaboratable):
         # as the clock net takes the name of the top module's ``clk``.
 
 
-# Yosys 0.70 (YoWASP build) can fail an assertion in abc9's ABC_OPS_REINTEGRATE on large board
-# designs (seen on the 4x4 tensor core behind the port bank). The fallback maps LUTs with the
-# classic `abc -lut 4` between synth_ecp5's steps instead.
-ABC_FALLBACK = {
-    "synth_opts": "-run begin:map_luts",
-    "script_after_synth": "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
-                          "synth_ecp5 -run map_cells:",
-}
-
-
 def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0, timeout: float = 3600.0,
                     seed: int = 1, lut_mapper: str | None = None, make_link=None,
                     router: str = ROUTER) -> dict:
@@ -161,8 +151,7 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
                         build_dir / "build.log", timeout, build_dir)
     clock = "clk25" if top.pll is None else f"EHXPLLL {top.clk_hz / 1e6:g} MHz from clk25"
     rpt = build_dir / f"{name}.rpt"
-    if (status != "ok" and mapper == "abc9" and rpt.exists()
-            and "ABC_OPS_REINTEGRATE" in rpt.read_text(errors="replace")[-2000:]):
+    if status != "ok" and mapper == "abc9" and hit_abc9_assertion(rpt):
         print(f"  abc9 hit the Yosys assertion after {secs:.0f} s; retrying with abc -lut 4", flush=True)
         return build_bitstream(block, name, build_dir, clk_mhz=clk_mhz, timeout=max(1.0, timeout - secs),
                                seed=seed, lut_mapper="abc", make_link=make_link, router=router)

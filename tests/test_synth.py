@@ -6,7 +6,7 @@ import pytest
 
 from sim.cli import main
 from synth.boundary import BoundaryRegisters
-from synth.flow import synthesize
+from synth.flow import hit_abc9_assertion, synthesize
 from synth.probe import SynthProbe
 
 
@@ -24,6 +24,27 @@ def test_probe_synthesises_for_ecp5_85f(tmp_path):
     cp = r["critical_path"]
     assert cp["total_ns"] == pytest.approx(1000 / r["fmax_mhz"], rel=0.05)
     assert r["yosys_cells"]["DP16KD"] == 2
+    assert (r["lut_mapper"], r["router"]) == ("abc9", "router2")
+
+
+def test_abc_fallback_maps_the_probe(tmp_path):
+    # The `abc -lut 4` mapping that replaces abc9 when YoWASP's Yosys hits its abc9 assertion.
+    r = synthesize(BoundaryRegisters(SynthProbe()), "synth_probe", tmp_path, freq_mhz=50, lut_mapper="abc")
+    assert r["status"] == "ok", r["status"]
+    assert r["lut_mapper"] == "abc"
+    assert r["bram"] == 2 and r["dsp"] == 1 and 40 <= r["lut4"] <= 1000
+    with pytest.raises(ValueError, match="lut_mapper"):
+        synthesize(SynthProbe(), "synth_probe", tmp_path, lut_mapper="abc7")
+
+
+def test_abc9_assertion_is_recognised(tmp_path):
+    log = tmp_path / "yosys.log"
+    log.write_text("2.46.16.7. Executing ABC_OPS_REINTEGRATE pass (reintegrate ABC mapped design).\n"
+                   "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in rtlil.cc:3091.\n")
+    assert hit_abc9_assertion(log)
+    log.write_text("ERROR: Module `top' not found!\n")
+    assert not hit_abc9_assertion(log)
+    assert not hit_abc9_assertion(tmp_path / "missing.log")
 
 
 def test_cli_records_row_and_flags_missed_timing(tmp_path, capsys):
