@@ -39,7 +39,7 @@ DEVICE = {"family": "ECP5", "part": "LFE5U-85F", "package": "CABGA381",
           "nextpnr_args": ["--85k", "--package", "CABGA381"]}
 
 # nextpnr's router for every run. router1 (nextpnr's default) was still resolving 52k overused wires
-# of the board fabric (92 % of the LUT4s) after 71 minutes; router2 negotiates congestion globally.
+# of the 92 % board fabric after 71 minutes; router2 routed the 61 % one in 8 (docs/synthesis.md).
 ROUTER = "router2"
 
 # nextpnr bel types -> result keys.
@@ -170,6 +170,7 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
     ``yosys_s`` / ``nextpnr_s`` (wall seconds), ``rtlil_sha1``, ``workdir``, ``yosys_cells``
     (Yosys' mapped cell counts, present even when place and route did not finish).
     """
+    _check_lut_mapper(lut_mapper)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     il = workdir / f"{top}.il"
@@ -194,8 +195,6 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
         "abc": f"read_rtlil {il.name}; synth_ecp5 -top {top} {ABC_FALLBACK['synth_opts']}; "
                f"{ABC_FALLBACK['script_after_synth']}; write_json {netlist.name}; {stat_cmd}",
     }
-    if lut_mapper is not None and lut_mapper not in scripts:
-        raise ValueError(f"lut_mapper = {lut_mapper!r}; allowed: abc9, abc")
     secs = 0.0
     for mapper, script in scripts.items():
         if lut_mapper is not None and mapper != lut_mapper:
@@ -250,6 +249,11 @@ ABC_FALLBACK = {
 }
 
 
+def _check_lut_mapper(lut_mapper: str | None) -> None:
+    if lut_mapper not in (None, "abc9", "abc"):
+        raise ValueError(f"lut_mapper = {lut_mapper!r}; allowed: abc9, abc")
+
+
 def hit_abc9_assertion(log: Path) -> bool:
     """Whether a Yosys log ends with the abc9 assertion that :data:`ABC_FALLBACK` works around."""
     try:
@@ -284,4 +288,5 @@ def _nextpnr_error(log: Path) -> str:
 
 def synthesize(component, top: str, workdir: Path, **kwargs) -> dict:
     """Export ``component`` to RTLIL and run :func:`synthesize_rtlil` on it."""
+    _check_lut_mapper(kwargs.get("lut_mapper"))
     return synthesize_rtlil(export_rtlil(component, top), top, workdir, **kwargs)
