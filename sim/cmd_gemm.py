@@ -64,11 +64,12 @@ def _check_args(args, cfg):
 
 
 def store_acks(cfg, programs) -> int:
-    """Responses the L2 sends for the STOREs of ``programs`` (tile -> words): one per WRITE
-    (word) and one per ALLOC (line a row covers completely), as the tensor DMA issues them."""
+    """Responses the L2 sends for the STOREs of ``programs`` (tile -> words) when every request
+    succeeds: one per line segment of a row (the tensor DMA's acknowledged WRITE; its ALLOC and
+    other WRITEs are quiet)."""
     from tb.models import tile_isa
 
-    w, line = cfg.tile.word_bytes, cfg.cache.line_bytes
+    line = cfg.cache.line_bytes
     acks = 0
     for words in programs.values():
         for word in words:
@@ -77,10 +78,8 @@ def store_acks(cfg, programs) -> int:
             f = tile_isa.decode(word)
             for r in range(f["rows"]):
                 start = f["mem_addr"] + r * f["stride"]
-                end = start + f["row_bytes"]
-                acks += -(-f["row_bytes"] // w)
-                first = -(-start // line) * line
-                acks += max(0, (end - first) // line)
+                if f["row_bytes"]:
+                    acks += (start + f["row_bytes"] - 1) // line - start // line + 1
     return acks
 
 

@@ -11,6 +11,10 @@ Environment:
   TESSERA_BUILD_VERBOSE=1  show Verilator/compiler output
   TESSERA_CXX_OPT=-O0      g++ optimisation of builds that do not choose one (see CXX_OPTS);
                            the regression sets -O0 (tests/conftest.py), the CLI keeps -Os
+
+Every build that is not reused appends one JSON line (name, Verilog lines, export and Verilator
+build seconds, g++ optimisation, worker) to ``build/sim/build_times.jsonl``;
+``python -m tb.harness`` prints them as a table.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import hashlib
 import json
 import os
 import random
+import sys
+import time
 from pathlib import Path
 
 from sim.toolchain import BUILD, setup_environment
@@ -93,7 +99,9 @@ def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None
     env = setup_environment()
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
+    t0 = time.monotonic()
     text = verilog_text if verilog_text is not None else export_verilog(top, name)
+    t_export = time.monotonic() - t0
     key = hashlib.sha256("\n".join([text, " ".join(VERILATOR_ARGS), "top-public", str(waves)]
                                    + ([f"cxx {cxx_opt}"] if cxx_opt else [])).encode())
     key = key.hexdigest()[:16]
@@ -121,7 +129,29 @@ def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None
         finally:
             env["MAKEFLAGS"] = plain_makeflags
         stamp.write_text(key)
+        record = {"name": name, "key": key, "verilog_lines": text.count("\n"),
+                  "export_s": round(t_export, 1) if verilog_text is None else None,
+                  "build_s": round(time.monotonic() - t0 - t_export, 1), "cxx_opt": cxx_opt or "-Os",
+                  "worker": _worker()}
+        with open(BUILD_TIMES, "a") as f:
+            f.write(json.dumps(record) + "\n")
     return build_dir
+
+
+BUILD_TIMES = BUILD / "sim" / "build_times.jsonl"
+
+
+def build_times_table(path: Path = BUILD_TIMES) -> str:
+    """The records of :data:`BUILD_TIMES` as a Markdown table, slowest build first."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows.sort(key=lambda r: -r["build_s"])
+    out = ["| build | Verilog lines | export (s) | Verilator + g++ (s) | g++ | worker |",
+           "|---|---|---|---|---|---|"]
+    for r in rows:
+        exp = "-" if r["export_s"] is None else f"{r['export_s']:.1f}"
+        out.append(f"| {r['name']} | {r['verilog_lines']:,} | {exp} | {r['build_s']:.1f} | {r['cxx_opt']}"
+                   f" | {r['worker']} |")
+    return "\n".join(out)
 
 
 def resolve_seed(seed: int | None = None) -> int:
@@ -185,3 +215,9 @@ def run(
             f"replay with SEED={seed}; log {log}\n{tail}"
         )
     return run_dir
+
+
+if __name__ == "__main__":
+    if not BUILD_TIMES.exists():
+        sys.exit(f"{BUILD_TIMES}: no build recorded yet (run `make test` or any testbench first)")
+    print(build_times_table())

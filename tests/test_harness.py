@@ -47,3 +47,25 @@ def test_bad_cxx_opt_raises():
 
     with pytest.raises(ValueError, match="cxx_opt"):
         build(lambda: _StreamFifo(8, 2), "stream_fifo", cxx_opt="-O9")
+
+
+def test_build_time_recorded(tmp_path, monkeypatch):
+    """A build that is not reused appends its record to build_times.jsonl; a reused one does not."""
+    import json
+    import uuid
+
+    import tb.harness as h
+
+    log = tmp_path / "build_times.jsonl"
+    monkeypatch.setattr(h, "BUILD_TIMES", log)
+    name = "stream_fifo_timed"
+    # a comment no other build has, so that the first build cannot be reused from an earlier run
+    text = h.export_verilog(_StreamFifo(9, 2), name) + f"// {uuid.uuid4()}\n"
+    first = h.build(None, name, verilog_text=text, cxx_opt="-O0")
+    assert h.build(None, name, verilog_text=text, cxx_opt="-O0") == first
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(records) == 1, records
+    r = records[0]
+    assert r["name"] == name and r["build_s"] > 0 and r["cxx_opt"] == "-O0" and r["export_s"] is None
+    assert r["verilog_lines"] == text.count("\n")
+    assert f"| {name} |" in h.build_times_table(log)

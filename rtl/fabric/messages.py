@@ -12,9 +12,10 @@ Request packets (class REQUEST, tile port 0 -> slice port 1 of :func:`owner` of 
   op         beats                                         response
   =========  ============================================  ===========================
   READ       1: :func:`req_head_layout`                     READ, 2 beats (head, data)
-  WRITE      2: head, then the data word                   WRITE, 1 beat
-  ALLOC      1: head (claim the whole line, zeroed, dirty;  ALLOC, 1 beat
-             no fetch from memory)
+  WRITE      2: head, then the data word                   WRITE, 1 beat (none if quiet
+                                                            and OK)
+  ALLOC      1: head (claim the whole line, zeroed, dirty;  ALLOC, 1 beat (none if quiet
+             no fetch from memory)                          and OK)
   =========  ============================================  ===========================
 
   ``addr`` is a word-aligned byte address (the access is always one whole word, ``size`` =
@@ -41,7 +42,7 @@ from rtl.cache.layouts import CacheOp, CacheStatus
 
 __all__ = [
     "TILE_PORT", "SLICE_PORT", "LOAD_SLOTS", "SLOT_BITS",
-    "tag_layout", "tag_bits", "req_head_layout", "req_head_bits", "resp_head_layout",
+    "tag_layout", "tag_bits", "quiet_bit", "req_head_layout", "req_head_bits", "resp_head_layout",
     "local_word_bits", "node_select_bits", "owner", "slice_addr", "memory_addr",
 ]
 
@@ -71,13 +72,23 @@ def tag_layout(cfg) -> data.StructLayout:
     row is partial; bytes ``0 .. valid-1`` are written). ``word``: local word address.
     ``space``: 0 scratchpad, 1 accumulator memory. ``slot``: the LOAD's completion slot
     (the tile's LOAD sequence number modulo :data:`LOAD_SLOTS`); 0 for STORE traffic.
+    ``quiet`` (the top bit; WRITE and ALLOC only): the slice port sends no response when the
+    status is OK. A STORE sets it on every request but the last of each line it writes: the
+    slice completes the requests of one line in order and the NoC keeps their order, so that
+    last response acknowledges the whole line (see :func:`quiet_bit`).
     """
     return data.StructLayout({
         "valid": max(1, _log2(cfg.tile.word_bytes)),
         "word": local_word_bits(cfg),
         "space": 1,
         "slot": SLOT_BITS,
+        "quiet": 1,
     })
+
+
+def quiet_bit(cfg) -> int:
+    """Bit index of the tag's ``quiet`` flag in a request's / response's ``id``."""
+    return tag_layout(cfg)["quiet"].offset
 
 
 def tag_bits(cfg) -> int:

@@ -8,12 +8,12 @@ from amaranth.lib.wiring import In, Out
 
 from rtl.cache.layouts import CacheOp, CacheStatus, request_layout, response_layout
 from rtl.config import FabricConfig
-from rtl.fabric.messages import TILE_PORT, req_head_layout, resp_head_layout, slice_addr
+from rtl.fabric.messages import TILE_PORT, quiet_bit, req_head_layout, resp_head_layout, slice_addr
 from rtl.noc.layouts import RESPONSE, beat_layout, header_layout
 
 __all__ = ["SlicePort"]
 
-# ALLOC (op 4, being added to CacheOp) and every other op are passed to the slice unchanged.
+# ALLOC (op 4) and every other op are passed to the slice unchanged.
 MALFORMED_OP = 7   # what a FLUSH / INVALIDATE arriving over the NoC is turned into
 
 
@@ -38,7 +38,9 @@ class SlicePort(wiring.Component):
     Responses: a :func:`rtl.fabric.messages.resp_head_layout` beat, then for READ the data beat;
     header class RESPONSE, port ``TILE_PORT``; unicast (``mcast`` 0, ``dest`` the node index)
     when ``dest`` has exactly one bit set, else multicast (``mcast`` 1, ``dest`` the bitmask;
-    an empty mask is dropped by the NI and counted there).
+    an empty mask is dropped by the NI and counted there). A WRITE or ALLOC response whose ``id``
+    has the tag's ``quiet`` bit (:func:`rtl.fabric.messages.quiet_bit`) set and whose status is
+    OK is consumed here and sends nothing (a STORE asks for one acknowledgement per line).
 
     Flush: a ``flush`` pulse (ignored while ``flush_busy``) injects a FLUSH / INVALIDATE into the
     slice as soon as no WRITE is half received, ahead of new NoC requests; its response is
@@ -149,6 +151,8 @@ class SlicePort(wiring.Component):
 
         r_op = r.op.as_value()
         local = (r_op == CacheOp.FLUSH.value) | (r_op == CacheOp.INVALIDATE.value)
+        quiet = ((r_op == CacheOp.WRITE.value) | (r_op == CacheOp.ALLOC.value)) \
+            & r.id[quiet_bit(cfg)] & (r.status == CacheStatus.OK)
         rh = Signal(rsh)
         m.d.comb += [rh.op.eq(r.op), rh.status.eq(r.status), rh.id.eq(r.id)]
         dest = r.dest[:nodes]
@@ -162,7 +166,7 @@ class SlicePort(wiring.Component):
         m.d.comb += [hdr.cls.eq(RESPONSE), hdr.port.eq(TILE_PORT), hdr.mcast.eq(~onehot),
                      hdr.dest.eq(Mux(onehot, index, dest))]
 
-        m.d.comb += resp.ready.eq(Mux(local, 1, tx_free & ~data_next))
+        m.d.comb += resp.ready.eq(Mux(local | quiet, 1, tx_free & ~data_next))
         with m.If(data_next & tx_free):
             m.d.sync += [tx.valid.eq(1), tx.payload.data.eq(rdata), tx.payload.last.eq(1),
                          tx.payload.hdr.eq(rhdr), data_next.eq(0)]
@@ -171,7 +175,7 @@ class SlicePort(wiring.Component):
                 m.d.sync += flush_out.eq(0)
                 with m.If(r.status != CacheStatus.OK):
                     m.d.sync += self.flush_errors.eq(self.flush_errors + 1)
-            with m.Else():
+            with m.Elif(~quiet):
                 is_read = r_op == CacheOp.READ.value
                 m.d.sync += [
                     tx.valid.eq(1), tx.payload.data.eq(Cat(rh.as_value(), Const(0, W * 8 - rsh.size))),

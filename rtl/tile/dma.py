@@ -15,6 +15,7 @@ from rtl.fabric.messages import (
     SLOT_BITS,
     local_word_bits,
     owner,
+    quiet_bit,
     req_head_layout,
     resp_head_layout,
     tag_layout,
@@ -95,7 +96,12 @@ class TensorDma(wiring.Component):
 
     STORE: for each word, an ALLOC packet first when the word starts a line that the row covers
     completely, then an accumulator read and a WRITE packet (head, data) with the valid bytes as
-    mask; complete when every WRITE / ALLOC response is back.
+    mask. Only the last WRITE of each line segment (the words of one row in one line) asks for a
+    response; the ALLOC and the other WRITEs carry the tag's ``quiet`` bit, so that the slice
+    answers them only with an error. The slice completes the requests of a line in order and the
+    NoC keeps the order of one source and destination, so the acknowledged WRITE is the last of
+    its line to complete. Complete when every acknowledgement is back (a quiet request's error
+    response pulses ``fault`` and is not counted).
 
     Throughput: one READ request per cycle while ``tx`` is ready; a STORE sends 2 beats per word
     (3 for a word that starts a line), accumulator reads run up to 4 words ahead. LOAD requests
@@ -236,7 +242,7 @@ class TensorDma(wiring.Component):
                 st_sent.eq(0), st_resps.eq(0),
             ]
 
-        meta_l = data.StructLayout({"addr": 32, "mask": W, "alloc": 1})
+        meta_l = data.StructLayout({"addr": 32, "mask": W, "alloc": 1, "ack": 1})
         m.submodules.st_meta = meta = SyncFIFOBuffered(width=meta_l.size, depth=4)
         m.submodules.st_data = dfifo = SyncFIFOBuffered(width=W * 8, depth=4)
         wmeta = Signal(meta_l)
@@ -244,6 +250,8 @@ class TensorDma(wiring.Component):
             wmeta.addr.eq(st_cur_mem),
             wmeta.mask.eq(Cat(st_rem > i for i in range(W))),
             wmeta.alloc.eq((st_cur_mem[:ob] == 0) & (st_rem >= L)),
+            # the last word of its row or of its line asks for the acknowledgement
+            wmeta.ack.eq((st_rem <= W) | (st_cur_mem[wb:ob].all() if ob > wb else 1)),
             meta.w_data.eq(wmeta.as_value()),
             self.acc_rd.req.valid.eq(st_gen & meta.w_rdy),
             self.acc_rd.req.payload.eq(st_cur_local),
@@ -260,11 +268,12 @@ class TensorDma(wiring.Component):
         m.d.comb += rmeta.as_value().eq(meta.r_data)
         st_alloc_sent = Signal()
         st_in_data = Signal()             # the WRITE head has gone, its data beat is next
-        st_tag = Signal(tagl)
-        m.d.comb += st_tag.space.eq(Space.ACC.value)
+        alloc_tag, write_tag = Signal(tagl), Signal(tagl)
+        m.d.comb += [alloc_tag.space.eq(Space.ACC.value), alloc_tag.quiet.eq(1),
+                     write_tag.space.eq(Space.ACC.value), write_tag.quiet.eq(~rmeta.ack)]
         need_alloc = rmeta.alloc & ~st_alloc_sent
-        alloc_beat = request_beat("alloc_beat", ALLOC_OP, rmeta.addr, st_tag.as_value(), own, 0, 1)
-        whead_beat = request_beat("whead_beat", CacheOp.WRITE.value, rmeta.addr, st_tag.as_value(), own,
+        alloc_beat = request_beat("alloc_beat", ALLOC_OP, rmeta.addr, alloc_tag.as_value(), own, 0, 1)
+        whead_beat = request_beat("whead_beat", CacheOp.WRITE.value, rmeta.addr, write_tag.as_value(), own,
                                   rmeta.mask, 0)
         wdata_beat = Signal(beat)
         m.d.comb += [wdata_beat.eq(whead_beat), wdata_beat.data.eq(dfifo.r_data), wdata_beat.last.eq(1)]
@@ -278,7 +287,7 @@ class TensorDma(wiring.Component):
             m.d.comb += [st_cand.eq(whead_beat), st_cand_valid.eq(meta.r_rdy & dfifo.r_rdy)]
         st_take = Signal()
         with m.If(st_take):
-            m.d.sync += st_sent.eq(st_sent + ~st_in_data)
+            m.d.sync += st_sent.eq(st_sent + (~st_in_data & ~need_alloc & rmeta.ack))
             with m.If(st_in_data):
                 m.d.sync += [st_in_data.eq(0), st_alloc_sent.eq(0)]
                 m.d.comb += [meta.r_en.eq(1), dfifo.r_en.eq(1)]
@@ -358,8 +367,8 @@ class TensorDma(wiring.Component):
                 with m.If((head.op == CacheOp.READ) & ~rx.payload.last):
                     m.d.sync += [in_data.eq(1), rtag.eq(head.id[:tagl.size]),
                                  rskip.eq(head.status != CacheStatus.OK)]
-                with m.Else():
-                    m.d.comb += st_resp_inc.eq(1)
+                with m.Else():            # a STORE's acknowledgement, or a quiet request's error
+                    m.d.comb += st_resp_inc.eq(~head.id[quiet_bit(cfg)])
                     m.d.sync += drain.eq(~rx.payload.last)
         m.d.sync += self.fault.eq(fault)
         with m.If(st_resp_inc):

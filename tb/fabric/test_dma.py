@@ -8,8 +8,10 @@
 * Every scratchpad / accumulator write (space, word, data, mask) is checked against the set of
   expected writes; every ``load_done`` pulse must come after all writes of that LOAD, in order.
 * STOREs: the WRITE / ALLOC packets are checked in order (address, owner, mask, data from a
-  preloaded accumulator model, ALLOC before every fully covered line), answered after a random
-  delay; ``store_done`` must come after the last response.
+  preloaded accumulator model, ALLOC before every fully covered line, the tag's ``quiet`` bit on
+  every packet but the last WRITE of each row's line segment). Acknowledged ones are answered
+  after a random delay; quiet ones only when they draw an error status. ``store_done`` must come
+  after the last acknowledgement.
 * A few responses carry an error status: each must give one ``fault`` pulse (the word is not
   written, but counted). Random back-pressure on tx, sp_wr, acc_wr, acc_rd and random gaps on rx.
 """
@@ -186,11 +188,11 @@ class Bench:
         for (_r, w, addr, word, _valid, nbytes) in self.words(d):
             rem = rb - w * W
             if addr % self.L == 0 and rem >= self.L:
-                self.exp_store_pkts.append(dict(op=ALLOC, addr=addr, j=j))
-                n += 1
+                self.exp_store_pkts.append(dict(op=ALLOC, addr=addr, j=j, quiet=1))
+            ack = rem <= W or (addr + W) % self.L == 0      # last word of the row or of the line
             self.exp_store_pkts.append(dict(op=WRITE, addr=addr, mask=(1 << nbytes) - 1, data=self.acc[word],
-                                            j=j))
-            n += 1
+                                            j=j, quiet=int(not ack)))
+            n += ack
         self.store_resps_due[j] = n
         return d
 
@@ -334,10 +336,11 @@ class Bench:
             self.err(f"unexpected store packet {h}")
             return
         e = self.exp_store_pkts.popleft()
-        if h["op"] != e["op"] or h["addr"] != e["addr"] or h["dest"] != self.own:
+        e["tag"] = pack(self.f_tag, {"space": ACC, "quiet": e["quiet"]})
+        if h["op"] != e["op"] or h["addr"] != e["addr"] or h["dest"] != self.own or h["id"] != e["tag"]:
             self.err(f"store packet of STORE {e['j']}: got op {h['op']} addr {h['addr']:#x}"
-                     f" dest {h['dest']:#x},"
-                     f" expected op {e['op']} addr {e['addr']:#x}")
+                     f" dest {h['dest']:#x} id {h['id']:#x},"
+                     f" expected op {e['op']} addr {e['addr']:#x} id {e['tag']:#x}")
         if h["op"] == WRITE:
             self.write_requests += 1
             if h["mask"] != e.get("mask"):
@@ -352,15 +355,18 @@ class Bench:
             self.respond_store(e)
 
     def respond_store(self, e):
+        """What the slice port sends back: nothing for a quiet request that succeeds."""
         st = self.status(self.p["err_prob"])
-        self.future.append((self.cycle + self.rng.randint(1, 30), self.resp_beats(e["op"], st, 0),
-                            dict(kind="store", j=e["j"], status=st)))
+        if e["quiet"] and st == OK:
+            return
+        self.future.append((self.cycle + self.rng.randint(1, 30), self.resp_beats(e["op"], st, e["tag"]),
+                            dict(kind="store", j=e["j"], status=st, quiet=e["quiet"])))
 
     def on_delivered(self, info):
         if info["status"] != OK:
             self.faults_expected += 1
         if info["kind"] == "store":
-            self.store_resps_due[info["j"]] -= 1
+            self.store_resps_due[info["j"]] -= not info["quiet"]
         else:
             self.resp_words += 1
             if info["status"] != OK:

@@ -1,8 +1,10 @@
 """SlicePort + CacheSlice + cocotbext-axi AxiRam (top: tb/fabric/slice_port_top.py).
 
 Request packets (READ: 1 beat, WRITE: head + data, ALLOC: 1 beat) to lines owned by this node, chosen so that
-they hit, miss and evict (several tags per set), with random masks, unique ids and random
-``dest`` (one bit: unicast response; several: multicast), driven with random gaps between beats;
+they hit, miss and evict (several tags per set), with random masks, unique ids, the tag's
+``quiet`` bit at random (a quiet WRITE or ALLOC that succeeds must send no response; a quiet READ
+still answers) and random ``dest`` (one bit: unicast response; several: multicast), driven with
+random gaps between beats;
 random back-pressure on ``tx``. Every response packet is checked: header (class RESPONSE, port
 TILE_PORT, unicast index or multicast mask), head beat (op, status, id echoed, upper bits 0),
 READ data against a byte model of memory. A NoC request with op FLUSH must get MALFORMED.
@@ -23,7 +25,7 @@ from cocotbext.axi import AxiBus, AxiRam
 
 import tb
 from rtl.config import preset
-from rtl.fabric.messages import req_head_layout, resp_head_layout, slice_addr
+from rtl.fabric.messages import quiet_bit, req_head_layout, resp_head_layout, slice_addr
 from rtl.noc.layouts import beat_layout, header_layout
 from tb.stream import layout_fields, pack, rng_for, unpack
 
@@ -100,8 +102,10 @@ class Bench:
             dest = 0
             while bin(dest).count("1") < 2:
                 dest = rng.randint(1, (1 << self.nodes) - 1)
-        rid = self.next_id
-        self.next_id = (self.next_id + 1) % (1 << self.cfg.cache.id_bits) or 1
+        qb = quiet_bit(self.cfg)
+        quiet = rng.random() < 0.3
+        rid = self.next_id | quiet << qb
+        self.next_id = (self.next_id + 1) % (1 << qb) or 1
         mask = rng.choice(((1 << self.W) - 1, rng.getrandbits(self.W)))
         head = pack(self.f_req, {"op": op, "addr": a, "mask": mask, "id": rid, "dest": dest})
         hdr = pack(self.f_hdr, {"cls": 0, "mcast": 0, "port": 1, "dest": self.node,
@@ -124,7 +128,8 @@ class Bench:
                 self.touched.add(base + w * self.W)
         else:                                           # FLUSH on the NoC: answered MALFORMED, op 7
             exp.update(op=7, status=MALFORMED)
-        self.pending[rid] = exp
+        if not (quiet and op in (WRITE, ALLOC)):
+            self.pending[rid] = exp
         self.queue.append(beats)
 
     def traffic(self, n, reads_only=False):
