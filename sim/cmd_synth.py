@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+BLOCK_TIMEOUT = 1800.0   # seconds per block design (`--design`, `--all`)
+BOARD_TIMEOUT = 7200.0   # seconds for a board build (`--board`): the ulx3s fabric took 2015 s
+
 
 def register(sub):
     p = sub.add_parser("synth", help="FPGA synthesis for an ECP5-85F (ULX3S): resources and Fmax",
@@ -31,7 +34,9 @@ def register(sub):
     p.add_argument("--freq", type=float, default=None,
                    help="clock constraint in MHz (default: 100 for blocks, 60 for the fabric; "
                         "with --board: the board clock, 25 = clk25 directly, otherwise a PLL)")
-    p.add_argument("--timeout", type=float, default=1800.0, help="time limit per design in seconds")
+    p.add_argument("--timeout", type=float, default=None,
+                   help=f"time limit per design in seconds (default {BLOCK_TIMEOUT:g}; "
+                        f"with --board {BOARD_TIMEOUT:g}: the ulx3s fabric takes about 35 minutes)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--force", action="store_true",
                    help="with --all: synthesise again designs whose netlist is unchanged since their row")
@@ -46,6 +51,8 @@ def _check(args):
         raise ValueError(f"--preset: unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}")
     if args.freq is not None and not 1.0 <= args.freq <= 1000.0:
         raise ValueError(f"--freq: {args.freq:g} MHz is out of range; allowed: 1..1000")
+    if args.timeout is None:
+        args.timeout = BOARD_TIMEOUT if args.board is not None else BLOCK_TIMEOUT
     if args.timeout <= 0:
         raise ValueError(f"--timeout: must be positive, not {args.timeout:g}")
 

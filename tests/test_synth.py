@@ -67,3 +67,18 @@ def test_cli_rejects_unknown_names(tmp_path):
         main(["synth", "--design", "no_such_block", "-o", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["synth", "--design", "synth_probe", "--preset", "huge", "-o", str(tmp_path)])
+
+
+def test_cli_time_limit_defaults():
+    """A board build gets the longer default limit (the ulx3s fabric takes about 35 minutes)."""
+    from sim.cli import build_parser
+    from sim.cmd_synth import BLOCK_TIMEOUT, BOARD_TIMEOUT, _check
+
+    parser = build_parser()
+    for argv, want in ((["synth", "--design", "synth_probe"], BLOCK_TIMEOUT),
+                       (["synth", "--board", "fabric"], BOARD_TIMEOUT),
+                       (["synth", "--board", "fabric", "--timeout", "60"], 60.0)):
+        args = parser.parse_args(argv)
+        _check(args)
+        assert args.timeout == want, argv
+    assert BOARD_TIMEOUT > 2015          # the measured ulx3s fabric build
