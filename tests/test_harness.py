@@ -52,6 +52,7 @@ def test_bad_cxx_opt_raises():
 def test_build_time_recorded(tmp_path, monkeypatch):
     """A build that is not reused appends its record to build_times.jsonl; a reused one does not."""
     import json
+    import shutil
     import uuid
 
     import tb.harness as h
@@ -62,7 +63,10 @@ def test_build_time_recorded(tmp_path, monkeypatch):
     # a comment no other build has, so that the first build cannot be reused from an earlier run
     text = h.export_verilog(_StreamFifo(9, 2), name) + f"// {uuid.uuid4()}\n"
     first = h.build(None, name, verilog_text=text, cxx_opt="-O0")
-    assert h.build(None, name, verilog_text=text, cxx_opt="-O0") == first
+    try:
+        assert h.build(None, name, verilog_text=text, cxx_opt="-O0") == first
+    finally:
+        shutil.rmtree(first.parent)      # a one-off build: do not let them pile up in build/sim
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) == 1, records
     r = records[0]
