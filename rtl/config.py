@@ -41,7 +41,8 @@ def _int_in(owner: str, name: str, value, lo: int, hi: int | None = None):
 def _pow2(owner: str, name: str, value, lo: int = 1, hi: int | None = None):
     _int_in(owner, name, value, lo, hi)
     if not is_pow2(value):
-        raise ValueError(f"{owner}.{name} = {value} must be a power of two")
+        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{owner}.{name} = {value} must be a power of two; allowed: powers of two {span}")
 
 
 def _one_of(owner: str, name: str, value, allowed):
@@ -86,7 +87,7 @@ class TensorConfig:
         _int_in("TensorConfig", "max_m", self.max_m, 1, 1 << 16)
         _int_in("TensorConfig", "max_n", self.max_n, 1, 1 << 16)
         if not isinstance(self.numeric, NumericConfig):
-            raise ValueError("TensorConfig.numeric must be a NumericConfig")
+            raise ValueError(f"TensorConfig.numeric must be a NumericConfig, not {self.numeric!r}")
 
     @property
     def pes(self) -> int:
@@ -250,7 +251,7 @@ class FabricConfig:
         for name, cls in (("tensor", TensorConfig), ("noc", NocConfig), ("cache", CacheConfig),
                           ("tile", TileConfig)):
             if not isinstance(getattr(self, name), cls):
-                raise ValueError(f"FabricConfig.{name} must be a {cls.__name__}")
+                raise ValueError(f"FabricConfig.{name} must be a {cls.__name__}, not {getattr(self, name)!r}")
         _int_in("FabricConfig", "mem_ports", self.mem_ports, 1, self.noc.nodes)
         self._check_fabric()
 

@@ -7,7 +7,7 @@ nothing changed, and runs the named cocotb module with a printed, replayable see
 
 Environment:
   SEED=N      replay a run with this seed (printed by every run)
-  WAVES=1     build with tracing and write ``dump.vcd`` in the build directory
+  WAVES=1     build with tracing (a separate build) and write ``dump.vcd`` in the run directory
   TESSERA_BUILD_VERBOSE=1  show Verilator/compiler output
   TESSERA_CXX_OPT=-O0      g++ optimisation of builds that do not choose one (see CXX_OPTS);
                            the regression sets -O0 (tests/conftest.py), the CLI keeps -Os
@@ -31,8 +31,7 @@ from sim.toolchain import BUILD, setup_environment
 
 PARAMS_ENV = "TESSERA_PARAMS"
 
-# -Wno-fatal: Yosys output carries unavoidable lint warnings (see lint/waivers.vlt);
-# make lint checks them with -Wall separately.
+
 def hier_args(text: str) -> list[str]:
     """Hierarchical verilation when the design marks modules ``/*verilator hier_block*/``: each
     such module is verilated and compiled once and shared by all its instances (the fabric's PEs,
@@ -40,6 +39,8 @@ def hier_args(text: str) -> list[str]:
     return ["--hierarchical", "-Wno-UNOPTFLAT"] if "/*verilator hier_block*/" in text else []
 
 
+# -Wno-fatal: Yosys output carries unavoidable lint warnings (see sim/verilator_waivers.vlt);
+# make lint checks them with -Wall separately.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
 
 # C++ optimisation of the Verilated model (verilated.mk's OPT_FAST / OPT_SLOW / OPT_GLOBAL).
@@ -205,8 +206,14 @@ def run(
         total, failed = get_results(results)
         detail = f"{failed} of {total} cocotb tests failed" if failed or not total else ""
     except (SystemExit, RuntimeError) as e:
-        # Under pytest the runner exits (SystemExit) on a failed test or a crashed simulator.
-        detail = f"cocotb tests failed or the simulator crashed ({e!r})"
+        # Under pytest the runner exits (SystemExit) on a failed test or a crashed simulator;
+        # the results file, if the simulator got to write it, says how many tests failed.
+        xml = run_dir / "results.xml"
+        try:
+            total, failed = get_results(xml)
+            detail = f"{failed} of {total} cocotb tests failed"
+        except Exception:
+            detail = f"the simulator crashed or wrote no results ({e!r})"
     if detail:
         log = run_dir / "sim.log"
         tail = log.read_text(errors="replace")[-8000:] if log.exists() else "(no sim.log)"

@@ -73,3 +73,37 @@ def test_build_time_recorded(tmp_path, monkeypatch):
     assert r["name"] == name and r["build_s"] > 0 and r["cxx_opt"] == "-O0" and r["export_s"] is None
     assert r["verilog_lines"] == text.count("\n")
     assert f"| {name} |" in h.build_times_table(log)
+
+
+def test_failing_testbench_makes_run_raise_with_its_seed():
+    """Negative control: one wrong expectation must fail the run, and the error names the seed."""
+    import pytest
+
+    with pytest.raises(AssertionError, match=r"1 of 1 cocotb tests failed \(seed=4242\)") as e:
+        run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=4242,
+            params={"width": 37, "count": 50, "corrupt": 17})
+    assert "scoreboard fifo: 1 mismatches, 49 matched" in str(e.value)
+
+
+def test_seed_replays_the_same_stimulus():
+    first = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=99,
+                params={"width": 37, "count": 100})
+    words = (first / "words.txt").read_text()
+    again = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=99,
+                params={"width": 37, "count": 100})
+    assert (again / "words.txt").read_text() == words
+    other = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=100,
+                params={"width": 37, "count": 100})
+    assert (other / "words.txt").read_text() != words
+
+
+def test_waves_writes_a_vcd(monkeypatch):
+    """WAVES=1: a separate traced build (the option is in the build key) and dump.vcd in the run
+    directory, with the top-level ports in it."""
+    monkeypatch.setenv("WAVES", "1")
+    run_dir = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo",
+                  params={"width": 37, "count": 50})
+    vcd = run_dir / "dump.vcd"
+    assert vcd.exists(), sorted(p.name for p in run_dir.iterdir())
+    head = vcd.read_text(errors="replace")[:20000]
+    assert "$var" in head and "i__valid" in head and "o__ready" in head

@@ -39,3 +39,22 @@ def test_xdist_group_keeps_a_group_on_one_worker(tmp_path):
     assert len(workers) == 8, workers
     grouped = {w for name, w in workers.items() if name.startswith("grouped")}
     assert len(grouped) == 1, f"one xdist_group ran on several workers: {workers}"
+
+
+def test_golden_models_do_not_import_the_design():
+    """tb/models/ is independent of rtl/ (and of sim/, which imports rtl/): a model derived from
+    the design would check nothing. Every import, at any depth of the file, is looked at."""
+    import ast
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parent.parent / "tb" / "models"
+    files = sorted(models.glob("*.py"))
+    assert len(files) >= 5, files
+    offenders = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names
+                          if n.split(".")[0] in ("rtl", "sim", "synth", "amaranth")]
+    assert not offenders, offenders

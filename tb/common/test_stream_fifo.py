@@ -1,4 +1,12 @@
-"""Self-test of the stream VIP and the harness: random words through a FIFO under back-pressure."""
+"""Self-test of the stream VIP and the harness: random words through a FIFO under back-pressure.
+
+Parameters: ``width``, ``count``; ``corrupt`` (index of one expected word to flip: a negative
+control, the scoreboard must then fail the test). The words sent are written to
+``words.txt`` in the run directory, so that a test can check that a seed replays them.
+"""
+
+import os
+from pathlib import Path
 
 import cocotb
 from cocotb.clock import Clock
@@ -21,8 +29,9 @@ async def fifo_random_traffic(dut):
     mon = StreamMonitor(dut, "o", dut.clk, callback=lambda w, c: sb.observe(w))
     BackPressure(dut, "o", dut.clk, ready_prob=0.6)
     words = [rng.randrange(1 << p["width"]) for _ in range(p["count"])]
-    for w in words:
-        sb.expect(w)
+    Path(os.environ["TESSERA_RUN_DIR"], "words.txt").write_text("".join(f"{w:x}\n" for w in words))
+    for i, w in enumerate(words):
+        sb.expect(w ^ 1 if i == p.get("corrupt") else w)
     drv.extend(words)
     for _ in range(20 * len(words)):
         await RisingEdge(dut.clk)
