@@ -28,8 +28,15 @@ def test_help_everywhere(capsys):
 
 
 def test_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "sim.cli", "--help"], capture_output=True, text=True)
+    """The installed `tessera` entry point (pyproject's [project.scripts]), beside this Python."""
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "tessera"
+    assert exe.exists(), f"{exe}: the console script is not installed (make env)"
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "verilog" in out.stdout
+    out = subprocess.run([str(exe), "verilog", "--preset", "nope"], capture_output=True, text=True)
+    assert out.returncode == 2 and "--preset" in out.stderr
 
 
 def test_verilog_export(tmp_path, capsys):
