@@ -14,8 +14,9 @@ against a unicast to the farthest node).
 
 JSON fields, ``--rate``: offered, accepted (flits/node/cycle), avg_latency, p99_latency,
 link_traversals; ``--sweep``: also points (one per rate), saturation_throughput (accepted at
-offered load 1.0), max_accepted, zero_load_latency {per_hop, constant} (least-squares fit of
-latency against hop count at the lowest load). ``multicast``: link_traversals, tree_edges,
+offered load 1.0, which every sweep includes: ``--rates`` without 1.0 is refused), max_accepted,
+zero_load_latency {per_hop, constant} (least-squares fit of latency against hop count at the
+lowest load). ``multicast``: link_traversals, tree_edges,
 latency, unicast_latency, unicast_links, separate_unicast_links.
 """
 
@@ -37,7 +38,8 @@ def register(sub):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--rate", type=float, help="offered load, flits/node/cycle (0 < R <= 1)")
     mode.add_argument("--sweep", action="store_true", help="sweep the offered load up to 1.0")
-    p.add_argument("--rates", help="comma-separated offered loads for --sweep (default: 0.02,0.1,...,1.0)")
+    p.add_argument("--rates", help="comma-separated offered loads for --sweep, 1.0 included "
+                   "(default: 0.02,0.1,...,1.0)")
     p.add_argument("--vcs", type=int, default=2, help="virtual channels per message class")
     p.add_argument("--depth", type=int, default=4, help="input buffer depth per VC, flits")
     p.add_argument("--packet-flits", type=int, default=1, help="flits per packet")
@@ -99,6 +101,9 @@ def _rates(args) -> list[float]:
         raise ValueError(f"--rates: {args.rates!r} is not a comma-separated list of numbers") from None
     if not rates or not all(0 < r <= 1 for r in rates):
         raise ValueError("--rates: every rate must be in (0, 1]")
+    if rates[-1] != 1.0:
+        raise ValueError(f"--rates: {args.rates!r} must include 1.0 (saturation_throughput is the "
+                         "accepted load at offered load 1.0)")
     return rates
 
 
@@ -158,7 +163,7 @@ def run(args) -> int:
             per_hop, const = fit_line(r["points"][0]["latencies"])
             at_one = [pt for pt in points if pt["offered"] == 1.0]
             out = dict(base, points=points,
-                       saturation_throughput=at_one[0]["accepted"] if at_one else None,
+                       saturation_throughput=at_one[0]["accepted"],
                        max_accepted=max(pt["accepted"] for pt in points),
                        zero_load_latency={"per_hop": round(per_hop, 3), "constant": round(const, 3),
                                           "at_offered": points[0]["offered"]})

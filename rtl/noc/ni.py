@@ -33,19 +33,39 @@ class NetworkInterface(wiring.Component):
     never interleave), ``hdr`` repeated on every beat with ``src`` / ``src_port`` of the sender and
     ``dest`` the delivered bitmask (this node's bit).
     ``to_router`` / ``from_router``: the links to this endpoint's router port.
-    ``errors`` (out, 32 bits): packets dropped at injection since reset.
+    ``errors`` (out, 32 bits): bad packets since reset (dropped, or truncated multicasts; below).
 
     Bad input: a unicast whose ``dest`` index is not a node of the mesh, a multicast whose
     ``dest`` bitmask is empty, or a ``port`` that is not an endpoint index is consumed whole
     (every beat up to ``last``) without entering the network and counted in ``errors``; traffic
-    before and after it is unaffected.
+    before and after it is unaffected. A multicast longer than ``depth`` beats (the limit of the
+    multicast deadlock-freedom argument, ``docs/noc.md``) is truncated: its first ``depth`` beats
+    enter the network as a complete ``depth``-flit packet (beat ``depth`` carries the tail, so
+    every destination receives those ``depth`` beats with ``last`` on the final one), the
+    remaining beats up to ``last`` are consumed without entering the network, and the packet is
+    counted once in ``errors`` (when beat ``depth + 1`` is taken). Beats already injected cannot
+    be recalled, and holding a multicast back until its length is known would delay every legal
+    one; so an over-long multicast never exists in the network, and legal packets see no change
+    in timing. An endpoint that receives a ``depth``-beat multicast cannot tell a truncated one
+    from a legal one; the sender's ``errors`` count is the report.
+
+    Endpoint obligation (one ``rx`` for both classes): the NI delivers whole packets and, once a
+    packet is offered on ``rx``, offers nothing else until its tail is taken, so a packet the
+    endpoint holds up blocks every packet of either class behind it at this endpoint. The class
+    separation of the network therefore holds end to end only if (1) the endpoint takes every
+    response beat without waiting for anything in the NoC (its own ``tx`` being accepted, another
+    packet arriving), and (2) if it also receives requests, it takes request beats under the same
+    rule. An endpoint that receives only requests may wait for its own responses to be accepted
+    on ``tx``. The fabric meets this with endpoints of one class each (``docs/noc.md``, "Endpoint
+    obligation").
 
     Latency: a beat accepted on ``tx`` is in the router's input FIFO at the next edge. A flit in
     the ejection FIFO is offered on ``rx`` in the cycle after it arrives. Throughput: one beat per
     cycle each way. ``tx.ready`` depends on ``tx.valid`` / ``tx.payload`` (header check, credits);
     ``rx.valid`` depends only on state. A multicast packet enters the network only when the
-    router's input FIFO of its (class, VC) is empty, and must be at most ``depth`` flits long (the
-    virtual cut-through condition of the multicast deadlock-freedom argument, ``docs/noc.md``).
+    router's input FIFO of its (class, VC) is empty, and is at most ``depth`` flits long in the
+    network (the virtual cut-through condition of the multicast deadlock-freedom argument,
+    enforced by the truncation above).
     """
 
     def __init__(self, cfg, node: int, port: int):
@@ -100,11 +120,19 @@ class NetworkInterface(wiring.Component):
             first.src.eq(self.node), first.src_port.eq(self.port),
         ]
         flit = Signal(flit_layout(cfg))
+        # Multicast length limit: the beat index within a multicast being sent. Its beat D - 1 is
+        # always sent as the tail; if it is not the packet's last beat, the packet is over-long:
+        # the network gets its first D beats as a D-flit packet, the rest is dropped (``cut``).
+        mc_beat = Signal(range(D), name="mc_beat")
+        at_limit = Signal()
+        cut = Signal()
         m.d.comb += [
             flit.eq(Mux(in_packet, held, first)),
             flit.head.eq(~in_packet),
-            flit.tail.eq(tx.payload.last),
             flit.data.eq(tx.payload.data),
+            at_limit.eq(flit.mcast & (mc_beat == D - 1)),
+            flit.tail.eq(tx.payload.last | at_limit),
+            cut.eq(at_limit & ~tx.payload.last),
         ]
         cr = credit[flit.cls]
         room = Mux(flit.head & flit.mcast, cr == D, cr.any())
@@ -119,9 +147,13 @@ class NetworkInterface(wiring.Component):
         with m.Else():
             m.d.comb += [tx.ready.eq(room), link.valid.eq(tx.valid & room), link.flit.eq(flit)]
             with m.If(tx.valid & room):
-                m.d.sync += in_packet.eq(~tx.payload.last)
+                m.d.sync += in_packet.eq(~flit.tail)
                 with m.If(~in_packet):
                     m.d.sync += held.eq(first)
+                with m.If(flit.mcast):
+                    m.d.sync += mc_beat.eq(Mux(flit.tail, 0, mc_beat + 1))
+                with m.If(cut):
+                    m.d.sync += [dropping.eq(1), self.errors.eq(self.errors + 1)]
 
     def _eject(self, m):
         cfg, V, D = self.cfg, self.cfg.vcs, self.cfg.depth

@@ -4,9 +4,11 @@
 queue) of the given pattern, optionally mixed with random multicasts and malformed packets, for
 ``cycles`` cycles, then drains. The ejection side applies random back-pressure. A scoreboard
 checks that every packet and every multicast copy arrives exactly once, intact (every beat's data
-and header), in order per (source, destination, class); malformed packets must be counted in
-``errors`` and never arrive. A watchdog fails the run when nothing moves for ``watchdog`` cycles
-while packets are outstanding. Statistics go to ``result.json`` in the run directory.
+and header), in order per (source, destination, class); malformed packets (a unicast outside the
+mesh, an empty multicast) must never arrive, and a multicast longer than ``depth`` beats must
+arrive truncated to its first ``depth`` beats (``last`` on beat ``depth``) at every destination;
+each of them is counted once in ``errors``. A watchdog fails the run when nothing moves for
+``watchdog`` cycles while packets are outstanding. Statistics go to ``result.json`` in the run directory.
 
 ``broadcast``: at zero load, one unicast from ``src`` to the farthest node, then one multicast
 from ``src`` to every node; records latencies and link traversals of each.
@@ -56,8 +58,8 @@ class Codec:
 
 
 class Packet:
-    __slots__ = ("uid", "src", "cls", "mcast", "dest", "port", "flits", "gen", "dests", "bad", "hops",
-                 "measured", "beats", "done")
+    __slots__ = ("uid", "src", "cls", "mcast", "dest", "port", "flits", "deliver", "gen", "dests", "bad",
+                 "hops", "measured", "beats", "done")
 
     def __init__(self, **kw):
         for k in self.__slots__:
@@ -80,7 +82,8 @@ class Bench:
         self.packets: dict[int, Packet] = {}
         self.rx_cur = [None] * self.E       # (packet, beat index) being received
         self.errors: list[str] = []
-        self.bad_sent = 0
+        self.bad_sent = 0                   # malformed packets: dropped whole
+        self.overlong_sent = 0              # multicasts longer than depth: truncated
         self.outstanding = 0                # copies still to arrive + packets not fully sent
         self.copies_delivered = 0
         self.eject_flits_window = 0
@@ -97,7 +100,7 @@ class Bench:
     def new_packet(self, src_ep, cls, mcast, dest, port, flits, bad=False):
         self.uid += 1
         pk = Packet(uid=self.uid, src=src_ep, cls=cls, mcast=mcast, dest=dest, port=port, flits=flits,
-                    gen=self.cycle, bad=bad, done=0,
+                    deliver=flits, gen=self.cycle, bad=bad, done=0,
                     measured=self.window[0] <= self.cycle < self.window[1])
         node = src_ep // self.lp
         if bad:
@@ -107,6 +110,9 @@ class Bench:
             nodes = self.model.mask_nodes(dest) if mcast else [dest]
             pk.dests = [n * self.lp + port for n in nodes]
             pk.hops = max(self.model.hops(node, n) for n in nodes)
+            if mcast and flits > self.p["depth"]:
+                pk.deliver = self.p["depth"]     # the NI cuts it to its first depth beats
+                self.overlong_sent += 1
             for d in pk.dests:
                 self.expect[(src_ep, d, cls)].append(pk.uid)
             self.outstanding += len(pk.dests)
@@ -138,9 +144,10 @@ class Bench:
                 or h["mcast"] != pk.mcast or h["port"] != pk.port or h["dest"] != 1 << (e // self.lp):
             self.err(f"endpoint {e}: packet {pk.uid} beat {i}: got data {b['data']:#x} hdr {h}, "
                      f"expected data {want:#x} from {pk.src} class {pk.cls}")
-        last = i == pk.flits - 1
+        last = i == pk.deliver - 1
         if b["last"] != int(last):
-            self.err(f"endpoint {e}: packet {pk.uid} beat {i} of {pk.flits}: last={b['last']}")
+            self.err(f"endpoint {e}: packet {pk.uid} beat {i} of {pk.deliver} (sent {pk.flits}): "
+                     f"last={b['last']}")
         if self.window[0] <= self.cycle < self.window[1]:
             self.eject_flits_window += 1
         if b["last"] or last:
@@ -247,6 +254,7 @@ async def traffic(dut):
     E, lp, model = b.E, b.lp, b.model
     fmin, fmax = p.get("flits_min", 1), p.get("flits_max", 1)
     mcast_prob, bad_prob = p.get("mcast_prob", 0.0), p.get("bad_prob", 0.0)
+    overlong_prob = p.get("overlong_prob", 0.0)     # share of the multicasts made over-long
     resp_prob = p.get("response_prob", 0.5)
     ready_prob = p.get("ready_prob", 1.0)
     cycles, watchdog = p["cycles"], p.get("watchdog", 1000)
@@ -268,6 +276,9 @@ async def traffic(dut):
             return b.new_packet(src_ep, cls, 1, 0, port, min(flits, depth), True)
         if mcast_prob and rng.random() < mcast_prob:
             mask = rng.randrange(1, 1 << model.nodes)
+            if overlong_prob and rng.random() < overlong_prob:
+                # 1 to 3 beats past depth: delivered truncated to depth beats, counted in errors.
+                return b.new_packet(src_ep, cls, 1, mask, port, rng.randint(depth + 1, depth + 3))
             return b.new_packet(src_ep, cls, 1, mask, port, min(flits, depth))
         return b.new_packet(src_ep, cls, 0, model.destination(pattern, node, rng), port, flits)
 
@@ -276,7 +287,7 @@ async def traffic(dut):
         warmup = p.get("warmup", cycles // 5)
         b.window = (t0 + warmup, t0 + cycles)
         b.lat, b.eject_flits_window, b.copies_delivered = [], 0, 0
-        link0, bad0, uid0 = int(dut.link_flits.value), b.bad_sent, b.uid
+        link0, bad0, long0, uid0 = int(dut.link_flits.value), b.bad_sent, b.overlong_sent, b.uid
         pgen = min(1.0, rate / ((fmin + fmax) / 2))
         idle = 0
         while True:
@@ -300,7 +311,7 @@ async def traffic(dut):
             await RisingEdge(dut.clk)
         return {
             "offered": rate, "cycles": cycles, "warmup": warmup, "drained_at": drained_at,
-            "generated": b.uid - uid0, "bad": b.bad_sent - bad0,
+            "generated": b.uid - uid0, "bad": b.bad_sent - bad0, "overlong": b.overlong_sent - long0,
             "copies_delivered": b.copies_delivered,
             "link_traversals": int(dut.link_flits.value) - link0,
             "window_eject_flits": b.eject_flits_window,
@@ -318,11 +329,12 @@ async def traffic(dut):
     errors_hw = int(dut.errors.value)
     leftovers = sum(len(q) for q in b.expect.values())
     result = dict(points[0], file="result.json", endpoints=E, points=points, errors_hw=errors_hw,
-                  errors=b.errors, bad_total=b.bad_sent)
+                  errors=b.errors, bad_total=b.bad_sent, overlong_total=b.overlong_sent)
     write_result(result)
     assert not b.errors, "scoreboard:\n  " + "\n  ".join(b.errors)
     assert leftovers == 0, f"{leftovers} expected copies never arrived"
-    assert errors_hw == b.bad_sent, f"error counter {errors_hw}, malformed packets sent {b.bad_sent}"
+    assert errors_hw == b.bad_sent + b.overlong_sent, \
+        f"error counter {errors_hw}: malformed packets {b.bad_sent}, over-long multicasts {b.overlong_sent}"
 
 
 @cocotb.test()
