@@ -1,13 +1,15 @@
 """The host side of the fabric in a cocotb testbench: CSR access over AXI4-Lite (docs/csr.md).
 
 ``Host`` wraps cocotbext-axi's ``AxiLiteMaster`` on ``s_axil_*`` with the register map: push a
-program into a tile's command queue, start tiles, wait for them, flush the L2, read status and
-counters. Register offsets: sim/csr_map.py (from docs/csr.md, not imported from the RTL).
+program into a tile's command queue, start tiles, wait for them, flush the L2 (with its write-back
+errors), read status and counters. Register offsets: sim/csr_map.py (from docs/csr.md, not
+imported from the RTL).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
@@ -23,6 +25,11 @@ from sim.csr_map import (  # noqa: F401  (re-exported for the testbenches)
     TILE_REG,
     TILE_STRIDE,
 )
+
+
+class Flush(NamedTuple):
+    cycles: int                 # cycles polled until FLUSH read 0
+    errors: int                 # memory write errors of this flush (FLUSH_ERRORS after - before)
 
 
 class Host:
@@ -76,16 +83,22 @@ class Host:
             out["slices"].append({n: await self.read(base + 4 * i) for i, n in enumerate(L2_COUNTERS)})
         return out
 
-    async def flush(self, invalidate: bool = True, timeout: int = 1_000_000) -> int:
-        """Write every dirty L2 line back (and invalidate); return the cycles it took (polled)."""
+    async def flush(self, invalidate: bool = True, timeout: int = 1_000_000) -> Flush:
+        """Write every dirty L2 line back (and invalidate), as docs/csr.md says: pulse FLUSH, poll
+        it (every 16 cycles) until it reads 0, then read FLUSH_ERRORS. Returns the cycles polled
+        and the write-back errors of this flush (the counter's increase; a dirty line whose
+        write-back the memory refused is lost, so D read back is then not the result). Raises
+        ``TimeoutError`` after ``timeout`` cycles."""
+        errors_before = await self.read(REG["FLUSH_ERRORS"])
         await self.write(REG["FLUSH"], 1 | (int(invalidate) << 1))
         waited = 0
         while await self.read(REG["FLUSH"]):
             await ClockCycles(self.dut.clk, 16)
             waited += 16
             if waited > timeout:
-                raise TimeoutError("L2 flush did not finish")
-        return waited
+                raise TimeoutError(f"L2 flush did not finish in {timeout} cycles")
+        errors = (await self.read(REG["FLUSH_ERRORS"]) - errors_before) & 0xFFFF_FFFF
+        return Flush(waited, errors)
 
 
 def counter_delta(after, before):

@@ -2,15 +2,20 @@
 
 Parameters (``tb.params()``): ``cfg`` (a FabricConfig as a dict), ``jobs`` (list of
 ``{"dir", "dtype", "multicast"}``; each dir holds ``A.npy``, ``B.npy`` and maybe ``C.npy``),
-``mem_latency``, ``mem_bytes_per_cycle``, ``max_cycles`` (watchdog per job), ``progress``
-(a file the CLI watches for its progress bar).
+``mem_latency``, ``mem_bytes_per_cycle``, ``max_cycles`` (watchdog per job, default
+:func:`job_cycle_limit`), ``progress`` (a file the CLI watches for its progress bar).
 
 Per job: the runtime (``sim/gemm_map.py``) plans the GEMM; its inputs go into memory (the
 host's backdoor into ``FabricMemory``); every tile is cleared, gets its program through the
 CSRs and is started; the host polls ``ACTIVE`` (pushing the rest of long programs as queue space
 frees) until no tile runs, checks every tile's status, reads the counters, flushes and
-invalidates the L2 and reads D back from memory. Each job writes ``D.npy`` and ``result.json``
-into its dir; checking against the golden model is the caller's business.
+invalidates the L2 (``flush_errors``: memory write errors of that flush, from FLUSH_ERRORS) and
+reads D back from memory. Each job writes ``D.npy`` and ``result.json`` into its dir; checking
+against the golden model is the caller's business.
+
+Nothing hangs: besides the ACTIVE watchdog (``max_cycles``) and the flush timeout, every job runs
+under a simulated-time limit (:func:`job_time_limit_ns`, scaled to its size), so that a host
+access the fabric never answers fails the test instead of stalling it.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, with_timeout
 
 import tb
 from rtl.config import fabric_from_dict
@@ -32,6 +37,28 @@ from tb.fabric.host import REG, Host, counter_delta
 from tb.fabric.memory import FabricMemory
 
 POLL = 256
+CLOCK_NS = 10
+START_LIMIT_NS = CLOCK_NS * 1000      # reset and the ID read
+
+
+def job_cycle_limit(cfg, m: int, n: int, k: int) -> int:
+    """Cycles a job may keep a tile active before the watchdog fails it: 50x the ideal cycle
+    count (every PE busy) plus 200k for memory latency and small jobs."""
+    ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
+    return int(50 * ideal) + 200_000
+
+
+def flush_cycle_limit(cfg, bytes_per_cycle: float | None = None) -> int:
+    """Cycles a flush may take: 4x the time to write the whole L2 back, plus 10k."""
+    l2 = cfg.tiles * cfg.cache.sets * cfg.cache.ways * cfg.cache.line_bytes
+    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
+    return int(4 * l2 / rate) + 10_000
+
+
+def job_time_limit_ns(cfg, run_cycles: int, words: int, bytes_per_cycle=None) -> int:
+    """Simulated time one job may take: its run watchdog (``run_cycles``) + the flush limit + host
+    accesses (about 20 cycles per instruction word pushed, 50k for clearing, counters, polling)."""
+    return CLOCK_NS * (run_cycles + flush_cycle_limit(cfg, bytes_per_cycle) + 20 * words + 50_000)
 
 
 async def start_fabric(dut, cfg, p):
@@ -49,22 +76,39 @@ async def start_fabric(dut, cfg, p):
     return mem, host
 
 
-async def run_programs(dut, host, programs: dict, *, max_cycles: int, progress=None, expect_cycles=1,
-                       label: str = ""):
-    """Clear, load and start every tile of ``programs`` (tile -> word list); wait until none is active.
-
-    Returns (cycles, statuses)."""
+async def launch(host, programs: dict) -> dict:
+    """Clear every tile of ``programs`` (tile -> word list), clear the cycle counter, push as much
+    of each program as its queue takes and start those tiles together. Returns tile -> words
+    pushed (for :func:`wait_idle`)."""
     tiles = sorted(programs)
     for t in tiles:
         await host.clear(t)
     await host.write(REG["CYCLES_LO"], 0)
     pos = {t: await host.push(t, programs[t]) for t in tiles}
     await host.write(REG["START"], sum(1 << t for t in tiles))
+    return pos
+
+
+async def run_programs(dut, host, programs: dict, *, max_cycles: int, progress=None, expect_cycles=1,
+                       label: str = ""):
+    """Clear, load and start every tile of ``programs`` (tile -> word list); wait until none is active.
+
+    Returns (cycles, statuses)."""
+    pos = await launch(host, programs)
+    return await wait_idle(dut, host, programs, pos, max_cycles=max_cycles, progress=progress,
+                           expect_cycles=expect_cycles, label=label)
+
+
+async def wait_idle(dut, host, programs: dict, pos: dict, *, max_cycles: int, progress=None,
+                    expect_cycles=1, label: str = "", poll: int = POLL):
+    """Poll ACTIVE every ``poll`` cycles (pushing the rest of the programs as queue space frees)
+    until no tile runs; fail after ``max_cycles``. Returns (cycles, statuses)."""
+    tiles = sorted(programs)
     waited = 0
     last_report = 0.0
     while True:
-        await ClockCycles(dut.clk, POLL)
-        waited += POLL
+        await ClockCycles(dut.clk, poll)
+        waited += poll
         for t in tiles:
             if pos[t] < len(programs[t]):
                 pos[t] = await host.push(t, programs[t], pos[t])
@@ -83,45 +127,55 @@ async def run_programs(dut, host, programs: dict, *, max_cycles: int, progress=N
     return cycles, statuses
 
 
+async def run_job(dut, cfg, p, mem, host, work: Path, plan, a, b, c, max_cycles: int):
+    """One job of ``p["jobs"]`` (planned): memory image, programs, run, counters, flush, D."""
+    m, n, k = plan.m, plan.n, plan.k
+    for addr, data in plan.pack(a, b, c):
+        mem.write(addr, data)
+    programs = {t: list(prog.words) for t, prog in plan.programs.items()}
+    before = await host.counters()
+    mem_before = (mem.read_bytes, mem.write_bytes)
+    ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
+    cycles, statuses = await run_programs(
+        dut, host, programs, max_cycles=max_cycles,
+        progress=p.get("progress"), expect_cycles=int(ideal / 0.9) + 1, label=work.name)
+    after = await host.counters()
+    dram_read = mem.read_bytes - mem_before[0]
+    dram_write_run = mem.write_bytes - mem_before[1]
+    flush = await host.flush(invalidate=True,
+                             timeout=flush_cycle_limit(cfg, p.get("mem_bytes_per_cycle")))
+    dram_write = mem.write_bytes - mem_before[1]
+    d = plan.unpack(mem.read)
+    np.save(work / "D.npy", d)
+    delta = counter_delta(after, before)
+    result = {
+        "cycles": cycles,
+        "flush_cycles": flush.cycles,
+        "flush_errors": flush.errors,
+        "statuses": {str(t): s for t, s in statuses.items()},
+        "dram_read_bytes": dram_read,
+        "dram_write_bytes": dram_write,
+        "dram_write_bytes_during_run": dram_write_run,
+        "counters": delta,
+        "plan": plan.summary(),
+    }
+    (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    dut._log.info("job %s: %d cycles, statuses %s, flush errors %d", work.name, cycles,
+                  {t: s["state"] for t, s in statuses.items()}, flush.errors)
+
+
 @cocotb.test()
 async def run_jobs(dut):
     p = tb.params()
     cfg = fabric_from_dict(p["cfg"])
-    mem, host = await start_fabric(dut, cfg, p)
+    mem, host = await with_timeout(start_fabric(dut, cfg, p), START_LIMIT_NS, "ns")
     for job in p["jobs"]:
         work = Path(job["dir"])
         a, b = np.load(work / "A.npy"), np.load(work / "B.npy")
         c = np.load(work / "C.npy") if (work / "C.npy").exists() else None
-        m, k = a.shape
-        n = b.shape[1]
+        (m, k), n = a.shape, b.shape[1]
         plan = plan_gemm(cfg, m, n, k, job["dtype"], has_c=c is not None, multicast=job["multicast"])
-        for addr, data in plan.pack(a, b, c):
-            mem.write(addr, data)
-        programs = {t: list(prog.words) for t, prog in plan.programs.items()}
-        before = await host.counters()
-        mem_before = (mem.read_bytes, mem.write_bytes)
-        ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
-        cycles, statuses = await run_programs(
-            dut, host, programs, max_cycles=p.get("max_cycles", int(50 * ideal) + 200_000),
-            progress=p.get("progress"), expect_cycles=int(ideal / 0.9) + 1, label=work.name)
-        after = await host.counters()
-        dram_read = mem.read_bytes - mem_before[0]
-        dram_write_run = mem.write_bytes - mem_before[1]
-        flush_cycles = await host.flush(invalidate=True)
-        dram_write = mem.write_bytes - mem_before[1]
-        d = plan.unpack(mem.read)
-        np.save(work / "D.npy", d)
-        delta = counter_delta(after, before)
-        result = {
-            "cycles": cycles,
-            "flush_cycles": flush_cycles,
-            "statuses": {str(t): s for t, s in statuses.items()},
-            "dram_read_bytes": dram_read,
-            "dram_write_bytes": dram_write,
-            "dram_write_bytes_during_run": dram_write_run,
-            "counters": delta,
-            "plan": plan.summary(),
-        }
-        (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-        dut._log.info("job %s: %d cycles, statuses %s", work.name, cycles,
-                      {t: s["state"] for t, s in statuses.items()})
+        words = sum(len(w) for w in plan.words.values())
+        max_cycles = p.get("max_cycles") or job_cycle_limit(cfg, m, n, k)
+        limit = job_time_limit_ns(cfg, max_cycles, words, p.get("mem_bytes_per_cycle"))
+        await with_timeout(run_job(dut, cfg, p, mem, host, work, plan, a, b, c, max_cycles), limit, "ns")

@@ -1,10 +1,23 @@
-"""cocotb: malformed commands and memory errors on one tile while another tile computes.
+"""cocotb: malformed commands and memory errors on some tiles while another tile computes.
 
-Tile 0 runs a small GEMM of its own (LOCAL loads, one MATMUL, STORE) while tile 1 gets a program
-whose second word is malformed; tile 0 must finish with the right result, tile 1 must stop with
-the documented error code (docs/isa.md) and its pc on the bad word. Then tile 0 loads from a
-memory region that answers SLVERR: it stops with FAULT and the L2 counts a fill error; the fabric
-keeps working (a last clean run passes). Nothing may hang (watchdog in ``run_programs``).
+Each run starts four tiles together (one START). A *good* tile runs an INT8 GEMM of its own at its
+own addresses (LOCAL loads, one MATMUL, STORE of whole 64-byte D rows); a *bad* tile first LOADs
+and waits for it (so that it has traffic on the NoC too), then meets a malformed word. The host
+polls the failing tiles until they stop and checks that a good tile is still RUNNING at that
+moment: the errors fire while other work is in flight.
+
+1. tile 0 good; tiles 1, 2, 3 get an unknown opcode, a scratchpad overflow and a misaligned
+   scratchpad address;
+2. tile 0 loads A from a region that answers SLVERR (stops with FAULT, the L2 counts a fill
+   error); tile 1 gets a memory address out of range; tile 2 good; tile 3 is good too but stores
+   D into the SLVERR region (whole lines, so the STORE allocates and never reads): it finishes,
+   and the host's flush (``Host.flush``) reports FLUSH_ERRORS, one per slice whose flush met an
+   error, with one WB_ERRORS per line of that D, while tile 2's D is written back correctly;
+3. all four tiles good, no flush error: the fabric keeps working.
+
+Every good tile's D is bit-exact against the golden model, every failing tile has the documented
+error code (docs/isa.md) and its pc on the bad word. Nothing may hang: the ACTIVE watchdog of
+``wait_idle``, a poll limit, and the test's time limit (about 8 times the simulated time needed).
 """
 
 from __future__ import annotations
@@ -15,94 +28,156 @@ import numpy as np
 import tb
 from rtl.config import fabric_from_dict
 from sim.asm import Program, assemble
-from tb.fabric.host import REG
-from tb.fabric.run_gemm import run_programs, start_fabric
+from tb.fabric.host import L2_COUNTERS, REG, SLICE_BASE, SLICE_STRIDE
+from tb.fabric.run_gemm import launch, start_fabric, wait_idle
 from tb.models.gemm import gemm
 from tb.stream import rng_for
 
-A_AT, B_AT, D_AT, BAD_AT = 0x1000, 0x3000, 0x5000, 0x20000
+M, N, K = 8, 16, 24                     # D rows of 16 int32 = 64 bytes: one whole L2 line each
+AT = {t: (0x1000 + 0x4000 * t, 0x2000 + 0x4000 * t, 0x3000 + 0x4000 * t) for t in range(4)}  # A, B, D
+BAD_AT = 0x20000                        # [BAD_AT, BAD_AT + 0x1000) answers SLVERR
 ERR = {"ILLEGAL_OPCODE": 1, "BAD_SIZE": 4, "MISALIGNED": 5, "ADDR_RANGE": 6, "SP_OVERFLOW": 7, "FAULT": 9}
+MAX_CYCLES = 20_000                     # ACTIVE watchdog per run (a run takes under 1000 cycles)
+POLL = 32
 
 
-def small_gemm(cfg, rng, mem_at=A_AT):
-    """A one-tile INT8 GEMM: (program words, a, b, memory image, D address)."""
+def small_gemm(cfg, rng, a_at, b_at, d_at):
+    """A one-tile INT8 GEMM: (program words, a, b, memory image (A^T, B, zeroed D), D address)."""
     w = cfg.tile.word_bytes
-    m, n, k = 8, 8, 24
-    a = rng.integers(-128, 128, (m, k), dtype=np.int8)
-    b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+    a = rng.integers(-128, 128, (M, K), dtype=np.int8)
+    b = rng.integers(-128, 128, (K, N), dtype=np.int8)
     p = Program(cfg)
-    pitch_m, pitch_n = -(-m // w) * w, -(-n // w) * w
-    p.load(sp=0x0, mem=mem_at, rows=k, bytes=m, stride=pitch_m)
-    p.load(sp=cfg.tile.scratchpad_bytes // 2, mem=B_AT, rows=k, bytes=n, stride=pitch_n)
+    pitch_m, pitch_n = -(-M // w) * w, -(-N // w) * w
+    half = cfg.tile.scratchpad_bytes // 2
+    p.load(sp=0x0, mem=a_at, rows=K, bytes=M, stride=pitch_m)
+    p.load(sp=half, mem=b_at, rows=K, bytes=N, stride=pitch_n)
     p.barrier("loads")
-    p.matmul("int8", m=m, n=n, k=k, a=0, b=cfg.tile.scratchpad_bytes // 2, acc=0)
+    p.matmul("int8", m=M, n=N, k=K, a=0, b=half, acc=0)
     p.barrier("matmuls")
-    p.store(acc=0, mem=D_AT, rows=m, bytes=4 * n)
+    p.store(acc=0, mem=d_at, rows=M, bytes=4 * N)
     p.end()
-    at = np.zeros((k, pitch_m), np.int8)
-    at[:, :m] = a.T
-    bb = np.zeros((k, pitch_n), np.int8)
-    bb[:, :n] = b
-    return p.words, a, b, [(mem_at, at.tobytes()), (B_AT, bb.tobytes())]
+    at = np.zeros((K, pitch_m), np.int8)
+    at[:, :M] = a.T
+    bb = np.zeros((K, pitch_n), np.int8)
+    bb[:, :N] = b
+    image = [(a_at, at.tobytes()), (b_at, bb.tobytes()), (d_at, bytes(4 * M * N))]
+    return list(p.words), a, b, image, d_at
 
 
-def bad_words(cfg):
-    """(name, program words) of malformed programs: a harmless BARRIER, then the bad word."""
+def bad_program(cfg, name, tile):
+    """(program words, pc of the bad word): a valid LOAD of the tile's A area and its BARRIER,
+    then the malformed word ``name``, then END."""
     top = 1 << cfg.cache.addr_bits
     sp = cfg.tile.scratchpad_bytes
     w = cfg.tile.word_bytes
-    lines = {
+    line = {
         "ILLEGAL_OPCODE": None,
         "SP_OVERFLOW": f"load sp={sp - w}, mem=0, rows=2, bytes={w}",
         "MISALIGNED": f"load sp=0x8, mem=0, rows=1, bytes={w}",
         "ADDR_RANGE": f"load sp=0, mem={top - w}, rows=2, bytes={w}",
-    }
-    cases = []
-    for name, line in lines.items():
-        bad = 7 if line is None else assemble(line, cfg, validate=False)[0]
-        cases.append((name, assemble("barrier loads", cfg) + [bad] + assemble("end", cfg)))
-    return cases
+    }[name]
+    prefix = assemble(f"load sp=0, mem={AT[tile][0]}, rows={K}, bytes={w}\nbarrier loads", cfg)
+    bad = 7 if line is None else assemble(line, cfg, validate=False)[0]
+    return prefix + [bad] + assemble("end", cfg), len(prefix)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=300, timeout_unit="us")     # about 40 us of simulated time are needed
 async def errors_are_contained(dut):
     params = tb.params()
     cfg = fabric_from_dict(params["cfg"])
+    assert cfg.tiles >= 4, "needs four tiles"
     rng = np.random.default_rng(rng_for("fabric-errors").randrange(1 << 30))
     params["error_ranges"] = [(BAD_AT, BAD_AT + 0x1000)]
     mem, host = await start_fabric(dut, cfg, params)
 
-    async def good_run(bad_program=None, mem_at=A_AT):
-        words, a, b, image = small_gemm(cfg, rng, mem_at)
-        for addr, data in image:
-            mem.write(addr, data)
-        mem.write(D_AT, bytes(8 * 8 * 4 + 0x100))
-        programs = {0: list(words)}
-        if bad_program is not None:
-            programs[1] = bad_program
-        _, statuses = await run_programs(dut, host, programs, max_cycles=200_000)
-        await host.flush(invalidate=True)
-        d = np.frombuffer(mem.read(D_AT, 8 * 8 * 4), np.int32).reshape(8, 8)
-        return statuses, d, a, b
+    async def l2_count(name):
+        return sum([await host.read(SLICE_BASE + SLICE_STRIDE * s + 4 * L2_COUNTERS.index(name))
+                    for s in range(cfg.tiles)])
 
-    for name, words in bad_words(cfg):
-        statuses, d, a, b = await good_run(words)
-        assert statuses[0]["state"] == "DONE", f"{name}: tile 0 {statuses[0]}"
-        assert np.array_equal(d, gemm(a, b, None, "int8")), f"{name}: tile 0 result wrong"
-        assert statuses[1]["state"] == "ERROR", f"{name}: tile 1 {statuses[1]}"
-        got = statuses[1]["error"]
-        assert got == ERR[name], f"{name}: tile 1 error {got}, want {ERR[name]}"
-        assert statuses[1]["pc"] == 1, f"{name}: tile 1 pc {statuses[1]['pc']}"
-        dut._log.info("%s on tile 1: contained (tile 0 DONE, bit-exact)", name)
+    async def run(programs, images, watch, witness):
+        """Run ``programs`` (tile -> words); poll the tiles ``watch`` until all have stopped and
+        return the state of tile ``witness`` at that moment; then wait and flush.
+        Returns (statuses, flush, witness state)."""
+        for image in images:
+            for addr, data in image:
+                mem.write(addr, data)
+        pos = await launch(host, programs)
+        pending = set(watch)
+        for _ in range(2000):           # an AXI-Lite read takes a few cycles
+            pending = {t for t in pending if (await host.status(t))["state"] not in ("ERROR", "DONE")}
+            if not pending:
+                break
+        assert not pending, f"tiles {pending} still running after 2000 status polls"
+        witness_state = (await host.status(witness))["state"]
+        _, statuses = await wait_idle(dut, host, programs, pos, max_cycles=MAX_CYCLES, poll=POLL)
+        flush = await host.flush(invalidate=True)
+        return statuses, flush, witness_state
 
-    # An AXI error on tile 0's fill: FAULT on tile 0, counted by the L2; tile 1 unaffected.
-    before = sum([await host.read(0x2000 + 0x40 * s + 4 * 7) for s in range(cfg.tiles)])
-    statuses, *_ = await good_run(mem_at=BAD_AT)
-    after = sum([await host.read(0x2000 + 0x40 * s + 4 * 7) for s in range(cfg.tiles)])
-    assert statuses[0]["state"] == "ERROR" and statuses[0]["error"] == ERR["FAULT"], statuses[0]
-    assert after > before, "no fill error counted by the L2 slices"
-    dut._log.info("AXI SLVERR on a fill: tile 0 FAULT, %d fill errors counted", after - before)
+    def result(d_at):
+        return np.frombuffer(mem.read(d_at, 4 * M * N), np.int32).reshape(M, N)
 
-    statuses, d, a, b = await good_run()
-    assert statuses[0]["state"] == "DONE" and np.array_equal(d, gemm(a, b, None, "int8"))
+    def gemm_on(t, a_at=None, d_at=None):
+        a0, b0, d0 = AT[t]
+        return small_gemm(cfg, rng, a0 if a_at is None else a_at, b0, d0 if d_at is None else d_at)
+
+    def check_bad(statuses, t, name, pc=None):
+        st = statuses[t]
+        assert st["state"] == "ERROR", f"{name}: tile {t} {st}"
+        assert st["error"] == ERR[name], f"{name}: tile {t} error {st['error']}, want {ERR[name]}"
+        assert pc is None or st["pc"] == pc, f"{name}: tile {t} pc {st['pc']}, want {pc}"
+
+    def check_good(statuses, t, words, a, b, d_at, what):
+        assert statuses[t]["state"] == "DONE", f"{what}: tile {t} {statuses[t]}"
+        assert statuses[t]["pc"] == len(words) - 1, f"{what}: tile {t} {statuses[t]}"
+        assert np.array_equal(result(d_at), gemm(a, b, None, "int8")), f"{what}: tile {t} result wrong"
+
+    # -- 1. malformed commands on tiles 1, 2, 3 while tile 0 computes ---------------------------
+    w0, a0, b0, image0, d0 = gemm_on(0)
+    cases = {1: "ILLEGAL_OPCODE", 2: "SP_OVERFLOW", 3: "MISALIGNED"}
+    bad = {t: bad_program(cfg, name, t) for t, name in cases.items()}
+    statuses, flush, state0 = await run({0: w0, **{t: w for t, (w, _) in bad.items()}}, [image0],
+                                        watch=cases, witness=0)
+    assert state0 == "RUN", f"tile 0 was {state0}, not RUN, when tiles 1..3 had stopped"
+    check_good(statuses, 0, w0, a0, b0, d0, "malformed commands")
+    for t, name in cases.items():
+        check_bad(statuses, t, name, bad[t][1])
+    assert flush.errors == 0, f"{flush.errors} flush errors"
+    dut._log.info("%s on tiles 1..3 while tile 0 ran: contained, tile 0 DONE and bit-exact",
+                  ", ".join(cases.values()))
+
+    # -- 2. SLVERR on a fill (tile 0), address out of range (tile 1), SLVERR on a write-back
+    #       (tile 3), while tile 2 computes ----------------------------------------------------------
+    fills_before, wb_before = await l2_count("fill_errors"), await l2_count("wb_errors")
+    w0, *_ = gemm_on(0, a_at=BAD_AT)
+    w1, pc1 = bad_program(cfg, "ADDR_RANGE", 1)
+    w2, a2, b2, image2, d2 = gemm_on(2)
+    w3, a3, b3, image3, d3 = gemm_on(3, d_at=BAD_AT + 0x800)
+    statuses, flush, state2 = await run({0: w0, 1: w1, 2: w2, 3: w3}, [image2, image3], watch=(0, 1),
+                                        witness=2)
+    fills = await l2_count("fill_errors") - fills_before
+    wb_errors = await l2_count("wb_errors") - wb_before
+    assert state2 == "RUN", f"tile 2 was {state2}, not RUN, when tiles 0 and 1 had stopped"
+    check_bad(statuses, 0, "FAULT")             # pc: wherever the sequencer was when the fill failed
+    assert fills > 0, "no fill error counted by the L2 slices"
+    check_bad(statuses, 1, "ADDR_RANGE", pc1)
+    check_good(statuses, 2, w2, a2, b2, d2, "memory errors")
+    assert statuses[3]["state"] == "DONE", f"tile 3 {statuses[3]}"
+    line = cfg.cache.line_bytes
+    lines = range(d3 // line, (d3 + 4 * M * N) // line)
+    slices = len({ln % cfg.tiles for ln in lines})          # line-interleaved (docs/fabric.md)
+    # FLUSH_ERRORS counts the slices whose flush met a write-back error; WB_ERRORS each line
+    assert flush.errors == slices, f"flush reported {flush.errors} errors, want one per slice: {slices}"
+    assert wb_errors == len(lines), f"{wb_errors} write-back errors counted, want {len(lines)}"
+    assert not any(mem.read(d3, 4 * M * N)), "the memory took a write it refused"
+    dut._log.info("SLVERR on a fill: tile 0 FAULT (%d fill errors); ADDR_RANGE on tile 1; SLVERR on "
+                  "tile 3's write-back: flush reports %d errors (%d lines); tile 2 DONE, bit-exact",
+                  fills, flush.errors, wb_errors)
+
+    # -- 3. the fabric keeps working ----------------------------------------------------------------
+    runs = {t: gemm_on(t) for t in range(4)}
+    statuses, flush, _ = await run({t: r[0] for t, r in runs.items()}, [r[3] for r in runs.values()],
+                                   watch=(), witness=0)
+    for t, (w, a, b, _, d_at) in runs.items():
+        check_good(statuses, t, w, a, b, d_at, "clean run")
+    assert flush.errors == 0, f"{flush.errors} flush errors on a clean run"
     assert await host.read(REG["ACTIVE"]) == 0
