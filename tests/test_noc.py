@@ -52,8 +52,8 @@ def test_noc_2x2_two_endpoints_past_saturation():
 
 def test_noc_4x4_transpose_and_broadcast():
     r = run_mesh("noc_4x4", width=4, height=4, pattern="transpose", rates=[0.3, 1.0], cycles=400,
-                 flits_min=1, flits_max=2, mcast_prob=0.05, bad_prob=0.02, ready_prob=0.8)
-    assert all(pt["copies_delivered"] > 500 for pt in r["points"])
+                 flits_min=1, flits_max=2, mcast_prob=0.05, overlong_prob=0.2, bad_prob=0.02, ready_prob=0.8)
+    assert all(pt["copies_delivered"] > 500 and pt["overlong"] > 0 for pt in r["points"])
     # One source to all 16 nodes: exactly the 15 XY-tree links, last copy within 2 cycles of a
     # unicast to the farthest node (the testbench asserts the link counts).
     b = run_mesh("noc_4x4", width=4, height=4, testcase="broadcast", src=0, flits=1)
