@@ -9,6 +9,9 @@ from sim.cli import main
 from tb.models.gemm import gemm, scalesim_os_cycles
 
 
+# Same Verilator build (name, text, g++ options) as tests/test_tensor_core.py::test_core_8x8_default_one_run:
+# one group, so one worker builds it once.
+@pytest.mark.xdist_group(name="tensor_8x8")
 def test_bench_8x8_random_and_files(tmp_path):
     out = tmp_path / "r.json"
     assert main(["bench", "tensor", "--preset", "default", "--m", "20", "--n", "19", "--k", "24",
