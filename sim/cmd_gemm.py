@@ -12,8 +12,9 @@ Report JSON: ``cycles`` (first tile started to last tile done), ``macs``, ``util
 macs / (tiles * R * C * cycles), ``dram_read_bytes``, ``dram_write_bytes`` (including the final
 L2 flush), ``compulsory_read_bytes``, ``l2_hits``, ``l2_misses``, ``noc_link_traversals``,
 ``l2_response_flits`` (L2-to-tile NoC traffic as flits injected by the slices),
-``multicast_packets``, ``per_tile_busy_cycles``, ``bit_exact``; with ``--compare-multicast`` also
-``no_multicast`` (the same fields for that run).
+``multicast_packets``, ``per_tile_busy_cycles``, ``flush_errors`` (memory write errors of the
+final L2 flush: FLUSH_ERRORS, docs/csr.md; D is then incomplete and the run fails),
+``bit_exact``; with ``--compare-multicast`` also ``no_multicast`` (the same fields for that run).
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def report_of(cfg, res: dict, a, b, c, dtype: str, exact: bool, acks: int = 0) -
         "multicast_packets": ctr["mcast_packets"],
         "per_tile_busy_cycles": [t["busy_cycles"] for t in ctr["tiles"]],
         "flush_cycles": res["flush_cycles"],
+        "flush_errors": res["flush_errors"],
         "tile_states": {t: s["state"] for t, s in res["statuses"].items()},
         "plan": res["plan"],
         "bit_exact": exact,
@@ -205,7 +207,11 @@ def run(args) -> int:
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(main, indent=2) + "\n")
-    bad = [r for r in reports if not r["bit_exact"] or any(s != "DONE" for s in r["tile_states"].values())]
+    for r in reports:
+        if r["flush_errors"]:
+            print(f"  FAILED: the final L2 flush met {r['flush_errors']} memory write errors (FLUSH_ERRORS)")
+    bad = [r for r in reports if not r["bit_exact"] or r["flush_errors"]
+           or any(s != "DONE" for s in r["tile_states"].values())]
     if bad:
-        print("  FAILED: result differs from the golden model or a tile did not finish")
+        print("  FAILED: result differs from the golden model, a tile did not finish or the flush failed")
     return 1 if bad else 0

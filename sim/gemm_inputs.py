@@ -2,7 +2,8 @@
 
 :func:`add_input_args` declares ``--a/--b/--c`` (.npy files, formats as in ARCHITECTURE.md) and
 ``--m/--n/--k/--dtype/--seed/--special-prob`` (random data); :func:`inputs` turns them into arrays,
-with errors that name the argument; :func:`save_inputs` writes them into a job directory.
+with errors that name the argument (also for random-data arguments given with ``--a/--b``, which
+would otherwise be ignored); :func:`save_inputs` writes them into a job directory.
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def inputs(args):
     if args.a or args.b:
         if not (args.a and args.b):
             raise ValueError("--a: --a and --b go together" if not args.a else "--b: --a and --b go together")
+        for flag in ("m", "n", "k"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag}: the shape comes from --a/--b; give --m/--n/--k only for "
+                                 "random data")
+        if args.special_prob:
+            raise ValueError("--special-prob: only for random data (--m/--n/--k), not with --a/--b")
         op_t = np.uint16 if args.dtype == "bf16" else np.int8
         acc_t = np.uint32 if args.dtype == "bf16" else np.int32
         a = load_array(args.a, "--a", op_t)
