@@ -3,8 +3,9 @@
 Workloads (``--workload``):
 
 * ``gemm`` (the default, what ``make sim`` runs): a 256 x 256 x 256 BF16 GEMM (``--size``) with
-  random data on the whole fabric of the preset, checked bit-exactly, reported next to the same
-  run without multicast (``tessera gemm --compare-multicast``; see sim/cmd_gemm.py).
+  random data (``--seed``, default 1, printed) on the whole fabric of the preset, checked
+  bit-exactly, reported next to the same run without multicast (``tessera gemm
+  --compare-multicast``; see sim/cmd_gemm.py).
 * ``numeric``: random vectors through the three numeric units of the preset (BF16 multiplier,
   FP32 adder, INT8 MAC at the preset's latencies), checked bit-exact against the SoftFloat
   model, with a per-cycle excerpt and a summary.
@@ -29,7 +30,9 @@ def register(sub):
     p.add_argument("--size", type=int, default=256, help="gemm: M = N = K (default 256)")
     p.add_argument("--report", default="build/sim/gemm_report.json", help="gemm: report JSON file")
     p.add_argument("--vectors", type=int, default=10_000, help="random operand sets per unit (default 10000)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: random, printed)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="random seed, printed (default: gemm 1, so that make sim is reproducible; "
+                        "numeric random)")
     p.add_argument("--en-prob", type=float, default=1.0,
                    help="probability that a unit's clock enable is high in a cycle (default 1.0)")
     p.set_defaults(func=run)
@@ -148,6 +151,8 @@ def run_gemm(cfg, args) -> int:
     if args.size < 1:
         raise ValueError(f"--size: must be at least 1, not {args.size}")
     seed = 1 if args.seed is None else args.seed
+    print(f"tessera sim: preset {cfg.name}, workload gemm: {args.size}^3 BF16, random data with seed {seed}"
+          f" (replay with --seed {seed})")
     gemm_args = argparse.Namespace(
         preset=cfg.name, a=None, b=None, c=None, m=args.size, n=args.size, k=args.size, dtype="bf16",
         seed=seed, special_prob=0.0, out=None, report=args.report, no_multicast=False,

@@ -132,3 +132,16 @@ def test_gemm_cli_end_to_end(tmp_path):
     busy = rep["per_tile_busy_cycles"]
     assert len(busy) == cfg.tiles and all(0 <= x <= cycles for x in busy)
     assert sum(busy) >= m * n * k / (cfg.tensor.rows * cfg.tensor.cols)
+
+
+def test_sim_gemm_workload_seed(monkeypatch, capsys):
+    """`tessera sim` (gemm workload) uses the seed its help names (1 unless --seed) and prints it."""
+    from sim import cmd_gemm
+
+    seen = []
+    monkeypatch.setattr(cmd_gemm, "run", lambda args: seen.append(args) or 0)
+    assert main(["sim", "--preset", "tiny", "--size", "12"]) == 0
+    assert main(["sim", "--preset", "tiny", "--size", "12", "--seed", "7"]) == 0
+    assert [(a.seed, a.m, a.n, a.k) for a in seen] == [(1, 12, 12, 12), (7, 12, 12, 12)]
+    out = capsys.readouterr().out
+    assert "seed 1" in out and "seed 7" in out, out
