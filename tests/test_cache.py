@@ -1,4 +1,5 @@
-"""L2 slice under Verilator: random traffic, AXI errors, LRU model (serial) and hit timing."""
+"""L2 slice under Verilator: random traffic, AXI errors (fills, evictions, flush/invalidate), LRU model
+(serial, with malformed requests mixed in), hit timing, hits under a miss, ALLOC (tb/cache/test_slice.py)."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""L2 slice testbenches: random traffic against a shadow memory, errors, LRU model, hit timing,
+"""L2 slice testbenches: random traffic against a shadow memory, errors (fills, evictions, write-backs
+of flush/invalidate), LRU model (with malformed requests mixed in), hit timing, hits under a miss,
 ALLOC (claim a line without fetching it).
 
 Parameters (``tb.params()``): ``cache`` (CacheConfig fields), ``count`` (random requests),
@@ -13,7 +14,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 import tb
 from tb.cache.env import OP, CacheEnv, cfg_from
 from tb.models.cache import LruCacheModel, ShadowMemory
-from tb.stream import Scoreboard, StreamMonitor, rng_for
+from tb.stream import Scoreboard, StreamMonitor, pack, rng_for
 
 BASE = 0x10000
 
@@ -217,9 +218,38 @@ async def axi_errors(dut):
     assert r["status_name"] == "OK", r
 
 
+def malformed_request(env, rng, addr, **kw) -> dict:
+    """A malformed request near ``addr``: an unknown op (5..7), a size larger than a data word, or an
+    access running past the end of its word (at the line's last word: past the end of the line).
+    Writes carry random data and a full mask, so that a write wrongly applied would show."""
+    cfg = env.cfg
+    D, lo = cfg.data_bytes, (cfg.data_bytes - 1).bit_length()
+    data = rng.randrange(1 << (8 * D))
+    kinds = ["op", "cross"] + (["size"] if lo < 7 else [])
+    kind = rng.choice(kinds) if lo else "op"
+    if kind == "op":
+        return env.issue(rng.randrange(5, 8), addr, rng.randrange(8), data=data, **kw)
+    op = rng.choice(["READ", "WRITE"])
+    if kind == "size":
+        return env.issue(op, addr, rng.randrange(lo + 1, 8), data=data, **kw)
+    if rng.random() < 0.5:  # the line's last word: the access crosses into the next line
+        addr = addr - addr % cfg.line_bytes + cfg.line_bytes - D
+    s = rng.randrange(1, lo + 1)
+    off = rng.randrange(D - (1 << s) + 1, D)  # [off, off + 2**s) runs past the word's end
+    return env.issue(op, addr - addr % D + off, s, data=data, **kw)
+
+
 @cocotb.test()
 async def lru_model_serial(dut):
-    """One request at a time: hit, eviction and write-back of every request equal the LRU model's."""
+    """One request at a time: hit, eviction and write-back of every request equal the LRU model's.
+
+    Malformed requests (unknown op, size over a word, access crossing its word or line) are mixed in:
+    each must answer MALFORMED and change nothing. The counters other than ``requests`` and
+    ``malformed`` keep their values across it, the model is not told about it, and the requests
+    that follow check it: a read of the malformed request's word (data unchanged, its line not
+    brought in) and, when that word's line is the LRU line of a full set, first a miss in that
+    set, which must evict that line (a malformed access must not touch the LRU ages).
+    """
     p = tb.params()
     cfg = cfg_from(p)
     rng = rng_for("serial")
@@ -230,25 +260,17 @@ async def lru_model_serial(dut):
     fill_memory(env, shadow, lines, rng)
     model = LruCacheModel(cfg.sets, cfg.ways, cfg.line_bytes)
     base = env.counters()
-    D = cfg.data_bytes
-    for i in range(p["serial"]):
+    D, lb = cfg.data_bytes, cfg.line_bytes
+    n_mal = 0
+
+    async def access(i, kind, addr):
         n = len(env.responses)
-        x = rng.random()
-        if x < 0.02:
-            op = rng.choice(["FLUSH", "INVALIDATE"])
-            env.issue(op)
-            (model.flush if op == "FLUSH" else model.invalidate)()
-            await env.wait_responses(n + 1)
-            continue
-        addr = rng.choice(lines) * cfg.line_bytes + rng.randrange(cfg.line_bytes // D) * D
-        alloc = x < 0.12
-        write = not alloc and x < 0.5
-        if alloc:
+        if kind == "ALLOC":
             want = model.alloc(addr)
             issue_alloc(env, rng, addr, rid=i % 256)
-            shadow.alloc(addr, cfg.line_bytes)
+            shadow.alloc(addr, lb)
             want_data = 0
-        elif write:
+        elif kind == "WRITE":
             want = model.access(addr, True)
             req = env.issue("WRITE", addr, data=rng.randrange(1 << (8 * D)), rid=i % 256)
             apply_write(shadow, cfg, req)
@@ -261,14 +283,56 @@ async def lru_model_serial(dut):
         r = env.responses[-1]
         got = (bool(r["hit"]), bool(r["evict"]), bool(r["writeback"]))
         assert got == (want.hit, want.evict, want.writeback), (
-            f"request {i} {addr:#x} write={write} alloc={alloc}: rtl {got} model {want}"
+            f"request {i} {kind} {addr:#x}: rtl {got} model {want}"
         )
-        assert not r["secondary"] and r["status_name"] == "OK"
+        assert not r["secondary"] and r["status_name"] == "OK", r
         assert r["data"] == want_data, f"request {i}: data {r['data']:#x} != {want_data:#x}"
+
+    for i in range(p["serial"]):
+        n = len(env.responses)
+        x = rng.random()
+        if x < 0.02:
+            op = rng.choice(["FLUSH", "INVALIDATE"])
+            env.issue(op)
+            (model.flush if op == "FLUSH" else model.invalidate)()
+            await env.wait_responses(n + 1)
+            continue
+        addr = rng.choice(lines) * lb + rng.randrange(lb // D) * D
+        if x < 0.09:  # a malformed request, then the requests that show it changed nothing
+            full = [s for s in model.lines if len(s) == cfg.ways]
+            victim = rng.choice(full)[0][0] if full and rng.random() < 0.6 else None
+            if victim is not None:
+                addr = victim * lb + rng.randrange(lb // D) * D
+            before = env.counters()
+            req = malformed_request(env, rng, addr, rid=i % 256, dest=i)
+            await env.wait_responses(n + 1)
+            r = env.responses[-1]
+            n_mal += 1
+            assert r["status_name"] == "MALFORMED", (req, r)
+            assert (r["op"], r["id"], r["dest"]) == (req["op"], req["id"], req["dest"]), (req, r)
+            assert not (r["hit"] or r["secondary"] or r["evict"] or r["writeback"] or r["data"]), r
+            after = env.counters()
+            for k in after:
+                d = after[k] - before[k]
+                assert d == (1 if k in ("requests", "malformed") else 0), f"malformed {req}: {k} +{d}"
+            if victim is not None:  # a miss in the set must evict the malformed request's line
+                others = [
+                    ln for ln in lines if ln % cfg.sets == victim % cfg.sets and not model.contains(ln * lb)
+                ]
+                if others:
+                    other = rng.choice(others) * lb
+                    await access(i, "READ", other)
+                    assert not model.contains(addr), "the model evicts the LRU line"
+            await access(i, "READ", req["addr"] - req["addr"] % D)  # the word it named: unchanged
+            continue
+        kind = "ALLOC" if x < 0.19 else "WRITE" if x < 0.55 else "READ"
+        await access(i, kind, addr)
     c = env.counters()
     for k in ("hits", "misses", "evictions", "writebacks", "flush_writebacks"):
         assert c[k] - base[k] == model.stats[k], f"{k}: rtl {c[k] - base[k]} model {model.stats[k]}"
     assert c["secondary_misses"] == base["secondary_misses"]
+    assert c["malformed"] - base["malformed"] == n_mal > 0
+    dut._log.info(f"lru_model_serial: {model.stats['accesses']} accesses, {n_mal} malformed requests")
 
 
 @cocotb.test()
@@ -298,6 +362,164 @@ async def hit_timing(dut):
     dut._log.info(f"hit latency {set(lat)}; {n} hits in {times[-1] - accepted[0] + 1} cycles")
     assert set(lat) == {2}, lat
     assert times[-1] - times[0] == n - 1, "one hit per cycle"
+
+
+@cocotb.test()
+async def hit_under_miss(dut):
+    """Hits are served while an earlier miss is outstanding (slow memory), in 2 cycles, one per cycle.
+
+    Lines A0 (set 0) and A1 (set 1) are present; memory's R channel is then held, a READ of line B
+    (set 0, a free way) misses and its fill waits. Behind it come ``n`` hits to A0 and A1 (reads
+    and writes, in B's set and in another): each must respond with ``hit=1`` exactly 2 cycles after
+    it is accepted, one per cycle, all before B's response, while B's AR has been sent and its data
+    has not come back. Then memory is released: B responds with its line's data.
+    """
+    cfg = cfg_from(tb.params())
+    assert cfg.mshrs >= 2 and cfg.sets >= 2, "needs a free MSHR beside the miss, and two sets"
+    rng = rng_for("hum")
+    lb, D = cfg.line_bytes, cfg.data_bytes
+    a0, a1 = BASE // lb, BASE // lb + 1
+    b = a0 + cfg.sets * 5  # same set as A0
+    env = CacheEnv(dut, cfg)
+    ars = watch_reads(dut, cfg)
+    await env.reset()
+    shadow = ShadowMemory()
+    fill_memory(env, shadow, [a0, a1, b], rng)
+    for ln in (a0, a1):
+        env.issue("READ", ln * lb)
+    await env.wait_responses(2)
+    assert ars == [a0, a1], ars
+    accepted, done = {}, {}
+    StreamMonitor(dut, "req", dut.clk, callback=lambda w, c: accepted.setdefault(w, env.cycle))
+    env.on_response = lambda r, c: done.setdefault(r["id"], env.cycle)
+    r_channel = env.ram.read_if.r_channel
+    r_channel.pause = True  # slow memory: no R beat until released
+    hold = 60
+    miss = env.issue("READ", b * lb + D * rng.randrange(lb // D), rid=1)
+    for _ in range(200):
+        await RisingEdge(dut.clk)
+        if len(ars) == 3:
+            break
+    assert ars == [a0, a1, b], f"the miss's AR was not sent: {ars}"
+    n = 24
+    reqs, want = [], []
+    for k in range(n):
+        ln = (a0, a1)[k % 2]
+        a = ln * lb + D * rng.randrange(lb // D)
+        if k % 3 == 2:
+            req = env.issue(
+                "WRITE", a, data=rng.randrange(1 << (8 * D)), mask=rng.randrange(1 << D), rid=2 + k
+            )
+            apply_write(shadow, cfg, req)
+            want.append(0)
+        else:
+            req = env.issue("READ", a, rid=2 + k)
+            want.append(word_of(shadow, cfg, a))
+        reqs.append(req)
+    await ClockCycles(dut.clk, hold)
+    assert 1 not in done, "the miss responded while memory was held"
+    got = {r["id"]: r for r in env.responses[2:]}
+    assert sorted(got) == list(range(2, 2 + n)), f"hits not all answered under the miss: {sorted(got)}"
+    lat = []
+    for k, req in enumerate(reqs):
+        r = got[2 + k]
+        assert r["hit"] and r["status_name"] == "OK" and r["data"] == want[k], (k, req, r)
+        w = pack(env.req_fields, req)
+        lat.append(done[2 + k] - accepted[w])
+    t_miss = accepted[pack(env.req_fields, miss)]
+    first, last = done[2], done[2 + n - 1]
+    dut._log.info(
+        f"hit_under_miss: {n} hits accepted from cycle {accepted[pack(env.req_fields, reqs[0])] - t_miss}"
+        f" after the miss, answered in cycles {first - t_miss}..{last - t_miss}, latency {set(lat)};"
+        f" memory held {hold} cycles after"
+    )
+    assert set(lat) == {2}, lat
+    assert last - first == n - 1, "one hit per cycle under the miss"
+    r_channel.pause = False
+    await env.wait_responses(2 + n + 1)
+    r = env.responses[-1]
+    assert r["id"] == 1 and not r["hit"] and r["status_name"] == "OK", r
+    assert r["data"] == word_of(shadow, cfg, miss["addr"]), r
+    assert done[1] - t_miss > hold, "the miss took the memory's time"
+
+
+@cocotb.test()
+async def flush_wb_errors(dut):
+    """AXI write errors (SLVERR) on write-backs of FLUSH and of INVALIDATE.
+
+    docs/cache.md: the flush/invalidate responds ``WB_ERROR`` once every B has arrived, each failed
+    B is counted in ``wb_errors``, the failed line's dirty data is lost (memory keeps its old
+    bytes), the other write-backs complete, flush leaves every line valid and clean, invalidate
+    invalidates every line, and the slice keeps working. Two of six dirty lines fail.
+    """
+    cfg = cfg_from(tb.params())
+    rng = rng_for("flush_err")
+    lb, D = cfg.line_bytes, cfg.data_bytes
+    lines = [BASE // lb + k for k in range(6)]  # within the capacity of both configurations
+    assert len(lines) <= cfg.sets * cfg.ways and cfg.sets >= 3
+    bad = [lines[1], lines[4]]
+    env = CacheEnv(dut, cfg, req_idle=0.2, resp_ready=0.7, mem_pause=0.2, write_error_lines=bad)
+    await env.reset()
+    shadow = ShadowMemory()
+    fill_memory(env, shadow, lines, rng)
+    old = {ln: env.ram.read(ln * lb, lb) for ln in bad}
+
+    async def do(*args, **kw):
+        n = len(env.responses)
+        req = env.issue(*args, **kw)
+        await env.wait_responses(n + 1)
+        r = env.responses[-1]
+        assert (r["op"], r["id"], r["dest"]) == (req["op"], req["id"], req["dest"]), (req, r)
+        return r
+
+    async def dirty_all():
+        for ln in lines:
+            a = ln * lb + D * rng.randrange(lb // D)
+            n = len(env.responses)
+            req = env.issue("WRITE", a, data=rng.randrange(1 << (8 * D)), mask=rng.randrange(1, 1 << D))
+            apply_write(shadow, cfg, req)
+            await env.wait_responses(n + 1)
+            assert env.responses[-1]["status_name"] == "OK", env.responses[-1]
+
+    for op in ("FLUSH", "INVALIDATE"):
+        await dirty_all()
+        before = env.counters()
+        r = await do(op, rid=5, dest=9)
+        assert r["status_name"] == "WB_ERROR", (op, r)
+        c = env.counters()
+        d = {k: c[k] - before[k] for k in c}
+        assert d["wb_errors"] == len(bad) and d["flush_writebacks"] == len(lines), (op, d)
+        assert all(v == 0 for k, v in d.items() if k not in ("wb_errors", "flush_writebacks")), (op, d)
+        for ln in lines:
+            got = env.ram.read(ln * lb, lb)
+            want = old[ln] if ln in bad else shadow.read(ln * lb, lb)
+            assert got == want, f"{op}: memory line {ln * lb:#x} {got.hex()} != {want.hex()}"
+        if op == "INVALIDATE":  # the failed lines' dirty bytes are lost: memory's are what reads see
+            for ln in bad:
+                shadow.write(ln * lb, old[ln])
+        for ln in lines:  # flush: every line present (hit), the cached bytes; invalidate: refetched
+            a = ln * lb + D * rng.randrange(lb // D)
+            r = await do("READ", a)
+            assert r["status_name"] == "OK" and r["hit"] == (op == "FLUSH"), (op, ln, r)
+            assert r["data"] == word_of(shadow, cfg, a), (op, ln, r)
+        before = env.counters()
+        r = await do(op)  # nothing dirty now: nothing written back, OK
+        c = env.counters()
+        assert r["status_name"] == "OK" and c["wb_errors"] == before["wb_errors"], (op, r)
+        assert c["flush_writebacks"] == before["flush_writebacks"], (op, c)
+    # The slice keeps working: writes to good lines reach memory at the next flush.
+    good = [ln for ln in lines if ln not in bad]
+    n = len(env.responses)
+    for ln in good:
+        a = ln * lb + D * rng.randrange(lb // D)
+        req = env.issue("WRITE", a, data=rng.randrange(1 << (8 * D)))
+        apply_write(shadow, cfg, req)
+    await env.wait_responses(n + len(good))
+    assert all(r["status_name"] == "OK" for r in env.responses[n:]), env.responses[n:]
+    r = await do("FLUSH")
+    assert r["status_name"] == "OK", r
+    for ln in good:
+        assert env.ram.read(ln * lb, lb) == shadow.read(ln * lb, lb), f"line {ln * lb:#x}"
 
 
 @cocotb.test()
