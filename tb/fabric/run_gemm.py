@@ -41,11 +41,16 @@ CLOCK_NS = 10
 START_LIMIT_NS = CLOCK_NS * 1000      # reset and the ID read
 
 
-def job_cycle_limit(cfg, m: int, n: int, k: int) -> int:
-    """Cycles a job may keep a tile active before the watchdog fails it: 50x the ideal cycle
-    count (every PE busy) plus 200k for memory latency and small jobs."""
+def job_cycle_limit(cfg, m: int, n: int, k: int, *, elem_bytes: int = 2, mem_latency: int = 100,
+                    bytes_per_cycle: float | None = None) -> int:
+    """Cycles a job may keep a tile active before the watchdog fails it: 50x the ideal cycle count
+    (every PE busy), plus 10x the time to move its data (A, B, C in, D out) at the memory
+    bandwidth, plus 100 memory latencies, plus 20k. (A 1 x 1 x 1 job on ``tiny`` takes about 250
+    cycles and may take 26k; 512^3 BF16 on ``default`` about 155k and may take 6.8M.)"""
     ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
-    return int(50 * ideal) + 200_000
+    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
+    data = (m * k + k * n) * elem_bytes + 8 * m * n
+    return int(50 * ideal + 10 * data / rate) + 100 * mem_latency + 20_000
 
 
 def flush_cycle_limit(cfg, bytes_per_cycle: float | None = None) -> int:
@@ -176,6 +181,8 @@ async def run_jobs(dut):
         (m, k), n = a.shape, b.shape[1]
         plan = plan_gemm(cfg, m, n, k, job["dtype"], has_c=c is not None, multicast=job["multicast"])
         words = sum(len(w) for w in plan.words.values())
-        max_cycles = p.get("max_cycles") or job_cycle_limit(cfg, m, n, k)
+        max_cycles = p.get("max_cycles") or job_cycle_limit(
+            cfg, m, n, k, elem_bytes=plan.e, mem_latency=p.get("mem_latency", 100),
+            bytes_per_cycle=p.get("mem_bytes_per_cycle"))
         limit = job_time_limit_ns(cfg, max_cycles, words, p.get("mem_bytes_per_cycle"))
         await with_timeout(run_job(dut, cfg, p, mem, host, work, plan, a, b, c, max_cycles), limit, "ns")
