@@ -61,7 +61,9 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
              seed: int | None = None, progress: bool = False, test_module: str = "tb.fabric.run_gemm",
              extra: dict | None = None) -> list[dict]:
     """Run ``jobs`` (dicts with ``dir``, ``dtype``, ``multicast``) in one simulation; return their
-    ``result.json`` contents (each with ``D`` loaded as ``d``)."""
+    ``result.json`` contents (each with ``D`` loaded as ``d``; see tb/fabric/run_gemm.py). A result
+    with ``flush_errors`` > 0 had memory write errors in its final L2 flush (FLUSH_ERRORS), so its
+    ``d`` is incomplete: callers must treat it as a failure, as ``tessera gemm`` does."""
     from rtl.fabric.fabric import Fabric
     from tb.harness import run
 
