@@ -43,7 +43,7 @@ class NetworkInterface(wiring.Component):
     enter the network as a complete ``depth``-flit packet (beat ``depth`` carries the tail, so
     every destination receives those ``depth`` beats with ``last`` on the final one), the
     remaining beats up to ``last`` are consumed without entering the network, and the packet is
-    counted once in ``errors`` (when beat ``depth + 1`` is taken). Beats already injected cannot
+    counted once in ``errors`` (when beat ``depth`` is sent). Beats already injected cannot
     be recalled, and holding a multicast back until its length is known would delay every legal
     one; so an over-long multicast never exists in the network, and legal packets see no change
     in timing. An endpoint that receives a ``depth``-beat multicast cannot tell a truncated one
