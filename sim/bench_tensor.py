@@ -9,6 +9,7 @@ holds ``cycles`` (first operand accepted to last result delivered, both inclusiv
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -49,8 +50,16 @@ def _config(args):
     return cfg
 
 
-def run(args) -> int:
+@functools.lru_cache(maxsize=4)
+def core_verilog(cfg, name: str) -> str:
+    """The simulated Verilog of the tensor core (hierarchical export), cached per process: repeated
+    runs, and the regression's cocotb tests of the same size (tests/test_tensor_core.py), export once."""
     from rtl.tensor.export import verilog_hierarchical
+
+    return verilog_hierarchical("tensor_core", cfg, name)
+
+
+def run(args) -> int:
     from rtl.tensor.interface import check_op
     from rtl.tensor.tensor_core import TensorCore
     from sim.toolchain import BUILD
@@ -68,7 +77,7 @@ def run(args) -> int:
         raise ValueError(f"{flag}: {e}") from None
 
     name = f"tensor_core_{cfg.rows}x{cfg.cols}"
-    text = verilog_hierarchical("tensor_core", cfg, name)
+    text = core_verilog(cfg, name)
     tag = hashlib.sha256(a.tobytes() + b.tobytes() + (c.tobytes() if c is not None else b"")
                          + text.encode()).hexdigest()[:12]
     work = BUILD / "bench" / "tensor" / f"{name}-{m}x{n}x{k}-{args.dtype}-{tag}"

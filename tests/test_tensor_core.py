@@ -16,15 +16,16 @@ import random
 import pytest
 
 from rtl.config import TensorConfig, preset
-from rtl.tensor.export import verilog_hierarchical
 from rtl.tensor.tensor_core import TensorCore
+from sim.bench_tensor import core_verilog
 from tb.harness import resolve_seed, run
 
 
 def run_core(cfg, seed=None, **params):
-    # Same name and text as `tessera bench tensor` uses, so that they share the Verilator build.
+    # Same name and text as `tessera bench tensor` uses, so that they share the Verilator build
+    # (and, in one pytest worker, the export: core_verilog caches it).
     name = f"tensor_core_{cfg.rows}x{cfg.cols}"
-    text = verilog_hierarchical("tensor_core", cfg, name)
+    text = core_verilog(cfg, name)
     return run(TensorCore, "tb.tensor.test_core", name=name, verilog_text=text, seed=seed,
                params={"cfg": dataclasses.asdict(cfg), **params})
 
