@@ -120,20 +120,26 @@ class NetworkInterface(wiring.Component):
             first.src.eq(self.node), first.src_port.eq(self.port),
         ]
         flit = Signal(flit_layout(cfg))
-        # Multicast length limit: the beat index within a multicast being sent. Its beat D - 1 is
-        # always sent as the tail; if it is not the packet's last beat, the packet is over-long:
-        # the network gets its first D beats as a D-flit packet, the rest is dropped (``cut``).
-        mc_beat = Signal(range(D), name="mc_beat")
+        # Multicast length limit: ``beat`` counts the beats of the packet being sent (reset by
+        # every tail). Beat D - 1 of a multicast is always sent as the tail; if it is not the
+        # packet's last beat, the packet is over-long: the network gets its first D beats as a
+        # D-flit packet, the rest is dropped (``cut``). For D > 1 that beat is never a first beat,
+        # so ``at_limit`` is taken from registers only (``held``), not from ``tx.payload``.
         at_limit = Signal()
         cut = Signal()
+        if D > 1:
+            beat = Signal(range(D), name="beat")
+            m.d.comb += at_limit.eq(in_packet & held.mcast & (beat == D - 1))
+        else:
+            m.d.comb += at_limit.eq(hdr.mcast)      # every multicast is one flit long
         m.d.comb += [
             flit.eq(Mux(in_packet, held, first)),
             flit.head.eq(~in_packet),
             flit.data.eq(tx.payload.data),
-            at_limit.eq(flit.mcast & (mc_beat == D - 1)),
-            flit.tail.eq(tx.payload.last | at_limit),
+            flit.tail.eq(tx.payload.last),
             cut.eq(at_limit & ~tx.payload.last),
         ]
+        tail = flit.tail | at_limit     # the tail as sent (``flit`` keeps the packet's own)
         cr = credit[flit.cls]
         room = Mux(flit.head & flit.mcast, cr == D, cr.any())
         starting_bad = ~in_packet & ~dropping & bad
@@ -145,13 +151,14 @@ class NetworkInterface(wiring.Component):
                 with m.If(starting_bad):
                     m.d.sync += self.errors.eq(self.errors + 1)
         with m.Else():
-            m.d.comb += [tx.ready.eq(room), link.valid.eq(tx.valid & room), link.flit.eq(flit)]
+            m.d.comb += [tx.ready.eq(room), link.valid.eq(tx.valid & room), link.flit.eq(flit),
+                         link.flit.tail.eq(tail)]
             with m.If(tx.valid & room):
-                m.d.sync += in_packet.eq(~flit.tail)
+                m.d.sync += in_packet.eq(~tail)
                 with m.If(~in_packet):
                     m.d.sync += held.eq(first)
-                with m.If(flit.mcast):
-                    m.d.sync += mc_beat.eq(Mux(flit.tail, 0, mc_beat + 1))
+                if D > 1:
+                    m.d.sync += beat.eq(Mux(tail, 0, beat + 1))
                 with m.If(cut):
                     m.d.sync += [dropping.eq(1), self.errors.eq(self.errors + 1)]
 
