@@ -189,6 +189,7 @@ def run(
     runner = get_runner("verilator")
     run_dir = build_dir / "run"
     run_dir.mkdir(exist_ok=True)
+    (run_dir / "results.xml").unlink(missing_ok=True)   # the run directory is reused per build
     try:
         results = runner.test(
             test_module=test_module,

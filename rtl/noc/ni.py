@@ -123,15 +123,13 @@ class NetworkInterface(wiring.Component):
         # Multicast length limit: ``beat`` counts the beats of the packet being sent (reset by
         # every tail). Beat D - 1 of a multicast is always sent as the tail; if it is not the
         # packet's last beat, the packet is over-long: the network gets its first D beats as a
-        # D-flit packet, the rest is dropped (``cut``). For D > 1 that beat is never a first beat,
-        # so ``at_limit`` is taken from registers only (``held``), not from ``tx.payload``.
+        # D-flit packet, the rest is dropped (``cut``). NocConfig keeps D >= 2, so that beat is
+        # never a first beat: ``at_limit`` comes from registers (``held``), not ``tx.payload``.
+        assert D >= 2, "NocConfig.depth >= 2"
+        beat = Signal(range(D), name="beat")
         at_limit = Signal()
         cut = Signal()
-        if D > 1:
-            beat = Signal(range(D), name="beat")
-            m.d.comb += at_limit.eq(in_packet & held.mcast & (beat == D - 1))
-        else:
-            m.d.comb += at_limit.eq(hdr.mcast)      # every multicast is one flit long
+        m.d.comb += at_limit.eq(in_packet & held.mcast & (beat == D - 1))
         m.d.comb += [
             flit.eq(Mux(in_packet, held, first)),
             flit.head.eq(~in_packet),
@@ -157,8 +155,7 @@ class NetworkInterface(wiring.Component):
                 m.d.sync += in_packet.eq(~tail)
                 with m.If(~in_packet):
                     m.d.sync += held.eq(first)
-                if D > 1:
-                    m.d.sync += beat.eq(Mux(tail, 0, beat + 1))
+                m.d.sync += beat.eq(Mux(tail, 0, beat + 1))
                 with m.If(cut):
                     m.d.sync += [dropping.eq(1), self.errors.eq(self.errors + 1)]
 
