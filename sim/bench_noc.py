@@ -161,9 +161,8 @@ def run(args) -> int:
         out = dict(base, **points[0])
         if args.sweep:
             per_hop, const = fit_line(r["points"][0]["latencies"])
-            at_one = [pt for pt in points if pt["offered"] == 1.0]
-            out = dict(base, points=points,
-                       saturation_throughput=at_one[0]["accepted"],
+            out = dict(base, points=points,     # --rates is sorted and ends at 1.0 (checked above)
+                       saturation_throughput=points[-1]["accepted"],
                        max_accepted=max(pt["accepted"] for pt in points),
                        zero_load_latency={"per_hop": round(per_hop, 3), "constant": round(const, 3),
                                           "at_offered": points[0]["offered"]})

@@ -67,7 +67,7 @@ def job_time_limit_ns(cfg, run_cycles: int, words: int, bytes_per_cycle=None) ->
 
 
 async def start_fabric(dut, cfg, p):
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     mem = FabricMemory(dut, mem_prefixes(cfg), dut.clk, data_bytes=cfg.cache.data_bytes,
                        latency=p.get("mem_latency", 100), bytes_per_cycle=p.get("mem_bytes_per_cycle"),
                        error_ranges=[tuple(r) for r in p.get("error_ranges", [])])
