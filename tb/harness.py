@@ -155,10 +155,17 @@ def build_times_table(path: Path = BUILD_TIMES) -> str:
     return "\n".join(out)
 
 
+# Seeds that resolve_seed(None) handed out in this process (``$SEED`` or drawn): the regression's
+# conftest checks that a test which takes one is marked ``randomized``, so the soak runs it.
+SEEDS_TAKEN: list[int] = []
+
+
 def resolve_seed(seed: int | None = None) -> int:
+    """``seed`` if given, else ``$SEED`` if set, else a fresh random seed (recorded in SEEDS_TAKEN)."""
     if seed is None:
         env = os.environ.get("SEED")
         seed = int(env) if env else random.randrange(1 << 31)
+        SEEDS_TAKEN.append(seed)
     return seed
 
 

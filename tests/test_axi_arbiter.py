@@ -14,6 +14,7 @@ from tb.harness import run
 PARAMS = dict(addr_bits=16, data_bits=128, id_bits=2)
 
 
+@pytest.mark.randomized
 @pytest.mark.parametrize("n", [3, 1])
 def test_axi_arbiter_random_traffic(n):
     run(AxiArbiter(n, **PARAMS), "tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
@@ -21,6 +22,7 @@ def test_axi_arbiter_random_traffic(n):
         params={"n": n, **PARAMS, "pause": 0.3, "workers": 3, "ops": 120, "max_len": 300})
 
 
+@pytest.mark.randomized
 def test_axi_arbiter_interleaved_responses():
     n = 3
     run(AxiArbiter(n, **PARAMS), "tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
@@ -28,6 +30,7 @@ def test_axi_arbiter_interleaved_responses():
         params={"n": n, **PARAMS, "mem": "interleave", "pause": 0.3, "workers": 3, "ops": 60, "max_len": 300})
 
 
+@pytest.mark.randomized
 def test_axi_arbiter_throughput():
     n = 3
     run_dir = run(AxiArbiter(n, **PARAMS), "tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",

@@ -15,6 +15,7 @@ CONFIGS = {
 }
 
 
+@pytest.mark.randomized
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_cache_slice(name):
     cfg = CONFIGS[name]

@@ -7,6 +7,7 @@ from rtl.fabric.csr import Csr
 from tb.harness import run
 
 
+@pytest.mark.randomized
 @pytest.mark.parametrize("name", ["tiny"])
 def test_fabric_csr(name):
     run(Csr(preset(name)), "tb.fabric.test_csr", name=f"fabric_csr_{name}",

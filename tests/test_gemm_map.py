@@ -7,8 +7,6 @@ bit with the golden GEMM (tb/models/gemm.py); every program free of local hazard
 
 from __future__ import annotations
 
-import os
-import random
 from dataclasses import replace
 
 import numpy as np
@@ -17,10 +15,9 @@ import pytest
 from rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfig, TileConfig, preset
 from sim.asm import assemble
 from sim.gemm_map import plan_gemm
+from tb.harness import resolve_seed
 from tb.models.fabric import FabricError, run_programs
 from tb.models.gemm import gemm
-
-SEED = int(os.environ.get("SEED", random.randrange(1 << 30)))
 
 
 def odd_config() -> FabricConfig:
@@ -86,11 +83,13 @@ CASES = {"tiny": 40, "default": 14, "odd": 24}
 TOP = {"tiny": 300, "default": 260, "odd": 160}      # largest dimension drawn
 
 
+@pytest.mark.randomized
 @pytest.mark.parametrize("name", list(CASES))
 def test_random_shapes(name):
     cfg = odd_config() if name == "odd" else preset(name)
-    seed = SEED + sum(map(ord, name))
-    print(f"seed {seed} (SEED={SEED})")
+    base_seed = resolve_seed(None)
+    seed = base_seed + sum(map(ord, name))
+    print(f"seed {seed} (replay with SEED={base_seed})")
     rng = np.random.default_rng(seed)
     top = TOP[name]
     for i in range(CASES[name]):
@@ -134,7 +133,7 @@ def test_sizes_and_multicast_savings():
     assert (s_on["Mt"], s_on["Nt"], s_on["Kc"], s_on["rounds"]) == (128, 128, 64, 1)
     s256 = plan_gemm(cfg, 256, 256, 256, "bf16", has_c=False).summary()
     assert (s256["Mt"], s256["Nt"], s256["Kc"]) == (64, 64, 128)
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(0)          # the counts do not depend on the data
     _, st_on = run_case(cfg, 512, 512, 512, "bf16", False, True, rng)
     _, st_off = run_case(cfg, 512, 512, 512, "bf16", False, False, rng)
     print(f"L2 read words 512^3 bf16 on default: multicast {st_on['read_words']},"

@@ -1,5 +1,6 @@
 """The harness and stream VIP themselves: a FIFO under random valid gaps and back-pressure."""
 
+import pytest
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -24,6 +25,7 @@ class _StreamFifo(wiring.Component):
         return m
 
 
+@pytest.mark.randomized
 def test_stream_vip_through_fifo():
     run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo",
         params={"width": 37, "count": 2000})
@@ -36,7 +38,7 @@ def test_stream_vip_through_fifo_at_os():
     d_os = build(_StreamFifo(37, 4), "stream_fifo", cxx_opt="-Os")
     assert d_os != build(_StreamFifo(37, 4), "stream_fifo", cxx_opt="-O0")
     assert " -Os " in (d_os / "build.log").read_text()
-    run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", cxx_opt="-Os",
+    run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", cxx_opt="-Os", seed=11,
         params={"width": 37, "count": 500})
 
 
@@ -101,7 +103,7 @@ def test_waves_writes_a_vcd(monkeypatch):
     """WAVES=1: a separate traced build (the option is in the build key) and dump.vcd in the run
     directory, with the top-level ports in it."""
     monkeypatch.setenv("WAVES", "1")
-    run_dir = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo",
+    run_dir = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=12,
                   params={"width": 37, "count": 50})
     vcd = run_dir / "dump.vcd"
     assert vcd.exists(), sorted(p.name for p in run_dir.iterdir())

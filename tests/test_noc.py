@@ -21,12 +21,14 @@ def run_mesh(name, *, width, height, vcs=2, depth=4, local_ports=1, flit_bits=32
     return json.loads((run_dir / out).read_text())
 
 
+@pytest.mark.randomized
 def test_noc_1x1_mixed():
     r = run_mesh("noc_1x1", width=1, height=1, local_ports=2, pattern="uniform", rate=0.6, cycles=600,
                  flits_min=1, flits_max=4, mcast_prob=0.2, overlong_prob=0.25, bad_prob=0.05, ready_prob=0.5)
     assert r["copies_delivered"] > 100 and r["overlong"] > 0
 
 
+@pytest.mark.randomized
 @pytest.mark.xdist_group("noc_1x3")      # shares its Verilator build with the bench test below
 def test_noc_1x3_hotspot_multiflit_backpressure():
     # Hotspot: a quarter of the packets to the centre node, which is oversubscribed at this load.
@@ -35,6 +37,7 @@ def test_noc_1x3_hotspot_multiflit_backpressure():
     assert r["copies_delivered"] > 100 and r["overlong"] > 0
 
 
+@pytest.mark.randomized
 def test_noc_3x1_multiflit_backpressure():
     # Bit-complement at offered load 1.0 (past saturation), depth 3: over-long multicasts cut at 3.
     r = run_mesh("noc_3x1", width=3, height=1, vcs=1, depth=3, pattern="bitcomp", rate=1.0, cycles=800,
@@ -42,6 +45,7 @@ def test_noc_3x1_multiflit_backpressure():
     assert r["copies_delivered"] > 100 and r["overlong"] > 0
 
 
+@pytest.mark.randomized
 def test_noc_2x2_two_endpoints_past_saturation():
     # Several load phases up to and past saturation, two endpoints per node, both classes.
     r = run_mesh("noc_2x2", width=2, height=2, local_ports=2, vcs=1, pattern="uniform", rates=[0.2, 1.0],
@@ -50,6 +54,7 @@ def test_noc_2x2_two_endpoints_past_saturation():
     assert all(pt["copies_delivered"] > 100 and pt["overlong"] > 0 for pt in r["points"])
 
 
+@pytest.mark.randomized(cost="fabric")
 def test_noc_4x4_transpose_and_broadcast():
     r = run_mesh("noc_4x4", width=4, height=4, pattern="transpose", rates=[0.3, 1.0], cycles=400,
                  flits_min=1, flits_max=2, mcast_prob=0.05, overlong_prob=0.2, bad_prob=0.02, ready_prob=0.8)
@@ -63,6 +68,7 @@ def test_noc_4x4_transpose_and_broadcast():
     assert b["unicast_latency"] <= 2 * b["unicast_hops"] + 4
 
 
+@pytest.mark.randomized
 @pytest.mark.xdist_group("noc_1x3")
 def test_noc_bench_end_to_end(tmp_path):
     """``tessera bench noc`` on the 1 x 3 mesh (the regression's ``noc_1x3`` build, same name,

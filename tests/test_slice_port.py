@@ -9,6 +9,7 @@ from tb.fabric.slice_port_top import SlicePortTop
 from tb.harness import run
 
 
+@pytest.mark.randomized
 @pytest.mark.parametrize("name,node", [("tiny", 1)])
 def test_slice_port_traffic(name, node):
     cfg = preset(name)

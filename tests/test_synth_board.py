@@ -38,6 +38,7 @@ class _Accumulator(wiring.Component):
         return m
 
 
+@pytest.mark.randomized
 def test_host_link_drives_block_over_uart():
     block = _Accumulator()
     fields = [[f.name, f.output, f.offset, f.width] for f in port_map(block)]
@@ -58,6 +59,7 @@ def test_bad_parameters_raise():
         gc.collect()
 
 
+@pytest.mark.randomized(cost="fabric")
 def test_fabric_link_runs_gemm_over_uart():
     """The board's fabric (ulx3s preset) behind the UART bridge with block-RAM memory: the PC-side
     GEMM sequence of synth/fabric_host.py over a simulated serial line, checked bit-exactly."""

@@ -111,6 +111,7 @@ TINY = preset("tiny").tensor
 DEFAULT = preset("default").tensor
 
 
+@pytest.mark.randomized
 @pytest.mark.xdist_group(name="tensor_4x4")
 def test_core_4x4_random_ops():
     """Back-to-back random operations switching dtype and mode under gaps and back-pressure, with
@@ -126,6 +127,7 @@ def test_core_4x4_random_ops():
     run_core(TINY, seed=seed, ops=ops, special_prob=0.05, **kw)
 
 
+@pytest.mark.randomized
 @pytest.mark.xdist_group(name="tensor_4x4")
 def test_core_4x4_full_rate_specials():
     """Operands every cycle, results always accepted, many special values, longer K, and one
@@ -139,6 +141,7 @@ def test_core_4x4_full_rate_specials():
     run_core(TINY, seed=seed, ops=ops, special_prob=0.2)
 
 
+@pytest.mark.randomized
 def test_core_2x3_non_square():
     """Non-square 2 x 3 with small maxima (64): every dimension can reach its maximum."""
     cfg = TensorConfig(rows=2, cols=3, max_m=64, max_n=64, max_k=64)
@@ -152,6 +155,7 @@ def test_core_2x3_non_square():
     run_core(cfg, seed=seed, ops=ops, special_prob=0.05, **kw)
 
 
+@pytest.mark.randomized
 @pytest.mark.xdist_group(name="tensor_8x8")
 def test_core_8x8_default_one_run():
     """The default 8 x 8 core (shares its Verilator build with tests/test_tensor_bench.py: same
@@ -173,6 +177,7 @@ def test_core_8x8_default_one_run():
     run_core(DEFAULT, seed=seed, ops=ops, special_prob=0.08, **kw)
 
 
+@pytest.mark.randomized(cost="fabric")
 @pytest.mark.xdist_group(name="tensor_16x16")
 def test_core_16x16_short():
     """A 16 x 16 core in simulation: small shapes (ragged, K = 1, more than T blocks), both

@@ -9,6 +9,7 @@ from rtl.tile import Scratchpad
 from tb.harness import run
 
 
+@pytest.mark.randomized
 @pytest.mark.parametrize("name", ["tiny"])
 def test_scratchpad_random_traffic(name):
     cfg = preset(name)

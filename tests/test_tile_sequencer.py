@@ -9,6 +9,7 @@ from rtl.tile import Sequencer
 from tb.harness import run
 
 
+@pytest.mark.randomized
 @pytest.mark.parametrize("name", ["tiny"])
 def test_sequencer_random_programs(name):
     run_dir = run(Sequencer(preset(name)), "tb.tile.test_sequencer", name=f"tile_sequencer_{name}",

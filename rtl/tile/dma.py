@@ -90,9 +90,11 @@ class TensorDma(wiring.Component):
     row by row; ``dest`` the own bit (LOCAL) or the group (SEND); ``id`` the
     :func:`rtl.fabric.messages.tag_layout` (slot = LOAD sequence number mod 16, space, local word,
     valid bytes). A LOAD completes when the words it brings to this tile have all been written
-    (``rows * ceil(row_bytes / W)`` words when this tile is LOCAL or in the group, else 0: then
-    once its requests are issued), counted per slot, so that RECV data that arrives before its
-    descriptor is counted too. LOADs complete in order.
+    (``rows * ceil(row_bytes / W)`` words when this tile is LOCAL or in the group, else 0),
+    counted per slot, so that RECV data that arrives before its descriptor is counted too, and
+    when its last request beat has left on ``tx`` (a RECV LOAD: when it is taken). So a LOAD that
+    brings nothing here (a SEND whose group leaves this tile out) completes only once all its
+    requests are in the network. LOADs complete in order.
 
     STORE: for each word, an ALLOC packet first when the word starts a line that the row covers
     completely, then an accumulator read and a WRITE packet (head, data) with the valid bytes as
@@ -111,7 +113,8 @@ class TensorDma(wiring.Component):
     Latency: a descriptor taken at edge t puts its first request beat on ``tx`` from edge t + 1 on
     (t + 3 for a STORE: accumulator read, then FIFO). A data beat taken from ``rx`` at edge t is
     offered on ``sp_wr`` / ``acc_wr`` from t + 1; the ``load_done`` pulse comes at the earliest
-    two cycles after the write of the LOAD's last word is taken. ``store_done`` comes the cycle
+    two cycles after the write of the LOAD's last word is taken (or after its last request beat
+    is taken from ``tx``, whichever is later). ``store_done`` comes the cycle
     after the last response is received.
 
     Back-pressure: every output stream is driven from registers (valid never depends on ready);
@@ -190,7 +193,8 @@ class TensorDma(wiring.Component):
         arrived = Array(Signal(cw, name=f"arrived{i}") for i in range(LOAD_SLOTS))
         armed = Signal(LOAD_SLOTS)
         done_seq = Signal(SLOT_BITS)
-        arm_now = Signal(LOAD_SLOTS)
+        arm_recv = Signal(LOAD_SLOTS)     # a RECV LOAD is taken (it sends nothing)
+        arm_sent = Signal(LOAD_SLOTS)     # the last request of a LOCAL / SEND LOAD leaves on tx
 
         d = self.load.payload
         wpr = Signal(13)
@@ -208,7 +212,7 @@ class TensorDma(wiring.Component):
                 ld_dest.eq(Mux(d.mode == Mode.LOCAL, own, d.dest)),
             ]
             with m.If(d.mode == Mode.RECV):
-                m.d.comb += arm_now.eq(Const(1, LOAD_SLOTS) << load_seq)
+                m.d.comb += arm_recv.eq(Const(1, LOAD_SLOTS) << load_seq)
             with m.Else():
                 m.d.sync += ld_active.eq(1)
 
@@ -221,10 +225,17 @@ class TensorDma(wiring.Component):
         ]
         ld_beat = request_beat("ld_beat", CacheOp.READ.value, ld_cur_mem, ld_tag.as_value(), ld_dest, 0, 1)
         ld_take = Signal()                # the arbiter takes ld_beat this cycle
+        # A LOAD's slot is armed when its last request beat leaves on ``tx`` (not when the beat
+        # enters the ``tx`` register): a LOAD that brings nothing to this tile (a SEND whose group
+        # leaves this tile out) completes only once all its requests are in the network.
+        last_in_tx = Signal()             # the beat in the tx register is a LOAD's last request
+        last_slot = Signal(SLOT_BITS)
+        with m.If(last_in_tx & self.tx.ready):
+            m.d.sync += last_in_tx.eq(0)
+            m.d.comb += arm_sent.eq(Const(1, LOAD_SLOTS) << last_slot)
         with m.If(ld_take):
             with m.If(ldw.advance(m, ld, W, wb)):
-                m.d.sync += ld_active.eq(0)
-                m.d.comb += arm_now.eq(Const(1, LOAD_SLOTS) << ld_slot)
+                m.d.sync += [ld_active.eq(0), last_in_tx.eq(1), last_slot.eq(ld_slot)]
 
         # ================================ STORE ===============================================
         st_busy = Signal()
@@ -381,7 +392,7 @@ class TensorDma(wiring.Component):
         with m.If(complete):
             m.d.comb += clear.eq(Const(1, LOAD_SLOTS) << done_seq)
             m.d.sync += done_seq.eq(done_seq + 1)
-        m.d.sync += [armed.eq((armed & ~clear) | arm_now), self.load_done.eq(complete)]
+        m.d.sync += [armed.eq((armed & ~clear) | arm_recv | arm_sent), self.load_done.eq(complete)]
         for i in range(LOAD_SLOTS):
             inc = w_done & (w_slot == i)
             m.d.sync += arrived[i].eq(arrived[i] + inc - Mux(clear[i], expected[i], 0))

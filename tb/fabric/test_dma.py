@@ -39,6 +39,10 @@ LOCAL, SEND, RECV = 0, 1, 2
 SP, ACC = 0, 1
 
 
+# Cycles the bench keeps sampling the outputs after the last completion (fault is registered).
+DRAIN_CYCLES = 8
+
+
 class Bench:
     def __init__(self, dut, cfg, node, p):
         self.dut, self.cfg, self.node = dut, cfg, node
@@ -203,6 +207,7 @@ class Bench:
         self.loads = [self.make_load(k) for k in range(n_loads)]
         self.stores = [self.make_store(j) for j in range(n_stores)]
         tx_rp, wr_rp, rx_idle = p["tx_ready"], p["wr_ready"], p["rx_idle"]
+        drain_end = None
         while True:
             await RisingEdge(dut.clk)
             self.cycle += 1
@@ -281,7 +286,13 @@ class Bench:
             if self.acc_resp is not None:
                 dut.acc_rd__resp__payload.value = self.acc_resp
             if self.finished():
-                return
+                # Keep sampling for a few cycles: a response taken on this edge still gives its
+                # registered ``fault`` pulse, and a spurious ``load_done`` / ``store_done`` pulse
+                # would show here as one with nothing outstanding.
+                if drain_end is None:
+                    drain_end = self.cycle + DRAIN_CYCLES
+                elif self.cycle >= drain_end:
+                    return
             if self.cycle > p["max_cycles"]:
                 self.err(f"timeout: {self.loads_done}/{n_loads} loads,"
                          f" {self.stores_done}/{n_stores} stores done")
@@ -394,7 +405,8 @@ class Bench:
             self.err(f"load_done for LOAD {k} (mode {d['mode']}) with {self.pending_writes[k]} writes and"
                      f" {self.pending_errs[k]} error responses missing")
         if d["mode"] != RECV and self.load_issued[k] != len(self.words(d)):
-            self.err(f"load_done for LOAD {k} after {self.load_issued[k]} of {len(self.words(d))} requests")
+            self.err(f"load_done for LOAD {k} (mode {d['mode']}, dest {d['dest']:#x}) after"
+                     f" {self.load_issued[k]} of {len(self.words(d))} requests left on tx")
         self.loads_done += 1
 
     def on_store_done(self):
@@ -449,6 +461,43 @@ async def dma_random(dut):
           f" {bench.read_requests} READs, {bench.write_requests} WRITEs, {bench.alloc_requests} ALLOCs,"
           f" {bench.resp_words} data words, {bench.faults} faults")
     bench.check()
+
+
+@cocotb.test()
+async def dma_send_elsewhere_waits_for_tx(dut):
+    """A SEND LOAD whose group leaves this tile out brings no data here, so it completes once its
+    requests are out. Its ``load_done`` must come only after the last request beat has left on
+    ``tx`` (the bug of issue 14: it came when that beat entered the DMA's tx register, while
+    ``tx.ready`` was still low). ``tx.ready`` is held low, then given one cycle in three."""
+    p = tb.params()
+    cfg = preset(p["preset"])
+    W = cfg.tile.word_bytes
+    node = p["node"]
+    other = (node + 1) % cfg.noc.nodes
+    f_desc = layout_fields(xfer_desc_layout(cfg))
+    await reset(dut)
+    rows, rb = 2, 2 * W
+    d = dict(mode=SEND, space=SP, local_addr=0, pitch=rb, mem_addr=4 * W, stride=8 * W, rows=rows,
+             row_bytes=rb, dest=1 << other)
+    requests = rows * rb // W
+    dut.load__payload.value = pack(f_desc, d)
+    dut.load__valid.value = 1
+    sent, done_at, sent_at_done = 0, None, None
+    for cycle in range(200):
+        await RisingEdge(dut.clk)
+        if int(dut.load__ready.value):
+            dut.load__valid.value = 0
+        if int(dut.tx__valid.value) and int(dut.tx__ready.value):
+            sent += 1
+        if int(dut.load_done.value):
+            assert done_at is None, f"second load_done pulse at cycle {cycle}"
+            done_at, sent_at_done = cycle, sent
+        dut.tx__ready.value = int(cycle >= 20 and cycle % 3 == 0)
+    assert sent == requests, f"{sent} of {requests} requests sent"
+    assert done_at is not None, "no load_done for the SEND LOAD"
+    assert sent_at_done == requests, \
+        f"load_done at cycle {done_at} after {sent_at_done} of {requests} requests left on tx"
+    assert not int(dut.busy.value), "busy after the LOAD completed"
 
 
 @cocotb.test()
