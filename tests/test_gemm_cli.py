@@ -70,7 +70,7 @@ def _tessera() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "sim.cli"]
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 @pytest.mark.xdist_group("fabric_tiny")
 def test_gemm_cli_end_to_end(tmp_path):
     """``tessera gemm --preset tiny --a --b --c --dtype --out --report`` as a user runs it (a

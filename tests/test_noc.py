@@ -54,7 +54,7 @@ def test_noc_2x2_two_endpoints_past_saturation():
     assert all(pt["copies_delivered"] > 100 and pt["overlong"] > 0 for pt in r["points"])
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 def test_noc_4x4_transpose_and_broadcast():
     r = run_mesh("noc_4x4", width=4, height=4, pattern="transpose", rates=[0.3, 1.0], cycles=400,
                  flits_min=1, flits_max=2, mcast_prob=0.05, overlong_prob=0.2, bad_prob=0.02, ready_prob=0.8)

@@ -22,7 +22,7 @@ RANDOM_VECTORS = 100_000
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
-@pytest.mark.randomized
+@pytest.mark.randomized(cost="heavy")
 def test_numeric_units_bit_exact():
     run_dir = run(NumericUnits(LATENCIES), "tb.numeric.test_units", name="numeric_units",
                   params={"latency": LATENCIES, "count": RANDOM_VECTORS, "en_prob": 0.85})

@@ -58,3 +58,52 @@ def test_golden_models_do_not_import_the_design():
             offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names
                           if n.split(".")[0] in ("rtl", "sim", "synth", "amaranth")]
     assert not offenders, offenders
+
+
+SOAK_PROBE = '''
+    import os
+
+    import pytest
+
+    from tb.harness import resolve_seed
+
+    @pytest.mark.randomized
+    @pytest.mark.parametrize("p", ["a"])
+    def test_cheap(p):
+        assert resolve_seed(None) != 3, "seed 3 is bad"
+
+    @pytest.mark.randomized(cost="heavy")
+    def test_heavy():
+        resolve_seed(None)
+
+    def test_fixed():
+        assert resolve_seed(5) == 5
+
+    def test_unmarked():
+        resolve_seed(None)
+'''
+
+
+def _pytest(tmp_path, *args):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(textwrap.dedent(SOAK_PROBE))
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "tb.soak", "-p", "no:cacheprovider", "-q",
+                           "--rootdir", str(tmp_path), *args, str(probe)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+
+
+def test_soak_runs_randomized_tests_over_seeds_and_names_failing_ones(tmp_path):
+    """`make soak` (tb/soak.py): only randomized tests, N seeds each (heavy ones N // 10), every
+    failing seed listed with its replay command; and a test that draws a seed unmarked fails."""
+    res = _pytest(tmp_path, "--soak", "20", "--soak-start", "1", "-rA")
+    out = res.stdout + res.stderr
+    assert res.returncode == 1, out
+    assert "22 runs from seed 1 on, 1 failed" in out, out
+    assert "test_probe.py::test_cheap[a]: 20 seeds, 1 failed ([3])" in out, out
+    assert "test_probe.py::test_heavy: 2 seeds, 0 failed" in out, out
+    assert "replay: SEED=3 .venv/bin/pytest 'test_probe.py::test_cheap[a]'" in out, out
+    assert "test_fixed" not in out and "test_unmarked" not in out, out
+    res = _pytest(tmp_path, "-k", "fixed or unmarked")
+    out = res.stdout + res.stderr
+    assert res.returncode == 1 and "1 error" in out, out      # the check runs at teardown
+    assert "test_unmarked takes a random seed" in out and "not marked @pytest.mark.randomized" in out, out

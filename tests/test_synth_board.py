@@ -59,7 +59,7 @@ def test_bad_parameters_raise():
         gc.collect()
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 def test_fabric_link_runs_gemm_over_uart():
     """The board's fabric (ulx3s preset) behind the UART bridge with block-RAM memory: the PC-side
     GEMM sequence of synth/fabric_host.py over a simulated serial line, checked bit-exactly."""

@@ -177,7 +177,7 @@ def test_core_8x8_default_one_run():
     run_core(DEFAULT, seed=seed, ops=ops, special_prob=0.08, **kw)
 
 
-@pytest.mark.randomized(cost="fabric")
+@pytest.mark.randomized(cost="heavy")
 @pytest.mark.xdist_group(name="tensor_16x16")
 def test_core_16x16_short():
     """A 16 x 16 core in simulation: small shapes (ragged, K = 1, more than T blocks), both

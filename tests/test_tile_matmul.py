@@ -30,7 +30,7 @@ def engine_cfg(p):
     return replace(cfg, tensor=tensor, tile=tile)
 
 
-@pytest.mark.randomized
+@pytest.mark.randomized(cost="heavy")
 @pytest.mark.parametrize("label,params", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_tile_matmul(label, params):
     cfg = engine_cfg(params)

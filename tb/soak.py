@@ -1,0 +1,126 @@
+"""Seed soak and seed discipline: a pytest plugin (tests/conftest.py loads it; ``-p tb.soak``
+elsewhere).
+
+Randomized tests carry ``@pytest.mark.randomized`` (``cost="heavy"`` for the fabric-level ones
+and those that simulate for 15 s or more per seed). A test that takes a seed from
+``tb.harness.resolve_seed`` without the mark fails, so that the soak cannot miss it.
+
+Seed soak (``make soak SEEDS=N``, outside ``make test``): ``pytest --soak N`` runs every randomized
+test once per seed, seeds ``--soak-start`` (default 1) onwards: N seeds for a cheap test, N / 10
+(at least 1) for a heavy one; ``--soak-heavy M`` sets that count instead. Each seed is its own
+test item (``[seedS-...]``) with ``$SEED`` set, so pytest-xdist spreads them over the cores, and
+each failing seed is listed at the end with the command that replays it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tb import harness
+
+SOAK_HEAVY_SHARE = 10             # a heavy test soaks SEEDS // 10 seeds
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("tessera soak")
+    g.addoption("--soak", type=int, default=0, metavar="N",
+                help="run only the randomized tests, each over N consecutive seeds (heavy ones: N // 10)")
+    g.addoption("--soak-start", type=int, default=1, metavar="S", help="first seed of the soak (default 1)")
+    g.addoption("--soak-heavy", type=int, default=None, metavar="M",
+                help="seeds for each heavy test (default: --soak // 10, at least 1)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "randomized(cost='cheap'): draws its stimulus from the printed seed;"
+                            " cost='heavy' for fabric-level tests and those of 15 s or more per seed"
+                            " (fewer seeds in the soak)")
+    o = config.option
+    for flag, value, least in (("--soak", o.soak, 0), ("--soak-start", o.soak_start, 1),
+                               ("--soak-heavy", o.soak_heavy, 1)):
+        if value is not None and value < least:
+            raise pytest.UsageError(f"{flag} = {value}: must be >= {least}")
+
+
+def _soak_seeds(config, marker) -> list[int]:
+    n = config.option.soak
+    cost = marker.kwargs.get("cost", marker.args[0] if marker.args else "cheap")
+    if cost not in ("cheap", "heavy"):
+        raise pytest.UsageError(f"randomized(cost={cost!r}): allowed: 'cheap', 'heavy'")
+    if cost == "heavy":
+        n = config.option.soak_heavy or max(1, n // SOAK_HEAVY_SHARE)
+    start = config.option.soak_start
+    return list(range(start, start + n))
+
+
+def pytest_generate_tests(metafunc):
+    marker = metafunc.definition.get_closest_marker("randomized")
+    if metafunc.config.option.soak and marker is not None:
+        metafunc.parametrize("soak_seed", _soak_seeds(metafunc.config, marker), ids=lambda s: f"seed{s}",
+                             scope="function")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.option.soak:
+        return
+    keep = [it for it in items if it.get_closest_marker("randomized") is not None]
+    drop = [it for it in items if it.get_closest_marker("randomized") is None]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+@pytest.fixture
+def soak_seed():
+    """Only reached outside a soak (a soak parametrizes it): no seed is imposed."""
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _seed_discipline(request, monkeypatch, soak_seed):
+    """In a soak, impose the item's seed through ``$SEED``; in every run, refuse a test that takes a
+    seed without the ``randomized`` mark."""
+    seed = soak_seed
+    if seed is not None:
+        monkeypatch.setenv("SEED", str(seed))
+        request.node.user_properties.append(("soak_seed", seed))
+    before = len(harness.SEEDS_TAKEN)
+    yield
+    taken = harness.SEEDS_TAKEN[before:]
+    if taken and request.node.get_closest_marker("randomized") is None:
+        pytest.fail(f"{request.node.nodeid} takes a random seed ({taken[0]}) but is not marked"
+                    " @pytest.mark.randomized: the seed soak would skip it", pytrace=False)
+
+
+def replay_command(nodeid: str, seed: int) -> str:
+    """``SEED=S .venv/bin/pytest 'id'`` for a soak item ``id[...-seedS]`` (the seed part removed)."""
+    base = re.sub(r"\[seed\d+\]$", "", nodeid)
+    base = re.sub(r"-seed\d+(?=\]$)", "", base)
+    base = re.sub(r"\[seed\d+-", "[", base)
+    return f"SEED={seed} .venv/bin/pytest '{base}'"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not config.option.soak:
+        return
+    runs: dict[str, list[tuple[int, bool]]] = {}      # test (without the seed) -> (seed, passed)
+    for outcome in ("passed", "failed", "error"):
+        for r in terminalreporter.stats.get(outcome, []):
+            seed = dict(getattr(r, "user_properties", ())).get("soak_seed")
+            if seed is None or (outcome == "passed" and r.when != "call"):
+                continue
+            runs.setdefault(replay_command(r.nodeid, seed), []).append((seed, outcome == "passed"))
+    tr = terminalreporter
+    tr.section("seed soak")
+    total = sum(len(v) for v in runs.values())
+    bad = sorted((cmd, s) for cmd, v in runs.items() for s, ok in v if not ok)
+    tr.write_line(f"{total} runs from seed {config.option.soak_start} on, {len(bad)} failed")
+    by_test: dict[str, list] = {}
+    for cmd, v in runs.items():
+        by_test.setdefault(cmd.split("'")[1], []).extend(v)
+    for test, v in sorted(by_test.items()):
+        fails = sorted(s for s, ok in v if not ok)
+        tr.write_line(f"  {test}: {len(v)} seeds, {len(fails)} failed" + (f" ({fails})" if fails else ""))
+    for cmd, _ in bad:
+        tr.write_line(f"replay: {cmd}")
