@@ -40,12 +40,12 @@ test: $(STAMP)
 
 # Seed soak, outside `make test`: every randomized test over SEEDS consecutive seeds from SEED0
 # (heavy ones -- fabric-level, or 15 s and more per seed -- over SEEDS/10, or HEAVY_SEEDS); failing
-# seeds are listed with a replay command. tests/conftest.py says how.
+# seeds are listed with a replay command. COST=cheap|heavy soaks only those; tb/soak.py says how.
 SEEDS    ?= 20
 SEED0    ?= 1
 soak: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q --tb=line --soak $(SEEDS) --soak-start $(SEED0) \
-	  $(if $(HEAVY_SEEDS),--soak-heavy $(HEAVY_SEEDS)) $(if $(K),-k "$(K)")
+	  $(if $(HEAVY_SEEDS),--soak-heavy $(HEAVY_SEEDS)) $(if $(COST),--soak-cost $(COST)) $(if $(K),-k "$(K)")
 
 verilog: $(STAMP)
 	for p in tiny default ulx3s; do $(VENV)/bin/tessera verilog --block all --preset $$p -o build/verilog || exit 1; done

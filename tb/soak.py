@@ -7,7 +7,8 @@ and those that simulate for 15 s or more per seed). A test that takes a seed fro
 
 Seed soak (``make soak SEEDS=N``, outside ``make test``): ``pytest --soak N`` runs every randomized
 test once per seed, seeds ``--soak-start`` (default 1) onwards: N seeds for a cheap test, N / 10
-(at least 1) for a heavy one; ``--soak-heavy M`` sets that count instead. Each seed is its own
+(at least 1) for a heavy one; ``--soak-heavy M`` sets that count instead, ``--soak-cost heavy``
+(or ``cheap``) soaks only those. Each seed is its own
 test item (``[seedS-...]``) with ``$SEED`` set, so pytest-xdist spreads them over the cores, and
 each failing seed is listed at the end with the command that replays it.
 """
@@ -21,6 +22,7 @@ import pytest
 from tb import harness
 
 SOAK_HEAVY_SHARE = 10             # a heavy test soaks SEEDS // 10 seeds
+COSTS = ("cheap", "heavy")
 
 
 def pytest_addoption(parser):
@@ -30,6 +32,8 @@ def pytest_addoption(parser):
     g.addoption("--soak-start", type=int, default=1, metavar="S", help="first seed of the soak (default 1)")
     g.addoption("--soak-heavy", type=int, default=None, metavar="M",
                 help="seeds for each heavy test (default: --soak // 10, at least 1)")
+    g.addoption("--soak-cost", choices=COSTS, default=None,
+                help="soak only the cheap or only the heavy randomized tests")
 
 
 def pytest_configure(config):
@@ -43,12 +47,16 @@ def pytest_configure(config):
             raise pytest.UsageError(f"{flag} = {value}: must be >= {least}")
 
 
+def _cost(marker) -> str:
+    cost = marker.kwargs.get("cost", marker.args[0] if marker.args else "cheap")
+    if cost not in COSTS:
+        raise pytest.UsageError(f"randomized(cost={cost!r}): allowed: {', '.join(COSTS)}")
+    return cost
+
+
 def _soak_seeds(config, marker) -> list[int]:
     n = config.option.soak
-    cost = marker.kwargs.get("cost", marker.args[0] if marker.args else "cheap")
-    if cost not in ("cheap", "heavy"):
-        raise pytest.UsageError(f"randomized(cost={cost!r}): allowed: 'cheap', 'heavy'")
-    if cost == "heavy":
+    if _cost(marker) == "heavy":
         n = config.option.soak_heavy or max(1, n // SOAK_HEAVY_SHARE)
     start = config.option.soak_start
     return list(range(start, start + n))
@@ -64,8 +72,12 @@ def pytest_generate_tests(metafunc):
 def pytest_collection_modifyitems(config, items):
     if not config.option.soak:
         return
-    keep = [it for it in items if it.get_closest_marker("randomized") is not None]
-    drop = [it for it in items if it.get_closest_marker("randomized") is None]
+    def soaked(item):
+        marker = item.get_closest_marker("randomized")
+        return marker is not None and config.option.soak_cost in (None, _cost(marker))
+
+    keep = [it for it in items if soaked(it)]
+    drop = [it for it in items if not soaked(it)]
     if drop:
         config.hook.pytest_deselected(items=drop)
     items[:] = keep

@@ -103,6 +103,9 @@ def test_soak_runs_randomized_tests_over_seeds_and_names_failing_ones(tmp_path):
     assert "test_probe.py::test_heavy: 2 seeds, 0 failed" in out, out
     assert "replay: SEED=3 .venv/bin/pytest 'test_probe.py::test_cheap[a]'" in out, out
     assert "test_fixed" not in out and "test_unmarked" not in out, out
+    res = _pytest(tmp_path, "--soak", "4", "--soak-cost", "heavy")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0 and "1 runs from seed 1 on, 0 failed" in out and "test_cheap" not in out, out
     res = _pytest(tmp_path, "-k", "fixed or unmarked")
     out = res.stdout + res.stderr
     assert res.returncode == 1 and "1 error" in out, out      # the check runs at teardown
