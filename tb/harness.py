@@ -156,7 +156,7 @@ def build_times_table(path: Path = BUILD_TIMES) -> str:
 
 
 # Seeds that resolve_seed(None) handed out in this process (``$SEED`` or drawn): the regression's
-# conftest checks that a test which takes one is marked ``randomized``, so the soak runs it.
+# seed plugin (tb/soak.py) checks that a test which takes one is marked ``randomized``, so the soak runs it.
 SEEDS_TAKEN: list[int] = []
 
 

@@ -10,12 +10,17 @@ test once per seed, seeds ``--soak-start`` (default 1) onwards: N seeds for a ch
 (at least 1) for a heavy one; ``--soak-heavy M`` sets that count instead, ``--soak-cost heavy``
 (or ``cheap``) soaks only those. Each seed is its own
 test item (``[seedS-...]``) with ``$SEED`` set, so pytest-xdist spreads them over the cores, and
-each failing seed is listed at the end with the command that replays it.
+each failing seed is listed at the end with the command that replays it. Every finished item is
+also appended, as it ends, to ``--soak-log`` (default ``build/soak/soak.jsonl``, emptied when a
+soak starts): ``{"test", "seed", "outcome", "when", "seconds"}``, so that an interrupted soak
+still says what it ran.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +39,8 @@ def pytest_addoption(parser):
                 help="seeds for each heavy test (default: --soak // 10, at least 1)")
     g.addoption("--soak-cost", choices=COSTS, default=None,
                 help="soak only the cheap or only the heavy randomized tests")
+    g.addoption("--soak-log", default="build/soak/soak.jsonl", metavar="PATH",
+                help="one JSON line per finished soak item (default build/soak/soak.jsonl)")
 
 
 def pytest_configure(config):
@@ -45,6 +52,28 @@ def pytest_configure(config):
                                ("--soak-heavy", o.soak_heavy, 1)):
         if value is not None and value < least:
             raise pytest.UsageError(f"{flag} = {value}: must be >= {least}")
+
+
+_LOG: Path | None = None          # the soak log, written by the controller only
+
+
+def pytest_sessionstart(session):
+    global _LOG
+    config = session.config
+    if config.option.soak and not hasattr(config, "workerinput"):
+        _LOG = Path(config.option.soak_log)
+        _LOG.parent.mkdir(parents=True, exist_ok=True)
+        _LOG.write_text("")
+
+
+def pytest_runtest_logreport(report):
+    seed = dict(getattr(report, "user_properties", ())).get("soak_seed")
+    if _LOG is None or seed is None or not (report.when == "call" or report.outcome != "passed"):
+        return
+    record = {"test": replay_command(report.nodeid, seed).split("'")[1], "seed": seed,
+              "outcome": report.outcome, "when": report.when, "seconds": round(report.duration, 2)}
+    with _LOG.open("a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def _cost(marker) -> str:

@@ -4,6 +4,7 @@
 Verilator build through a group (a 90-second build of the tiny fabric, otherwise done twice).
 """
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -95,7 +96,8 @@ def _pytest(tmp_path, *args):
 def test_soak_runs_randomized_tests_over_seeds_and_names_failing_ones(tmp_path):
     """`make soak` (tb/soak.py): only randomized tests, N seeds each (heavy ones N // 10), every
     failing seed listed with its replay command; and a test that draws a seed unmarked fails."""
-    res = _pytest(tmp_path, "--soak", "20", "--soak-start", "1", "-rA")
+    res = _pytest(tmp_path, "-n", "2", "--soak", "20", "--soak-start", "1", "--soak-log",
+                  str(tmp_path / "soak.jsonl"))
     out = res.stdout + res.stderr
     assert res.returncode == 1, out
     assert "22 runs from seed 1 on, 1 failed" in out, out
@@ -103,6 +105,8 @@ def test_soak_runs_randomized_tests_over_seeds_and_names_failing_ones(tmp_path):
     assert "test_probe.py::test_heavy: 2 seeds, 0 failed" in out, out
     assert "replay: SEED=3 .venv/bin/pytest 'test_probe.py::test_cheap[a]'" in out, out
     assert "test_fixed" not in out and "test_unmarked" not in out, out
+    log = [json.loads(line) for line in (tmp_path / "soak.jsonl").read_text().splitlines()]
+    assert len(log) == 22 and [r["seed"] for r in log if r["outcome"] == "failed"] == [3], log
     res = _pytest(tmp_path, "--soak", "4", "--soak-cost", "heavy")
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "1 runs from seed 1 on, 0 failed" in out and "test_cheap" not in out, out
