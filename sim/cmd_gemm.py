@@ -1,6 +1,6 @@
 """``tessera gemm``: a GEMM on the whole Verilated fabric, checked bit-exactly, with a report.
 
-Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in ARCHITECTURE.md) or random
+Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in docs/numerics.md, "Array files") or random
 (``--m --n --k [--c random] [--seed]``). The runtime (``sim/gemm_map.py``) maps the GEMM onto
 the preset's mesh; the fabric runs it under Verilator with the host on the AXI4-Lite port and a
 memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports

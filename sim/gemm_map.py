@@ -201,7 +201,7 @@ class GemmPlan:
     # -- host side -------------------------------------------------------------------------
 
     def pack(self, a, b, c=None) -> list[tuple[int, bytes]]:
-        """The memory image: ``[(addr, bytes), ...]`` for A^T, B and C (formats of ARCHITECTURE.md:
+        """The memory image: ``[(addr, bytes), ...]`` for A^T, B and C (formats of docs/numerics.md:
         A, B uint16 BF16 bits or int8; C uint32 FP32 bits or int32)."""
         m, n, k, e = self.m, self.n, self.k, self.e
         el = "<u2" if self.dtype == "bf16" else "i1"
