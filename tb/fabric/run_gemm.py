@@ -31,9 +31,10 @@ from cocotb.triggers import ClockCycles, with_timeout
 
 import tb
 from rtl.config import fabric_from_dict
+from rtl.fabric.csr_map import REG
 from rtl.fabric.fabric import mem_prefixes
 from sim.gemm_map import plan_gemm
-from tb.fabric.host import REG, Host, counter_delta
+from tb.fabric.host import Host, counter_delta
 from tb.fabric.memory import FabricMemory
 
 POLL = 256
