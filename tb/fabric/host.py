@@ -2,8 +2,8 @@
 
 ``Host`` wraps cocotbext-axi's ``AxiLiteMaster`` on ``s_axil_*`` with the register map: push a
 program into a tile's command queue, start tiles, wait for them, flush the L2 (with its write-back
-errors), read status and counters. Register map: :mod:`rtl.fabric.csr_map` (checked against
-docs/csr.md; the CSR bench tb/fabric/test_csr.py keeps its own copy).
+errors), read status and counters. Register map: :mod:`rtl.fabric.csr_map` (its tables are
+checked against docs/csr.md by tests/test_fabric_csr.py).
 """
 
 from __future__ import annotations
