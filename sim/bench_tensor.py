@@ -1,7 +1,7 @@
 """``tessera bench tensor``: one GEMM on the TensorCore RTL under Verilator, cycle-counted.
 
 Random data (``--m --n --k --dtype [--seed]``) or given matrices (``--a --b [--c] --out``; formats
-as in ARCHITECTURE.md). The result is checked bit-exactly against tb/models/gemm.py; the JSON
+as in docs/numerics.md). The result is checked bit-exactly against tb/models/gemm.py; the JSON
 holds ``cycles`` (first operand accepted to last result delivered, both inclusive), ``macs``,
 ``utilization`` = M*N*K / (R*C*cycles), ``scalesim_os_cycles`` and ``ratio_to_scalesim``.
 """

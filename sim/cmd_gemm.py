@@ -1,6 +1,6 @@
 """``tessera gemm``: a GEMM on the whole Verilated fabric, checked bit-exactly, with a report.
 
-Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in ARCHITECTURE.md) or random
+Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in docs/numerics.md, "Array files") or random
 (``--m --n --k [--c random] [--seed]``). The runtime (``sim/gemm_map.py``) maps the GEMM onto
 the preset's mesh; the fabric runs it under Verilator with the host on the AXI4-Lite port and a
 memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports
@@ -68,13 +68,14 @@ def store_acks(cfg, programs) -> int:
     """Responses the L2 sends for the STOREs of ``programs`` (tile -> words) when every request
     succeeds: one per line segment of a row (the tensor DMA's acknowledged WRITE; its ALLOC and
     other WRITEs are quiet)."""
+    from rtl.tile.isa import Opcode
     from tb.models import tile_isa
 
     line = cfg.cache.line_bytes
     acks = 0
     for words in programs.values():
         for word in words:
-            if tile_isa.opcode_of(word) != 2:
+            if tile_isa.opcode_of(word) != Opcode.STORE.value:
                 continue
             f = tile_isa.decode(word)
             for r in range(f["rows"]):

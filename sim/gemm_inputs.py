@@ -1,6 +1,6 @@
 """GEMM inputs on the command line, shared by ``tessera bench tensor`` and ``tessera gemm``.
 
-:func:`add_input_args` declares ``--a/--b/--c`` (.npy files, formats as in ARCHITECTURE.md) and
+:func:`add_input_args` declares ``--a/--b/--c`` (.npy files, formats as in docs/numerics.md) and
 ``--m/--n/--k/--dtype/--seed/--special-prob`` (random data); :func:`inputs` turns them into arrays,
 with errors that name the argument (also for random-data arguments given with ``--a/--b``, which
 would otherwise be ignored); :func:`save_inputs` writes them into a job directory.

@@ -83,13 +83,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rtl.tile.isa import Dtype, Mode, Opcode, Space
 from sim.asm import Program, encode
 from tb.models import tile_isa
 
-__all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES", "SYNC_OPCODE"]
+__all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES"]
 
 DTYPE_BYTES = {"bf16": 2, "int8": 1}
-SYNC_OPCODE = 6
 _OVERHEAD_CHUNK = 64        # cycles lost per chunk (barrier, sync, MATMUL fill and drain)
 _OVERHEAD_ROUND = 200       # cycles per round besides draining D
 
@@ -123,7 +123,7 @@ class _Emitter:
     def __init__(self, prog: Program, cfg, wb: int):
         self.prog, self.cfg, self.wb = prog, cfg, wb
 
-    def _add(self, opcode: int, **fields) -> None:
+    def _add(self, opcode: Opcode, **fields) -> None:
         word = encode(opcode, **fields)
         err, reason = tile_isa.check(word, self.cfg)
         if err:
@@ -131,26 +131,27 @@ class _Emitter:
         self.prog.words.append(word)
 
     def load(self, *, mem, rows, bytes, sp=None, acc=None, stride=None, mode="local", x=(0, 0), y=(0, 0)):
-        space, local = (1, acc) if acc is not None else (0, sp)
-        self._add(1, mode=tile_isa.MODES[mode], space=space, local_addr=local, mem_addr=mem,
-                  stride=tile_isa.pitch(bytes, self.wb) if stride is None else stride, rows=rows,
-                  row_bytes=bytes, x0=x[0], x1=x[1], y0=y[0], y1=y[1])
+        space, local = (Space.ACC, acc) if acc is not None else (Space.SP, sp)
+        self._add(Opcode.LOAD, mode=Mode[mode.upper()].value, space=space.value, local_addr=local,
+                  mem_addr=mem, stride=tile_isa.pitch(bytes, self.wb) if stride is None else stride,
+                  rows=rows, row_bytes=bytes, x0=x[0], x1=x[1], y0=y[0], y1=y[1])
 
     def store(self, *, acc, mem, rows, bytes, stride):
-        self._add(2, space=1, local_addr=acc, mem_addr=mem, stride=stride, rows=rows, row_bytes=bytes)
+        self._add(Opcode.STORE, space=Space.ACC.value, local_addr=acc, mem_addr=mem, stride=stride, rows=rows,
+                  row_bytes=bytes)
 
     def matmul(self, dtype, *, m, n, k, a, b, acc, accumulate=False):
-        self._add(3, dtype=tile_isa.DTYPES[dtype], accumulate=int(accumulate), a_addr=a, b_addr=b,
-                  acc_addr=acc, m=m, n=n, k=k)
+        self._add(Opcode.MATMUL, dtype=Dtype[dtype.upper()].value, accumulate=int(accumulate), a_addr=a,
+                  b_addr=b, acc_addr=acc, m=m, n=n, k=k)
 
     def barrier(self, *classes):
-        self._add(4, **{c: 1 for c in classes})
+        self._add(Opcode.BARRIER, **{c: 1 for c in classes})
 
     def sync(self, *, x, y):
-        self._add(SYNC_OPCODE, x0=x[0], x1=x[1], y0=y[0], y1=y[1])
+        self._add(Opcode.SYNC, x0=x[0], x1=x[1], y0=y[0], y1=y[1])
 
     def end(self):
-        self._add(5)
+        self._add(Opcode.END)
 
 
 @dataclass
@@ -201,7 +202,7 @@ class GemmPlan:
     # -- host side -------------------------------------------------------------------------
 
     def pack(self, a, b, c=None) -> list[tuple[int, bytes]]:
-        """The memory image: ``[(addr, bytes), ...]`` for A^T, B and C (formats of ARCHITECTURE.md:
+        """The memory image: ``[(addr, bytes), ...]`` for A^T, B and C (formats of docs/numerics.md:
         A, B uint16 BF16 bits or int8; C uint32 FP32 bits or int32)."""
         m, n, k, e = self.m, self.n, self.k, self.e
         el = "<u2" if self.dtype == "bf16" else "i1"

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from sim.csr_map import ID_VALUE, REG, STATES, TILE_BASE, TILE_REG, TILE_STRIDE
+from rtl.fabric.csr_map import ID_VALUE, REG, decode_status, tile_reg
 from sim.gemm_inputs import add_input_args, inputs
 from synth.axi_bram import HOST_MEM_BASE
 
@@ -31,10 +31,6 @@ __all__ = ["gemm_session", "run_sync", "main"]
 
 class FabricError(RuntimeError):
     """The fabric reported an error, or did not finish."""
-
-
-def _tile(t: int, name: str) -> int:
-    return TILE_BASE + TILE_STRIDE * t + TILE_REG[name]
 
 
 def gemm_session(plan, a, b, c=None, *, max_polls: int = 100_000):
@@ -70,15 +66,15 @@ def gemm_session(plan, a, b, c=None, *, max_polls: int = 100_000):
     pos = dict.fromkeys(tiles, 0)
 
     def push(t):
-        free = (yield from rd(_tile(t, "QUEUE"))) & 0xFFFF
+        free = (yield from rd(tile_reg(t, "QUEUE"))) & 0xFFFF
         end = min(len(programs[t]), pos[t] + free)
         for w in programs[t][pos[t]:end]:
             for i in range(4):
-                yield from wr(_tile(t, "CMD0") + 4 * i, w >> (32 * i))
+                yield from wr(tile_reg(t, "CMD0") + 4 * i, w >> (32 * i))
         pos[t] = end
 
     for t in tiles:
-        yield from wr(_tile(t, "CONTROL"), 1)  # clear
+        yield from wr(tile_reg(t, "CONTROL"), 1)  # clear
     yield from wr(REG["CYCLES_LO"], 0)
     for t in tiles:
         yield from push(t)
@@ -97,8 +93,8 @@ def gemm_session(plan, a, b, c=None, *, max_polls: int = 100_000):
     hi = yield from rd(REG["CYCLES_HI"])
     statuses = {}
     for t in tiles:
-        v = yield from rd(_tile(t, "STATUS"))
-        statuses[t] = {"state": STATES[v & 3], "error": (v >> 4) & 0xF, "pc": v >> 16}
+        v = yield from rd(tile_reg(t, "STATUS"))
+        statuses[t] = decode_status(v)
     bad = {t: s for t, s in statuses.items() if s["state"] != "DONE"}
     if bad:
         raise FabricError(f"tiles did not finish cleanly: {bad}")

@@ -10,11 +10,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from rtl.bus.axi import AXI_RESP_DECERR, AXI_RESP_OKAY, axil_fields, axil_members, bus_view
+from rtl.fabric.csr_map import ID_VALUE  # the same ID as the fabric's CSRs (docs/csr.md)
 
 __all__ = ["PortBank", "PortField", "port_map", "REG_ID", "REG_SHAPE", "REG_STEP", "REG_CYCLES",
            "REG_RESET", "IN_BASE", "OUT_BASE", "ID_VALUE"]
 
-ID_VALUE = 0x54455353  # "TESS"
 REG_ID, REG_SHAPE, REG_STEP, REG_CYCLES, REG_RESET = 0x00, 0x04, 0x08, 0x0C, 0x10
 IN_BASE, OUT_BASE = 0x1000, 0x2000
 MAX_WORDS = 0x1000 // 4

@@ -4,12 +4,10 @@ Register map (byte addresses, 32-bit registers; ``T`` = ``cfg.tiles``, one L2 sl
 
 * ``0x000``..``0x030`` global registers (ID, CONFIG, START, ACTIVE, CYCLES, FLUSH, counters);
 * ``0x1000 + 0x40 * t`` the registers of tile ``t`` (command words, STATUS, CONTROL, QUEUE, counters);
-* ``0x2000 + 0x40 * s`` the event counters of L2 slice ``s`` (``COUNTERS`` of
+* ``0x2000 + 0x40 * s`` the event counters of L2 slice ``s`` (``L2_COUNTERS`` of
   :mod:`rtl.cache.layouts`, at ``+4 * i``).
 
-The names and offsets below (``REG_*``, ``TILE_*``, :func:`tile_reg`, :func:`slice_reg`) are the
-map for Python users of the design (runtime, benches); the testbench keeps its own copy taken from
-docs/csr.md.
+The names and addresses are those of :mod:`rtl.fabric.csr_map`, declared there once.
 """
 
 from __future__ import annotations
@@ -21,65 +19,26 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from rtl.bus.axi import AXI_RESP_DECERR, AXI_RESP_OKAY, AXI_RESP_SLVERR, axil_fields, axil_members, bus_view
-from rtl.cache.layouts import COUNTERS, counters_layout
+from rtl.cache.layouts import counters_layout
 from rtl.config import FabricConfig
+from rtl.fabric.csr_map import (
+    ADDR_BITS,
+    BLOCK_STRIDE,
+    DATA_BITS,
+    GLOBAL_COUNTERS,
+    ID_VALUE,
+    L2_COUNTERS,
+    REG,
+    SLICE_BASE,
+    TILE_BASE,
+    TILE_COUNTERS,
+    TILE_REG,
+    slice_reg,
+    tile_reg,
+)
 from rtl.tile.isa import INSTRUCTION, State, status_layout
 
-__all__ = [
-    "Csr", "ADDR_BITS", "DATA_BITS", "ID_VALUE",
-    "REG_ID", "REG_CONFIG", "REG_START", "REG_ACTIVE", "REG_CYCLES_LO", "REG_CYCLES_HI", "REG_FLUSH",
-    "REG_FLUSH_ERRORS", "REG_NOC_LINK_FLITS", "REG_NOC_EJECT_FLITS", "REG_NOC_ERRORS",
-    "REG_MCAST_PACKETS", "REG_L2_RESP_FLITS",
-    "TILE_BASE", "SLICE_BASE", "BLOCK_STRIDE",
-    "TILE_CMD0", "TILE_CMD1", "TILE_CMD2", "TILE_CMD3", "TILE_STATUS", "TILE_CONTROL", "TILE_QUEUE",
-    "TILE_BUSY_CYCLES", "TILE_LOADS", "TILE_STORES", "TILE_MATMULS",
-    "tile_reg", "slice_reg", "GLOBAL_COUNTERS", "TILE_COUNTERS",
-]
-
-ADDR_BITS = 16
-DATA_BITS = 32
-ID_VALUE = 0x54455353  # "TESS"
-
-REG_ID = 0x000
-REG_CONFIG = 0x004
-REG_START = 0x008
-REG_ACTIVE = 0x00C
-REG_CYCLES_LO = 0x010
-REG_CYCLES_HI = 0x014
-REG_FLUSH = 0x018
-REG_FLUSH_ERRORS = 0x01C
-REG_NOC_LINK_FLITS = 0x020
-REG_NOC_EJECT_FLITS = 0x024
-REG_NOC_ERRORS = 0x028
-REG_MCAST_PACKETS = 0x02C
-REG_L2_RESP_FLITS = 0x030
-
-# Global counter inputs, in register order from REG_NOC_LINK_FLITS.
-GLOBAL_COUNTERS = ["noc_link_flits", "noc_eject_flits", "noc_errors", "mcast_packets", "l2_resp_flits"]
-
-TILE_BASE = 0x1000
-SLICE_BASE = 0x2000
-BLOCK_STRIDE = 0x40
-
-TILE_CMD0, TILE_CMD1, TILE_CMD2, TILE_CMD3 = 0x00, 0x04, 0x08, 0x0C
-TILE_STATUS = 0x10
-TILE_CONTROL = 0x14
-TILE_QUEUE = 0x18
-TILE_BUSY_CYCLES = 0x1C
-TILE_LOADS = 0x20
-TILE_STORES = 0x24
-TILE_MATMULS = 0x28
-# Per-tile counter inputs (port ``{name}_{t}``), in register order from TILE_BUSY_CYCLES.
-TILE_COUNTERS = ["busy_cycles", "loads", "stores", "matmuls"]
-
-
-def tile_reg(t: int, offset: int) -> int:
-    return TILE_BASE + BLOCK_STRIDE * t + offset
-
-
-def slice_reg(s: int, counter: str | int) -> int:
-    i = COUNTERS.index(counter) if isinstance(counter, str) else counter
-    return SLICE_BASE + BLOCK_STRIDE * s + 4 * i
+__all__ = ["Csr"]
 
 
 class Csr(wiring.Component):
@@ -227,21 +186,21 @@ class Csr(wiring.Component):
         m.d.sync += [flush_q.eq(0), clear_q.eq(0)]    # pulses; set below for one cycle
 
         # Read-only addresses (write -> SLVERR): every mapped address not handled below.
-        ro_words = [word(a) for a in (REG_ID, REG_CONFIG, REG_ACTIVE, REG_CYCLES_HI, REG_FLUSH_ERRORS,
-                                      REG_NOC_LINK_FLITS, REG_NOC_EJECT_FLITS, REG_NOC_ERRORS,
-                                      REG_MCAST_PACKETS, REG_L2_RESP_FLITS)]
+        ro_words = [word(REG[r]) for r in ("ID", "CONFIG", "ACTIVE", "CYCLES_HI", "FLUSH_ERRORS",
+                                           "NOC_LINK_FLITS", "NOC_EJECT_FLITS", "NOC_ERRORS", "MCAST_PACKETS",
+                                           "L2_RESP_FLITS")]
         for t in range(T):
-            ro_words += [word(tile_reg(t, o)) for o in (TILE_STATUS, TILE_QUEUE, TILE_BUSY_CYCLES, TILE_LOADS,
-                                                        TILE_STORES, TILE_MATMULS)]
+            ro_words += [word(tile_reg(t, r)) for r in ("STATUS", "QUEUE", "BUSY_CYCLES", "LOADS", "STORES",
+                                                        "MATMULS")]
         for s in range(self.slices):
-            ro_words += [word(slice_reg(s, i)) for i in range(len(COUNTERS))]
+            ro_words += [word(slice_reg(s, i)) for i in range(len(L2_COUNTERS))]
 
         with m.Switch(aw_addr[2:]):
-            with m.Case(word(REG_START)):
+            with m.Case(word(REG["START"])):
                 m.d.comb += [wresp.eq(AXI_RESP_OKAY), start_set.eq(wmasked[:T])]
-            with m.Case(word(REG_CYCLES_LO)):
+            with m.Case(word(REG["CYCLES_LO"])):
                 m.d.comb += [wresp.eq(AXI_RESP_OKAY), cycles_clear.eq(1)]
-            with m.Case(word(REG_FLUSH)):
+            with m.Case(word(REG["FLUSH"])):
                 m.d.comb += wresp.eq(AXI_RESP_OKAY)
                 with m.If(do_write & wmasked[0]):
                     m.d.sync += [flush_q.eq(1), flush_op_q.eq(wmasked[1])]
@@ -251,12 +210,12 @@ class Csr(wiring.Component):
                         m.d.comb += wresp.eq(AXI_RESP_OKAY)
                         with m.If(do_write):
                             m.d.sync += hold[t][i].eq((hold[t][i] & ~bytemask) | wmasked)
-                with m.Case(word(tile_reg(t, TILE_CMD3))):
+                with m.Case(word(tile_reg(t, "CMD3"))):
                     m.d.comb += [
                         push[t].eq(1),
                         wresp.eq(Mux(fifos[t].w_rdy, AXI_RESP_OKAY, AXI_RESP_SLVERR)),
                     ]
-                with m.Case(word(tile_reg(t, TILE_CONTROL))):
+                with m.Case(word(tile_reg(t, "CONTROL"))):
                     m.d.comb += [wresp.eq(AXI_RESP_OKAY), clear_next[t].eq(wmasked[0])]
             with m.Case(*ro_words):
                 m.d.comb += wresp.eq(AXI_RESP_SLVERR)
@@ -298,16 +257,16 @@ class Csr(wiring.Component):
         rd_resp = Signal(2)
         rd_cycles_lo = Signal()
         reads: list[tuple[int, object]] = [
-            (REG_ID, Const(ID_VALUE, 32)),
-            (REG_CONFIG, Const(self.config_word(), 32)),
-            (REG_START, started),
-            (REG_ACTIVE, active),
-            (REG_CYCLES_LO, cycles[:32]),
-            (REG_CYCLES_HI, cycles_hi_snap),
-            (REG_FLUSH, self.flush_busy),
-            (REG_FLUSH_ERRORS, self.flush_errors),
+            (REG["ID"], Const(ID_VALUE, 32)),
+            (REG["CONFIG"], Const(self.config_word(), 32)),
+            (REG["START"], started),
+            (REG["ACTIVE"], active),
+            (REG["CYCLES_LO"], cycles[:32]),
+            (REG["CYCLES_HI"], cycles_hi_snap),
+            (REG["FLUSH"], self.flush_busy),
+            (REG["FLUSH_ERRORS"], self.flush_errors),
         ]
-        reads += [(REG_NOC_LINK_FLITS + 4 * i, getattr(self, n)) for i, n in enumerate(GLOBAL_COUNTERS)]
+        reads += [(REG["NOC_LINK_FLITS"] + 4 * i, getattr(self, n)) for i, n in enumerate(GLOBAL_COUNTERS)]
         wo_words = []
         free = [Signal(16, name=f"queue{t}_free") for t in range(T)]
         used = [Signal(16, name=f"queue{t}_used") for t in range(T)]
@@ -316,23 +275,22 @@ class Csr(wiring.Component):
             level = fifos[t].level
             m.d.comb += [free[t].eq(self.depth - level), used[t].eq(level)]
             reads += [
-                (tile_reg(t, TILE_STATUS), Cat(status.state.as_value(), Const(0, 2), status.error.as_value(),
-                                               Const(0, 8), status.pc)),
-                (tile_reg(t, TILE_QUEUE), Cat(free[t], used[t])),
+                (tile_reg(t, "STATUS"), Cat(status.state.as_value(), Const(0, 2), status.error.as_value(),
+                                            Const(0, 8), status.pc)),
+                (tile_reg(t, "QUEUE"), Cat(free[t], used[t])),
             ]
-            reads += [(tile_reg(t, TILE_BUSY_CYCLES + 4 * i), getattr(self, f"{n}_{t}"))
+            reads += [(tile_reg(t, TILE_REG["BUSY_CYCLES"] + 4 * i), getattr(self, f"{n}_{t}"))
                       for i, n in enumerate(TILE_COUNTERS)]
-            wo_words += [word(tile_reg(t, o))
-                         for o in (TILE_CMD0, TILE_CMD1, TILE_CMD2, TILE_CMD3, TILE_CONTROL)]
+            wo_words += [word(tile_reg(t, r)) for r in ("CMD0", "CMD1", "CMD2", "CMD3", "CONTROL")]
         for s in range(self.slices):
             ctr = getattr(self, f"l2_counters_{s}")
-            reads += [(slice_reg(s, i), getattr(ctr, n)) for i, n in enumerate(COUNTERS)]
+            reads += [(slice_reg(s, i), getattr(ctr, n)) for i, n in enumerate(L2_COUNTERS)]
 
         with m.Switch(ar_addr[2:]):
             for addr, value in reads:
                 with m.Case(word(addr)):
                     m.d.comb += [rd_value.eq(value), rd_resp.eq(AXI_RESP_OKAY)]
-                    if addr == REG_CYCLES_LO:
+                    if addr == REG["CYCLES_LO"]:
                         m.d.comb += rd_cycles_lo.eq(1)
             with m.Case(*wo_words):
                 m.d.comb += [rd_value.eq(0), rd_resp.eq(AXI_RESP_SLVERR)]

@@ -11,11 +11,12 @@ from rtl.cache.axi_port import axi_params
 from rtl.cache.slice import CacheSlice
 from rtl.config import FabricConfig
 from rtl.fabric.csr import Csr
+from rtl.fabric.csr_map import TILE_COUNTERS
 from rtl.fabric.messages import SLICE_PORT, TILE_PORT, memory_addr
 from rtl.fabric.slice_port import SlicePort
 from rtl.instance import instance_of
 from rtl.noc.mesh import Mesh, endpoint_index
-from rtl.tile.tile import TILE_COUNTERS, ComputeTile
+from rtl.tile.tile import ComputeTile
 
 __all__ = ["Fabric", "mem_prefixes", "HOST_ADDR_BITS"]
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat
 from amaranth.lib import data
+from amaranth.utils import ceil_log2
 
 from rtl.cache.layouts import CacheOp, CacheStatus
 
@@ -51,18 +52,14 @@ LOAD_SLOTS = 16  # LOAD completion slots per tile (> TileConfig.max_outstanding,
 SLOT_BITS = 4
 
 
-def _log2(n: int) -> int:
-    return (n - 1).bit_length()
-
-
 def local_word_bits(cfg) -> int:
     """Bits of a word address in the larger of the scratchpad and the accumulator memory."""
     tile = cfg.tile
-    return max(1, _log2(max(tile.scratchpad_words, tile.accumulator_words)))
+    return max(1, ceil_log2(max(tile.scratchpad_words, tile.accumulator_words)))
 
 
 def node_select_bits(cfg) -> int:
-    return _log2(cfg.noc.nodes)
+    return ceil_log2(cfg.noc.nodes)
 
 
 def tag_layout(cfg) -> data.StructLayout:
@@ -78,7 +75,7 @@ def tag_layout(cfg) -> data.StructLayout:
     last response acknowledges the whole line (see :func:`quiet_bit`).
     """
     return data.StructLayout({
-        "valid": max(1, _log2(cfg.tile.word_bytes)),
+        "valid": max(1, ceil_log2(cfg.tile.word_bytes)),
         "word": local_word_bits(cfg),
         "space": 1,
         "slot": SLOT_BITS,

@@ -6,6 +6,7 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from rtl.config import FabricConfig
 from rtl.tile.scratchpad import hold_response
@@ -14,10 +15,6 @@ __all__ = [
     "Accumulator", "acc_banks", "acc_write_layout", "acc_read_signature", "acc_core_write_layout",
     "acc_core_read_signature",
 ]
-
-
-def _log2(n: int) -> int:
-    return (n - 1).bit_length()
 
 
 def acc_banks(cfg: FabricConfig) -> int:
@@ -29,7 +26,7 @@ def acc_write_layout(cfg: FabricConfig) -> data.StructLayout:
     """One byte-masked word write from the DMA: ``addr`` is a word address."""
     tile = cfg.tile
     return data.StructLayout({
-        "addr": max(1, _log2(tile.accumulator_words)),
+        "addr": max(1, ceil_log2(tile.accumulator_words)),
         "data": tile.word_bytes * 8,
         "mask": tile.word_bytes,
     })
@@ -39,7 +36,7 @@ def acc_read_signature(cfg: FabricConfig) -> wiring.Signature:
     """The DMA's word-wide read port as its user sees it: ``req`` (word address) out, ``resp`` in."""
     tile = cfg.tile
     return wiring.Signature({
-        "req": Out(stream.Signature(max(1, _log2(tile.accumulator_words)))),
+        "req": Out(stream.Signature(max(1, ceil_log2(tile.accumulator_words)))),
         "resp": In(stream.Signature(tile.word_bytes * 8)),
     })
 
@@ -49,7 +46,7 @@ def acc_core_write_layout(cfg: FabricConfig) -> data.StructLayout:
     lanes of 32 bits (lane j at bits 32j), ``lanes`` (bit j: write lane j)."""
     C = cfg.tensor.cols
     return data.StructLayout({
-        "addr": _log2(cfg.tile.accumulator_bytes),
+        "addr": ceil_log2(cfg.tile.accumulator_bytes),
         "data": 32 * C,
         "lanes": C,
     })
@@ -58,7 +55,7 @@ def acc_core_write_layout(cfg: FabricConfig) -> data.StructLayout:
 def acc_core_read_signature(cfg: FabricConfig) -> wiring.Signature:
     """A core row read port as its user sees it: ``req`` (byte address) out, ``resp`` (row) in."""
     return wiring.Signature({
-        "req": Out(stream.Signature(_log2(cfg.tile.accumulator_bytes))),
+        "req": Out(stream.Signature(ceil_log2(cfg.tile.accumulator_bytes))),
         "resp": In(stream.Signature(32 * cfg.tensor.cols)),
     })
 
@@ -114,11 +111,11 @@ class Accumulator(wiring.Component):
         tile, C = self.cfg.tile, self.cfg.tensor.cols
         B, W = self.banks, tile.word_bytes
         wbits = W * 8
-        wlog = _log2(W)
-        blog = _log2(B)
-        row_bits = max(1, _log2(self.bank_words))
+        wlog = ceil_log2(W)
+        blog = ceil_log2(B)
+        row_bits = max(1, ceil_log2(self.bank_words))
         chunks = max(1, W // (4 * C))        # core rows per word (B == 1 only)
-        clog = _log2(chunks)
+        clog = ceil_log2(chunks)
         lanes_per_word = W // 4 if B > 1 else C
 
         mems = []

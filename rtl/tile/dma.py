@@ -24,10 +24,7 @@ from rtl.noc.layouts import REQUEST, beat_layout
 from rtl.tile.accumulator import acc_read_signature, acc_write_layout
 from rtl.tile.isa import Mode, Space, scratchpad_write_layout, xfer_desc_layout
 
-__all__ = ["TensorDma", "ALLOC_OP"]
-
-# CacheOp.ALLOC is being added to rtl/cache/layouts.py; until then its value (4) is used here.
-ALLOC_OP = CacheOp.ALLOC.value
+__all__ = ["TensorDma"]
 
 
 class _Walk2D:
@@ -283,7 +280,8 @@ class TensorDma(wiring.Component):
         m.d.comb += [alloc_tag.space.eq(Space.ACC.value), alloc_tag.quiet.eq(1),
                      write_tag.space.eq(Space.ACC.value), write_tag.quiet.eq(~rmeta.ack)]
         need_alloc = rmeta.alloc & ~st_alloc_sent
-        alloc_beat = request_beat("alloc_beat", ALLOC_OP, rmeta.addr, alloc_tag.as_value(), own, 0, 1)
+        alloc_beat = request_beat("alloc_beat", CacheOp.ALLOC.value, rmeta.addr, alloc_tag.as_value(), own,
+                                  0, 1)
         whead_beat = request_beat("whead_beat", CacheOp.WRITE.value, rmeta.addr, write_tag.as_value(), own,
                                   rmeta.mask, 0)
         wdata_beat = Signal(beat)

@@ -6,6 +6,7 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from rtl.config import FabricConfig
 from rtl.tensor.interface import a_layout, b_layout, c_layout, d_layout, op_layout
@@ -15,10 +16,6 @@ from rtl.tile.isa import matmul_desc_layout, scratchpad_read_signature
 __all__ = ["OperandFetch"]
 
 FIFO_DEPTH = 4      # operand / C words in flight or buffered per stream
-
-
-def _log2(n: int) -> int:
-    return (n - 1).bit_length()
 
 
 class OperandFetch(wiring.Component):
@@ -79,7 +76,7 @@ class OperandFetch(wiring.Component):
         tc, tile = cfg.tensor, cfg.tile
         R, C, T = tc.rows, tc.cols, tc.interleave
         W = tile.word_bytes
-        wlog = _log2(W)
+        wlog = ceil_log2(W)
         desc = self.desc.payload
 
         # ---- descriptor queues: core op, C reader, D writer ------------------------------

@@ -7,16 +7,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from rtl.config import FabricConfig
+from rtl.fabric.csr_map import TILE_COUNTERS
 from rtl.noc.layouts import beat_layout
 from rtl.tile.dma import TensorDma
 from rtl.tile.isa import INSTRUCTION, status_layout
 from rtl.tile.matmul_engine import MatmulEngine
 from rtl.tile.sequencer import Sequencer
 
-__all__ = ["ComputeTile", "TILE_COUNTERS"]
+__all__ = ["ComputeTile"]
 
 # Per-tile event counters (32-bit, wrapping), readable through the fabric's CSRs (docs/csr.md).
-TILE_COUNTERS = ["busy_cycles", "loads", "stores", "matmuls"]
 
 
 class ComputeTile(wiring.Component):

@@ -2,8 +2,8 @@
 
 ``Host`` wraps cocotbext-axi's ``AxiLiteMaster`` on ``s_axil_*`` with the register map: push a
 program into a tile's command queue, start tiles, wait for them, flush the L2 (with its write-back
-errors), read status and counters. Register offsets: sim/csr_map.py (from docs/csr.md, not
-imported from the RTL).
+errors), read status and counters. Register map: :mod:`rtl.fabric.csr_map` (its tables are
+checked against docs/csr.md by tests/test_fabric_csr.py).
 """
 
 from __future__ import annotations
@@ -14,16 +14,14 @@ from typing import NamedTuple
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from sim.csr_map import (  # noqa: F401  (re-exported for the testbenches)
-    ID_VALUE,
+from rtl.fabric.csr_map import (
+    GLOBAL_COUNTERS,
     L2_COUNTERS,
     REG,
-    SLICE_BASE,
-    SLICE_STRIDE,
-    STATES,
-    TILE_BASE,
-    TILE_REG,
-    TILE_STRIDE,
+    TILE_COUNTERS,
+    decode_status,
+    slice_reg,
+    tile_reg,
 )
 
 
@@ -45,25 +43,22 @@ class Host:
     async def write(self, addr: int, value: int):
         await self.axil.write_dword(addr, value & 0xFFFF_FFFF)
 
-    def tile_reg(self, t: int, name: str) -> int:
-        return TILE_BASE + TILE_STRIDE * t + TILE_REG[name]
-
     async def status(self, t: int) -> dict:
-        v = await self.read(self.tile_reg(t, "STATUS"))
-        return {"state": STATES[v & 3], "error": (v >> 4) & 0xF, "pc": v >> 16}
+        v = await self.read(tile_reg(t, "STATUS"))
+        return decode_status(v)
 
     async def push(self, t: int, words, start: int = 0) -> int:
         """Push ``words[start:]`` into tile ``t``'s queue as far as there is room; return the new start."""
-        free = (await self.read(self.tile_reg(t, "QUEUE"))) & 0xFFFF
+        free = (await self.read(tile_reg(t, "QUEUE"))) & 0xFFFF
         end = min(len(words), start + free)
-        base = self.tile_reg(t, "CMD0")
+        base = tile_reg(t, "CMD0")
         for w in words[start:end]:
             for i in range(4):
                 await self.write(base + 4 * i, (w >> (32 * i)) & 0xFFFF_FFFF)
         return end
 
     async def clear(self, t: int):
-        await self.write(self.tile_reg(t, "CONTROL"), 1)
+        await self.write(tile_reg(t, "CONTROL"), 1)
 
     async def cycles(self) -> int:
         lo = await self.read(REG["CYCLES_LO"])
@@ -71,16 +66,12 @@ class Host:
         return (hi << 32) | lo
 
     async def counters(self) -> dict:
-        out = {name.lower(): await self.read(REG[name]) for name in
-               ("NOC_LINK_FLITS", "NOC_EJECT_FLITS", "NOC_ERRORS", "MCAST_PACKETS", "L2_RESP_FLITS")}
-        out["tiles"] = []
+        out = {n: await self.read(REG[n.upper()]) for n in GLOBAL_COUNTERS}
+        out["tiles"], out["slices"] = [], []
         for t in range(self.tiles):
-            out["tiles"].append({n.lower(): await self.read(self.tile_reg(t, n))
-                                 for n in ("BUSY_CYCLES", "LOADS", "STORES", "MATMULS")})
-        out["slices"] = []
-        for s in range(self.tiles):
-            base = SLICE_BASE + SLICE_STRIDE * s
-            out["slices"].append({n: await self.read(base + 4 * i) for i, n in enumerate(L2_COUNTERS)})
+            out["tiles"].append({n: await self.read(tile_reg(t, n.upper())) for n in TILE_COUNTERS})
+        for s in range(self.tiles):           # one L2 slice per tile
+            out["slices"].append({n: await self.read(slice_reg(s, n)) for n in L2_COUNTERS})
         return out
 
     async def flush(self, invalidate: bool = True, timeout: int = 1_000_000) -> Flush:

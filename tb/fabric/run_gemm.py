@@ -31,9 +31,10 @@ from cocotb.triggers import ClockCycles, with_timeout
 
 import tb
 from rtl.config import fabric_from_dict
+from rtl.fabric.csr_map import ID_VALUE, REG
 from rtl.fabric.fabric import mem_prefixes
 from sim.gemm_map import plan_gemm
-from tb.fabric.host import REG, Host, counter_delta
+from tb.fabric.host import Host, counter_delta
 from tb.fabric.memory import FabricMemory
 
 POLL = 256
@@ -77,7 +78,7 @@ async def start_fabric(dut, cfg, p):
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
     ident = await host.read(REG["ID"])
-    assert ident == 0x54455353, f"CSR ID reads {ident:#x}"
+    assert ident == ID_VALUE, f"CSR ID reads {ident:#x}"
     return mem, host
 
 

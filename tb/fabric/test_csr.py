@@ -3,8 +3,7 @@
 A cocotbext-axi ``AxiLiteMaster`` with random pauses on all five channels drives the port; the
 testbench drives every status and counter input with random values, pushes instruction words and
 takes them from the ``cmd_t`` streams with random back-pressure. The register map comes from
-tb/fabric/host.py, written from docs/csr.md (not imported from the RTL); only the L2 counter names come from
-``rtl.cache.layouts`` (the map says "in that order").
+``rtl.fabric.csr_map``, whose tables ``tests/test_fabric_csr.py`` checks against docs/csr.md.
 
 Tests: every register against the driven inputs, responses (OKAY / SLVERR / DECERR) for mapped,
 read-only, write-only and unmapped addresses; command words appear on ``cmd_t`` only after START,
@@ -25,7 +24,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 import tb
 from rtl.cache.layouts import COUNTERS
 from rtl.config import preset
-from tb.fabric.host import ID_VALUE, REG, SLICE_BASE, SLICE_STRIDE, TILE_BASE, TILE_REG, TILE_STRIDE
+from rtl.fabric.csr_map import ID_VALUE, REG, SLICE_BASE, SLICE_STRIDE, TILE_BASE, TILE_REG, TILE_STRIDE
 from tb.stream import BackPressure, rng_for
 
 GLOBAL_INPUTS = {"NOC_LINK_FLITS": "noc_link_flits", "NOC_EJECT_FLITS": "noc_eject_flits",

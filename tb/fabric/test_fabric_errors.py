@@ -27,8 +27,8 @@ import numpy as np
 
 import tb
 from rtl.config import fabric_from_dict
+from rtl.fabric.csr_map import REG, slice_reg
 from sim.asm import Program, assemble
-from tb.fabric.host import L2_COUNTERS, REG, SLICE_BASE, SLICE_STRIDE
 from tb.fabric.run_gemm import launch, start_fabric, wait_idle
 from tb.models.gemm import gemm
 from tb.stream import rng_for
@@ -91,7 +91,7 @@ async def errors_are_contained(dut):
     mem, host = await start_fabric(dut, cfg, params)
 
     async def l2_count(name):
-        return sum([await host.read(SLICE_BASE + SLICE_STRIDE * s + 4 * L2_COUNTERS.index(name))
+        return sum([await host.read(slice_reg(s, name))
                     for s in range(cfg.tiles)])
 
     async def run(programs, images, watch, witness):

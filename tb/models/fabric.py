@@ -42,11 +42,11 @@ from tb.models import tile_isa as isa
 
 __all__ = ["FabricError", "run_programs", "SYNC_OPCODE"]
 
-SYNC_OPCODE = 6
-_GROUP = [("x0", 116, 3), ("y0", 119, 3), ("x1", 122, 3), ("y1", 125, 3)]
+SYNC_OPCODE = isa.OPCODES["sync"]
 _MODE_MASK = 0b11 << 4
 LOAD_SLOTS = 16          # a tile's LOAD completion slots (sequence number mod 16; docs/fabric.md)
-_LOAD, _STORE, _MATMUL, _BARRIER, _END = 1, 2, 3, 4, 5
+_LOAD, _STORE, _MATMUL, _BARRIER, _END = (isa.OPCODES[n]
+                                          for n in ("load", "store", "matmul", "barrier", "end"))
 
 
 class FabricError(Exception):
@@ -55,28 +55,6 @@ class FabricError(Exception):
     def __init__(self, message: str, stats: dict | None = None):
         super().__init__(message)
         self.stats = stats
-
-
-def _decode(word: int) -> dict:
-    op = word & 0xF
-    if op == SYNC_OPCODE:
-        f = {"opcode": op}
-        f.update({n: (word >> lo) & ((1 << w) - 1) for n, lo, w in _GROUP})
-        return f
-    return isa.decode(word)
-
-
-def _check(word: int, p: isa.IsaParams) -> tuple[int, str]:
-    op = word & 0xF
-    if op == SYNC_OPCODE and SYNC_OPCODE not in isa.FORMATS:
-        mask = sum(((1 << w) - 1) << lo for _, lo, w in _GROUP) | 0xF
-        if word & ~mask:
-            return isa.ERRORS["BAD_FIELD"], "reserved bits set"
-        f = _decode(word)
-        if f["x0"] > f["x1"] or f["y0"] > f["y1"] or f["x1"] >= p.mesh_width or f["y1"] >= p.mesh_height:
-            return isa.ERRORS["BAD_GROUP"], "sync group empty or outside the mesh"
-        return 0, ""
-    return isa.check(word, p)
 
 
 def _rect(f: dict, width: int) -> list[int]:
@@ -272,7 +250,7 @@ def run_programs(params, programs_words, memory: bytearray, *, seed: int | None 
         word = t.words[t.pc]
         op = word & 0xF
         if t.in_sync:
-            f = _decode(word)
+            f = isa.decode(word)
             group = _rect(f, p.mesh_width)
             behind = [n for n in group if tiles[n].syncs < t.syncs]
             if behind:
@@ -281,11 +259,11 @@ def run_programs(params, programs_words, memory: bytearray, *, seed: int | None 
             t.in_sync = False
             t.pc += 1
             return True
-        err, reason = _check(word, p)
+        err, reason = isa.check(word, p)
         if err:
             t.state, t.error, t.reason = "ERROR", err, reason
             return True
-        f = _decode(word)
+        f = isa.decode(word)
         if op == _BARRIER and f["loads"] and t.pending:
             t.wait = f"barrier loads (RECV LOAD #{min(t.pending)} not delivered)"
             return False

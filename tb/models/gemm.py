@@ -1,6 +1,6 @@
 """Golden GEMM models for the tensor core: D = C + A x B, bit-exact per the numerics contract.
 
-Never imports from ``rtl/``. Arrays use the command-line formats of ARCHITECTURE.md:
+Never imports from ``rtl/``. Arrays use the command-line formats of docs/numerics.md:
 
 * BF16: A (M x K) and B (K x N) as ``uint16`` bfloat16 bit patterns; C and D as ``uint32``
   binary32 bit patterns. For each output, in increasing k: ``acc = RNE32(acc + RNE32(a * b))``

@@ -13,7 +13,7 @@ from cocotb.triggers import ClockCycles
 
 import tb
 from rtl.config import fabric_from_dict
-from sim.csr_map import ID_VALUE, REG
+from rtl.fabric.csr_map import ID_VALUE, REG
 from sim.gemm_map import plan_gemm
 from synth.axi_bram import HOST_MEM_BASE
 from synth.fabric_host import gemm_session
