@@ -70,7 +70,7 @@ def pytest_runtest_logreport(report):
     seed = dict(getattr(report, "user_properties", ())).get("soak_seed")
     if _LOG is None or seed is None or not (report.when == "call" or report.outcome != "passed"):
         return
-    record = {"test": replay_command(report.nodeid, seed).split("'")[1], "seed": seed,
+    record = {"test": base_nodeid(report.nodeid), "seed": seed,
               "outcome": report.outcome, "when": report.when, "seconds": round(report.duration, 2)}
     with _LOG.open("a") as f:
         f.write(json.dumps(record) + "\n")
@@ -101,6 +101,7 @@ def pytest_generate_tests(metafunc):
 def pytest_collection_modifyitems(config, items):
     if not config.option.soak:
         return
+
     def soaked(item):
         marker = item.get_closest_marker("randomized")
         return marker is not None and config.option.soak_cost in (None, _cost(marker))
@@ -122,10 +123,9 @@ def soak_seed():
 def _seed_discipline(request, monkeypatch, soak_seed):
     """In a soak, impose the item's seed through ``$SEED``; in every run, refuse a test that takes a
     seed without the ``randomized`` mark."""
-    seed = soak_seed
-    if seed is not None:
-        monkeypatch.setenv("SEED", str(seed))
-        request.node.user_properties.append(("soak_seed", seed))
+    if soak_seed is not None:
+        monkeypatch.setenv("SEED", str(soak_seed))
+        request.node.user_properties.append(("soak_seed", soak_seed))
     before = len(harness.SEEDS_TAKEN)
     yield
     taken = harness.SEEDS_TAKEN[before:]
@@ -134,34 +134,37 @@ def _seed_discipline(request, monkeypatch, soak_seed):
                     " @pytest.mark.randomized: the seed soak would skip it", pytrace=False)
 
 
-def replay_command(nodeid: str, seed: int) -> str:
-    """``SEED=S .venv/bin/pytest 'id'`` for a soak item ``id[...-seedS]`` (the seed part removed)."""
+def base_nodeid(nodeid: str) -> str:
+    """The test id of a soak item ``id[...-seedS]`` without its seed part."""
     base = re.sub(r"\[seed\d+\]$", "", nodeid)
     base = re.sub(r"-seed\d+(?=\]$)", "", base)
-    base = re.sub(r"\[seed\d+-", "[", base)
-    return f"SEED={seed} .venv/bin/pytest '{base}'"
+    return re.sub(r"\[seed\d+-", "[", base)
+
+
+def replay_command(nodeid: str, seed: int) -> str:
+    """``SEED=S .venv/bin/pytest 'id'``: what replays soak item ``nodeid`` outside the soak."""
+    return f"SEED={seed} .venv/bin/pytest '{base_nodeid(nodeid)}'"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not config.option.soak:
         return
-    runs: dict[str, list[tuple[int, bool]]] = {}      # test (without the seed) -> (seed, passed)
-    for outcome in ("passed", "failed", "error"):
-        for r in terminalreporter.stats.get(outcome, []):
+    passed: dict[tuple[str, int], bool] = {}    # (test, seed) -> every phase passed
+    for kind in ("passed", "failed", "error"):
+        for r in terminalreporter.stats.get(kind, []):
             seed = dict(getattr(r, "user_properties", ())).get("soak_seed")
-            if seed is None or (outcome == "passed" and r.when != "call"):
-                continue
-            runs.setdefault(replay_command(r.nodeid, seed), []).append((seed, outcome == "passed"))
+            if seed is not None:
+                key = (r.nodeid, seed)
+                passed[key] = passed.get(key, True) and kind == "passed"
     tr = terminalreporter
     tr.section("seed soak")
-    total = sum(len(v) for v in runs.values())
-    bad = sorted((cmd, s) for cmd, v in runs.items() for s, ok in v if not ok)
-    tr.write_line(f"{total} runs from seed {config.option.soak_start} on, {len(bad)} failed")
-    by_test: dict[str, list] = {}
-    for cmd, v in runs.items():
-        by_test.setdefault(cmd.split("'")[1], []).extend(v)
-    for test, v in sorted(by_test.items()):
-        fails = sorted(s for s, ok in v if not ok)
-        tr.write_line(f"  {test}: {len(v)} seeds, {len(fails)} failed" + (f" ({fails})" if fails else ""))
-    for cmd, _ in bad:
-        tr.write_line(f"replay: {cmd}")
+    bad = sorted(key for key, ok in passed.items() if not ok)
+    tr.write_line(f"{len(passed)} runs from seed {config.option.soak_start} on, {len(bad)} failed")
+    by_test: dict[str, list[tuple[int, bool]]] = {}
+    for (nodeid, seed), ok in passed.items():
+        by_test.setdefault(base_nodeid(nodeid), []).append((seed, ok))
+    for test, runs in sorted(by_test.items()):
+        fails = sorted(seed for seed, ok in runs if not ok)
+        tr.write_line(f"  {test}: {len(runs)} seeds, {len(fails)} failed" + (f" ({fails})" if fails else ""))
+    for nodeid, seed in bad:
+        tr.write_line(f"replay: {replay_command(nodeid, seed)}")
