@@ -4,7 +4,7 @@ Register map (byte addresses, 32-bit registers; ``T`` = ``cfg.tiles``, one L2 sl
 
 * ``0x000``..``0x030`` global registers (ID, CONFIG, START, ACTIVE, CYCLES, FLUSH, counters);
 * ``0x1000 + 0x40 * t`` the registers of tile ``t`` (command words, STATUS, CONTROL, QUEUE, counters);
-* ``0x2000 + 0x40 * s`` the event counters of L2 slice ``s`` (``L2_COUNTERS`` of
+* ``0x2000 + 0x40 * s`` the event counters of L2 slice ``s`` (``COUNTERS`` of
   :mod:`rtl.cache.layouts`, at ``+4 * i``).
 
 The names and addresses are those of :mod:`rtl.fabric.csr_map`, declared there once.
@@ -32,7 +32,6 @@ from rtl.fabric.csr_map import (
     SLICE_BASE,
     TILE_BASE,
     TILE_COUNTERS,
-    TILE_REG,
     slice_reg,
     tile_reg,
 )
@@ -266,7 +265,7 @@ class Csr(wiring.Component):
             (REG["FLUSH"], self.flush_busy),
             (REG["FLUSH_ERRORS"], self.flush_errors),
         ]
-        reads += [(REG["NOC_LINK_FLITS"] + 4 * i, getattr(self, n)) for i, n in enumerate(GLOBAL_COUNTERS)]
+        reads += [(REG[n.upper()], getattr(self, n)) for n in GLOBAL_COUNTERS]
         wo_words = []
         free = [Signal(16, name=f"queue{t}_free") for t in range(T)]
         used = [Signal(16, name=f"queue{t}_used") for t in range(T)]
@@ -279,8 +278,7 @@ class Csr(wiring.Component):
                                             Const(0, 8), status.pc)),
                 (tile_reg(t, "QUEUE"), Cat(free[t], used[t])),
             ]
-            reads += [(tile_reg(t, TILE_REG["BUSY_CYCLES"] + 4 * i), getattr(self, f"{n}_{t}"))
-                      for i, n in enumerate(TILE_COUNTERS)]
+            reads += [(tile_reg(t, n.upper()), getattr(self, f"{n}_{t}")) for n in TILE_COUNTERS]
             wo_words += [word(tile_reg(t, r)) for r in ("CMD0", "CMD1", "CMD2", "CMD3", "CONTROL")]
         for s in range(self.slices):
             ctr = getattr(self, f"l2_counters_{s}")
