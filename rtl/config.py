@@ -290,8 +290,8 @@ class FabricConfig:
         if cache.line_bytes * nodes * cache.sets > (1 << cache.addr_bits):
             raise ValueError(f"FabricConfig.cache.addr_bits = {cache.addr_bits} is too small for"
                              f" {nodes} slices of {cache.sets} sets of {cache.line_bytes}-byte lines")
-        # Imported here: rtl.fabric.messages depends on this module.
-        from rtl.fabric.messages import req_head_bits, tag_bits
+        # Imported here: tessera.rtl.fabric.messages depends on this module.
+        from tessera.rtl.fabric.messages import req_head_bits, tag_bits
 
         if cache.id_bits < tag_bits(self):
             raise ValueError(f"FabricConfig.cache.id_bits = {cache.id_bits} is too small for the tile's"

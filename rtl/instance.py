@@ -6,7 +6,7 @@ text, and Verilator's C++, many times larger than it needs to be. :func:`instanc
 ``Instance`` of a named module in place of the component, with the ports Amaranth would give that
 component's own top-level Verilog (``tx__valid``, ``tx__payload``, ...), and returns an interface
 object with the component's signature, so that the parent wires it exactly as it would wire the
-component. The exporter appends the module's definition (see :mod:`rtl.tensor.export`).
+component. The exporter appends the module's definition (see :mod:`tessera.rtl.tensor.export`).
 """
 
 from __future__ import annotations

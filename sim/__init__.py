@@ -1,0 +1,17 @@
+"""Tessera: an open tensor fabric in Amaranth.
+
+The package has four layers; each imports only the layers before it (README "Layout",
+``tests/test_regression_setup.py`` enforces it):
+
+1. ``tessera.rtl`` -- hardware: the blocks, the encodings (ISA, CSR map, counters) and the
+   board gateware (folder ``rtl/``).
+2. ``tessera.runtime`` -- the GEMM planner, the assembler and the host sessions (``sim/runtime/``).
+3. ``tessera.tools`` and ``tessera.synth`` -- Verilog export and Verilator builds, runs, lint,
+   synthesis flows (``sim/tools/``, ``synth/``).
+4. ``tessera.cli`` -- the ``tessera`` command line (``sim/cli/``).
+
+Verification, ``tessera.tb`` (folder ``tb/``), may import layers 1-3; only the tests and the
+benchmark commands of the command line import it.
+"""
+
+__version__ = "0.1.0"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
-
-from synth.flow import (
+from tessera.rtl.board.host_link import HostLink
+from tessera.synth.flow import (
     ABC_FALLBACK,
     ROUTER,
     check_lut_mapper,
@@ -19,7 +19,6 @@ from synth.flow import (
     run_tool,
     tool,
 )
-from synth.host_link import HostLink
 
 __all__ = ["BoardTop", "build_bitstream", "pll_params", "run"]
 
@@ -57,8 +56,8 @@ class BoardTop(Elaboratable):
     The on-board 25 MHz oscillator is the ``sync`` clock (the platform's default clock and
     power-on reset), or, with ``clk_mhz`` other than 25, an EHXPLLL output derived from it (reset
     held until the PLL locks). ``uart`` 0 (the FTDI's RX/TX, 115200 8N1) goes to the host link:
-    :class:`HostLink` holding ``block`` inside a :class:`synth.port_bank.PortBank`, or
-    ``make_link(divisor)`` instead of a block (the fabric: :class:`synth.fabric_link.FabricLink`,
+    :class:`HostLink` holding ``block`` inside a :class:`tessera.rtl.board.port_bank.PortBank`, or
+    ``make_link(divisor)`` instead of a block (the fabric: :class:`tessera.rtl.board.fabric_link.FabricLink`,
     its CSRs and a block-RAM memory behind the same bridge). Either link has ``rx``, ``tx``,
     ``busy`` and ``rx_error``. LEDs: 0 = command in progress, 1 = serial receive error (sticky),
     7 = heartbeat (about 1.5 Hz).
@@ -125,7 +124,7 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
     YoWASP tools; never programs.
 
     Returns a result dict: resource use and Fmax from nextpnr's report, the bitstream path,
-    ``status`` and timing. ``router`` is nextpnr's router (default :data:`synth.flow.ROUTER`). The
+    ``status`` and timing. ``router`` is nextpnr's router (default :data:`tessera.synth.flow.ROUTER`). The
     build directory holds Amaranth's generated scripts, so the same build can be repeated by hand
     with ``sh build_<name>.sh`` (YOSYS, NEXTPNR_ECP5, ECPPACK set).
     """
@@ -178,7 +177,7 @@ def build_bitstream(block, name: str, build_dir: Path, *, clk_mhz: float = 25.0,
 
 
 def _largest(rows: list[dict]) -> tuple[str, str] | None:
-    from synth.table import PROBE
+    from tessera.synth.table import PROBE
 
     ok = [r for r in rows if r.get("lut4") and not r["design"].startswith("board_") and r["design"] != PROBE
           and r.get("status") in ("ok", "timing failed")]
@@ -190,7 +189,7 @@ def _largest(rows: list[dict]) -> tuple[str, str] | None:
 
 def run(args, out: Path) -> int:
     """``tessera synth --board [DESIGN]``: the bitstream, and a ``board_<design>`` row in results.json."""
-    from synth import table
+    from tessera.synth import table
 
     if args.board == "auto":
         pick = _largest(table.load_results(out / "results.json"))
@@ -206,9 +205,9 @@ def run(args, out: Path) -> int:
         name, preset_name = args.board, args.preset or "ulx3s"
     top = f"tessera_ulx3s_{name}"
     if name == "fabric":
-        # The fabric itself behind the bridge, with block-RAM memory (synth/fabric_link.py).
-        from rtl.config import preset
-        from synth.fabric_link import FabricLink
+        # The fabric itself behind the bridge, with block-RAM memory (rtl/board/fabric_link.py).
+        from tessera.rtl.board.fabric_link import FabricLink
+        from tessera.rtl.config import preset
 
         cfg = preset(preset_name)
         block, make_link = None, (lambda divisor: FabricLink(cfg, divisor=divisor))

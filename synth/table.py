@@ -1,12 +1,12 @@
 """The synthesis table: which designs are synthesised, and ``build/synth/results.json``.
 
-A *design* is a registered block (``rtl.blocks.registry()``) elaborated with one preset, plus
-``synth_probe`` (``synth/probe.py``, the flow's own self-test design). ``tessera synth --all`` runs
+A *design* is a registered block (``tessera.rtl.blocks.registry()``) elaborated with one preset, plus
+``synth_probe`` (``rtl/board/probe.py``, the flow's own self-test design). ``tessera synth --all`` runs
 every registered block with every preset in ``PRESETS``; when two presets give a block the same
 RTLIL (a numeric unit does not depend on the mesh size) it is synthesised once and the other rows
 record ``same_as``.
 
-Each block is synthesised inside :class:`synth.boundary.BoundaryRegisters` (a flip-flop on every
+Each block is synthesised inside :class:`tessera.rtl.board.boundary.BoundaryRegisters` (a flip-flop on every
 port bit) so that paths from and to its ports are timed; ``boundary_ff`` records how many
 flip-flops that adds to ``ff``.
 
@@ -22,11 +22,12 @@ import os
 import time
 from pathlib import Path
 
-from synth.boundary import BoundaryRegisters
-from synth.flow import export_rtlil, synthesize_rtlil
+from tessera.rtl.board.boundary import BoundaryRegisters
+from tessera.synth.flow import export_rtlil, synthesize_rtlil
+from tessera.tools.toolchain import BUILD
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "build" / "synth"
+ROOT = BUILD.parent      # workdirs are shown relative to the directory that holds build/
+OUT = BUILD / "synth"
 RESULTS = OUT / "results.json"
 
 PRESETS = ["tiny", "ulx3s", "default"]
@@ -47,21 +48,21 @@ def target_mhz(design: str) -> float:
 
 
 def designs() -> list[str]:
-    from rtl.blocks import registry
+    from tessera.rtl.blocks import registry
 
     return sorted(registry())
 
 
 def make_design(name: str, preset_name: str):
     """The component of ``name`` under ``preset_name`` (``ValueError`` naming what is unknown)."""
-    from rtl.config import preset
+    from tessera.rtl.config import preset
 
     cfg = preset(preset_name)
     if name == PROBE:
-        from synth.probe import SynthProbe
+        from tessera.rtl.board.probe import SynthProbe
 
         return SynthProbe()
-    from rtl.blocks import make_block
+    from tessera.rtl.blocks import make_block
 
     return make_block(name, cfg)
 

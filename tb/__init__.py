@@ -5,5 +5,5 @@ import os
 
 
 def params() -> dict:
-    """Parameters handed to a cocotb testbench by :func:`tb.harness.run`."""
+    """Parameters handed to a cocotb testbench by :func:`tessera.tools.harness.run`."""
     return json.loads(os.environ.get("TESSERA_PARAMS", "{}"))

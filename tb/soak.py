@@ -1,9 +1,9 @@
-"""Seed soak and seed discipline: a pytest plugin (tests/conftest.py loads it; ``-p tb.soak``
+"""Seed soak and seed discipline: a pytest plugin (tests/conftest.py loads it; ``-p tessera.tb.soak``
 elsewhere).
 
 Randomized tests carry ``@pytest.mark.randomized`` (``cost="heavy"`` for the fabric-level ones
 and those that simulate for 15 s or more per seed). A test that takes a seed from
-``tb.harness.resolve_seed`` without the mark fails, so that the soak cannot miss it.
+``tessera.tools.harness.resolve_seed`` without the mark fails, so that the soak cannot miss it.
 
 Seed soak (``make soak SEEDS=N``, outside ``make test``): ``pytest --soak N`` runs every randomized
 test once per seed, seeds ``--soak-start`` (default 1) onwards: N seeds for a cheap test, N / 10
@@ -23,8 +23,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from tb import harness
+from tessera.tools import harness
 
 SOAK_HEAVY_SHARE = 10             # a heavy test soaks SEEDS // 10 seeds
 COSTS = ("cheap", "heavy")

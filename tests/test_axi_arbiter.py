@@ -7,9 +7,8 @@ import warnings
 import pytest
 from amaranth import Shape
 from amaranth.hdl import UnusedElaboratable
-
-from rtl.bus.axi_arbiter import AxiArbiter
-from tb.harness import run
+from tessera.rtl.bus.axi_arbiter import AxiArbiter
+from tessera.tools.harness import run
 
 PARAMS = dict(addr_bits=16, data_bits=128, id_bits=2)
 
@@ -17,7 +16,7 @@ PARAMS = dict(addr_bits=16, data_bits=128, id_bits=2)
 @pytest.mark.randomized
 @pytest.mark.parametrize("n", [3, 1])
 def test_axi_arbiter_random_traffic(n):
-    run(AxiArbiter(n, **PARAMS), "tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
+    run(AxiArbiter(n, **PARAMS), "tessera.tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
         testcase="test_random_traffic",
         params={"n": n, **PARAMS, "pause": 0.3, "workers": 3, "ops": 120, "max_len": 300})
 
@@ -25,7 +24,7 @@ def test_axi_arbiter_random_traffic(n):
 @pytest.mark.randomized
 def test_axi_arbiter_interleaved_responses():
     n = 3
-    run(AxiArbiter(n, **PARAMS), "tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
+    run(AxiArbiter(n, **PARAMS), "tessera.tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
         testcase="test_random_traffic",
         params={"n": n, **PARAMS, "mem": "interleave", "pause": 0.3, "workers": 3, "ops": 60, "max_len": 300})
 
@@ -33,7 +32,7 @@ def test_axi_arbiter_interleaved_responses():
 @pytest.mark.randomized
 def test_axi_arbiter_throughput():
     n = 3
-    run_dir = run(AxiArbiter(n, **PARAMS), "tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
+    run_dir = run(AxiArbiter(n, **PARAMS), "tessera.tb.bus.test_axi_arbiter", name=f"axi_arbiter_n{n}",
                   testcase="test_throughput",
                   params={"n": n, **PARAMS, "bursts": 2, "outstanding": 2, "min_rate": 0.9})
     result = json.loads((run_dir / "axi_arbiter_throughput.json").read_text())

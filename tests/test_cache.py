@@ -2,10 +2,9 @@
 (serial, with malformed requests mixed in), hit timing, hits under a miss, ALLOC (tb/cache/test_slice.py)."""
 
 import pytest
-
-from rtl.cache.slice import CacheSlice
-from rtl.config import CacheConfig
-from tb.harness import run
+from tessera.rtl.cache.slice import CacheSlice
+from tessera.rtl.config import CacheConfig
+from tessera.tools.harness import run
 
 CONFIGS = {
     # 4 sets x 2 ways, 16-byte lines of 4-byte words, 2 MSHRs, a 4-entry queue: every resource runs out.
@@ -21,7 +20,7 @@ def test_cache_slice(name):
     cfg = CONFIGS[name]
     run(
         CacheSlice(CacheConfig(**cfg)),
-        "tb.cache.test_slice",
+        "tessera.tb.cache.test_slice",
         name=f"l2_{name}",
         params={"cache": cfg, "count": 2000, "serial": 600},
     )

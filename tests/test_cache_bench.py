@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from tessera.cli.main import main
+from tessera.rtl.config import CacheConfig
+from tessera.tb.models.cache import LruCacheModel
 
-from rtl.config import CacheConfig
 from sim import bench_cache
-from sim.cli import main
-from tb.models.cache import LruCacheModel
 
 
 def test_trace_parsing_and_word_split(tmp_path):

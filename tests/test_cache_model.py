@@ -4,9 +4,8 @@ import random
 
 import cachesim
 import pytest
-
-from rtl.config import CacheConfig
-from tb.models.cache import LruCacheModel
+from tessera.rtl.config import CacheConfig
+from tessera.tb.models.cache import LruCacheModel
 
 
 @pytest.mark.parametrize("sets,ways,line", [(4, 2, 16), (8, 4, 64), (1, 8, 32), (16, 1, 16)])

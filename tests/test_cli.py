@@ -4,8 +4,7 @@ import subprocess
 import sys
 
 import pytest
-
-from sim.cli import build_parser, main
+from tessera.cli.main import build_parser, main
 
 
 def _subcommands(parser):
@@ -40,7 +39,7 @@ def test_console_script_help():
 
 
 def test_verilog_export(tmp_path, capsys):
-    from rtl.blocks import registry
+    from tessera.rtl.blocks import registry
 
     blocks = sorted(registry())
     assert blocks, "no blocks registered"

@@ -3,8 +3,15 @@
 from dataclasses import replace
 
 import pytest
-
-from rtl.config import PRESETS, CacheConfig, FabricConfig, NocConfig, NumericConfig, TensorConfig, preset
+from tessera.rtl.config import (
+    PRESETS,
+    CacheConfig,
+    FabricConfig,
+    NocConfig,
+    NumericConfig,
+    TensorConfig,
+    preset,
+)
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

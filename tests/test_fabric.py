@@ -25,15 +25,14 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-
-from rtl.config import preset
-from sim.cmd_gemm import store_acks
-from sim.fabric_run import fabric_verilog_cached, run_jobs, save_job
-from sim.gemm_map import plan_gemm
-from tb.harness import resolve_seed, run
-from tb.models import tile_isa
-from tb.models.gemm import gemm
-from tb.tensor.feed import BF16_FINITE_SPECIALS, random_bf16, random_f32, random_i32, random_int8
+from tessera.cli.cmd_gemm import store_acks
+from tessera.rtl.config import preset
+from tessera.runtime.gemm_map import plan_gemm
+from tessera.tb.models import tile_isa
+from tessera.tb.models.gemm import gemm
+from tessera.tb.tensor.feed import BF16_FINITE_SPECIALS, random_bf16, random_f32, random_i32, random_int8
+from tessera.tools.fabric_run import fabric_verilog_cached, run_jobs, save_job
+from tessera.tools.harness import resolve_seed, run
 
 MULTI_ROUND = (37, 97, 41)        # bf16 with C on tiny: 3 rounds of 2 K chunks, 2 accumulator buffers
 
@@ -218,10 +217,10 @@ def test_fabric_same_result_on_another_preset(tmp_path):
 @pytest.mark.randomized(cost="heavy")
 @pytest.mark.xdist_group("fabric_tiny")
 def test_fabric_errors_are_contained():
-    from rtl.fabric.fabric import Fabric
+    from tessera.rtl.fabric.fabric import Fabric
 
     cfg = preset("tiny")
-    run(Fabric, "tb.fabric.test_fabric_errors", name=f"fabric_{cfg.name}",
+    run(Fabric, "tessera.tb.fabric.test_fabric_errors", name=f"fabric_{cfg.name}",
         verilog_text=fabric_verilog_cached(cfg),
         params={"cfg": dataclasses.asdict(cfg), "mem_latency": 20})
 

@@ -1,16 +1,15 @@
 """Fabric CSR block under Verilator through its AXI4-Lite host port (tb/fabric/test_csr.py)."""
 
 import pytest
-
-from rtl.config import preset
-from rtl.fabric.csr import Csr
-from tb.harness import run
+from tessera.rtl.config import preset
+from tessera.rtl.fabric.csr import Csr
+from tessera.tools.harness import run
 
 
 @pytest.mark.randomized
 @pytest.mark.parametrize("name", ["tiny"])
 def test_fabric_csr(name):
-    run(Csr(preset(name)), "tb.fabric.test_csr", name=f"fabric_csr_{name}",
+    run(Csr(preset(name)), "tessera.tb.fabric.test_csr", name=f"fabric_csr_{name}",
         params={"preset": name, "rounds": 3, "words": 24, "clears": 4, "cycle_rounds": 6, "flushes": 24})
 
 
@@ -46,7 +45,7 @@ def test_docs_register_tables_match_the_map():
     same: every global, tile and slice register at its address, and nothing more."""
     from pathlib import Path
 
-    from rtl.fabric import csr_map
+    from tessera.rtl.fabric import csr_map
 
     text = (Path(__file__).resolve().parent.parent / "docs" / "csr.md").read_text()
     glob = {name: int(addr, 16) for addr, name, *_ in _table(text, "### Global registers")}

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from rtl.config import preset
-from sim.cli import main
-from sim.gemm_map import plan_gemm
-from tb.harness import resolve_seed
-from tb.models import tile_isa
-from tb.models.gemm import gemm
-from tb.tensor.feed import random_bf16, random_f32, random_i32, random_int8
+from tessera.cli.main import main
+from tessera.rtl.config import preset
+from tessera.runtime.gemm_map import plan_gemm
+from tessera.tb.models import tile_isa
+from tessera.tb.models.gemm import gemm
+from tessera.tb.tensor.feed import random_bf16, random_f32, random_i32, random_int8
+from tessera.tools.harness import resolve_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +66,7 @@ def test_gemm_rejects_random_data_arguments_with_files(tmp_path, extra, flag, ca
 
 def _tessera() -> list[str]:
     script = Path(sys.executable).with_name("tessera")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sim.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tessera.cli.main"]
 
 
 @pytest.mark.randomized(cost="heavy")
@@ -137,7 +136,7 @@ def test_gemm_cli_end_to_end(tmp_path):
 
 def test_sim_gemm_workload_seed(monkeypatch, capsys):
     """`tessera sim` (gemm workload) uses the seed its help names (1 unless --seed) and prints it."""
-    from sim import cmd_gemm
+    from tessera.cli import cmd_gemm
 
     seen = []
     monkeypatch.setattr(cmd_gemm, "run", lambda args: seen.append(args) or 0)

@@ -1,4 +1,4 @@
-"""GEMM mapping (sim/gemm_map.py) through the ISA-level fabric model (tb/models/fabric.py).
+"""GEMM mapping (sim/runtime/gemm_map.py) through the ISA-level fabric model (tb/models/fabric.py).
 
 Pure Python: plan -> pack -> run every tile's program on the model -> unpack, compared bit for
 bit with the golden GEMM (tb/models/gemm.py); every program free of local hazards
@@ -11,13 +11,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfig, TileConfig, preset
-from sim.asm import assemble
-from sim.gemm_map import plan_gemm
-from tb.harness import resolve_seed
-from tb.models.fabric import FabricError, run_programs
-from tb.models.gemm import gemm
+from tessera.rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfig, TileConfig, preset
+from tessera.runtime.asm import assemble
+from tessera.runtime.gemm_map import plan_gemm
+from tessera.tb.models.fabric import FabricError, run_programs
+from tessera.tb.models.gemm import gemm
+from tessera.tools.harness import resolve_seed
 
 
 def odd_config() -> FabricConfig:
@@ -145,7 +144,11 @@ def test_sizes_and_multicast_savings():
     _hazard_free(off)
     small = plan_gemm(cfg, 33, 50, 70, "int8", has_c=True)
     a, b, c = _operands(rng, "int8", 33, 50, 70, True)
-    d, _ = small.run_model(a, b, c, seed=5)
+    mem = bytearray(small.end)
+    for addr, blob in small.pack(a, b, c):
+        mem[addr:addr + len(blob)] = blob
+    run_programs(cfg, small.words, mem, seed=5)
+    d = small.unpack(lambda addr, nb: mem[addr:addr + nb])
     assert np.array_equal(d, gemm(a, b, c, "int8"))
     for plan in (on, off):                      # the planner's words are what the assembler makes
         for prog in plan.programs.values():

@@ -4,8 +4,7 @@ import pytest
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
-
-from tb.harness import run
+from tessera.tools.harness import run
 
 
 class _StreamFifo(wiring.Component):
@@ -27,25 +26,24 @@ class _StreamFifo(wiring.Component):
 
 @pytest.mark.randomized
 def test_stream_vip_through_fifo():
-    run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo",
+    run(_StreamFifo(37, 4), "tessera.tb.common.test_stream_fifo", name="stream_fifo",
         params={"width": 37, "count": 2000})
 
 
 def test_stream_vip_through_fifo_at_os():
     """The same FIFO built with g++ -Os (a separate build directory: the option is in its key)."""
-    from tb.harness import build
+    from tessera.tools.harness import build
 
     d_os = build(_StreamFifo(37, 4), "stream_fifo", cxx_opt="-Os")
     assert d_os != build(_StreamFifo(37, 4), "stream_fifo", cxx_opt="-O0")
     assert " -Os " in (d_os / "build.log").read_text()
-    run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", cxx_opt="-Os", seed=11,
+    run(_StreamFifo(37, 4), "tessera.tb.common.test_stream_fifo", name="stream_fifo", cxx_opt="-Os", seed=11,
         params={"width": 37, "count": 500})
 
 
 def test_bad_cxx_opt_raises():
     import pytest
-
-    from tb.harness import build
+    from tessera.tools.harness import build
 
     with pytest.raises(ValueError, match="cxx_opt"):
         build(lambda: _StreamFifo(8, 2), "stream_fifo", cxx_opt="-O9")
@@ -57,7 +55,7 @@ def test_build_time_recorded(tmp_path, monkeypatch):
     import shutil
     import uuid
 
-    import tb.harness as h
+    import tessera.tools.harness as h
 
     log = tmp_path / "build_times.jsonl"
     monkeypatch.setattr(h, "BUILD_TIMES", log)
@@ -82,19 +80,19 @@ def test_failing_testbench_makes_run_raise_with_its_seed():
     import pytest
 
     with pytest.raises(AssertionError, match=r"1 of 1 cocotb tests failed \(seed=4242\)") as e:
-        run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=4242,
+        run(_StreamFifo(37, 4), "tessera.tb.common.test_stream_fifo", name="stream_fifo", seed=4242,
             params={"width": 37, "count": 50, "corrupt": 17})
     assert "scoreboard fifo: 1 mismatches, 49 matched" in str(e.value)
 
 
 def test_seed_replays_the_same_stimulus():
-    first = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=99,
+    first = run(_StreamFifo(37, 4), "tessera.tb.common.test_stream_fifo", name="stream_fifo", seed=99,
                 params={"width": 37, "count": 100})
     words = (first / "words.txt").read_text()
-    again = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=99,
+    again = run(_StreamFifo(37, 4), "tessera.tb.common.test_stream_fifo", name="stream_fifo", seed=99,
                 params={"width": 37, "count": 100})
     assert (again / "words.txt").read_text() == words
-    other = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=100,
+    other = run(_StreamFifo(37, 4), "tessera.tb.common.test_stream_fifo", name="stream_fifo", seed=100,
                 params={"width": 37, "count": 100})
     assert (other / "words.txt").read_text() != words
 
@@ -103,7 +101,7 @@ def test_waves_writes_a_vcd(monkeypatch):
     """WAVES=1: a separate traced build (the option is in the build key) and dump.vcd in the run
     directory, with the top-level ports in it."""
     monkeypatch.setenv("WAVES", "1")
-    run_dir = run(_StreamFifo(37, 4), "tb.common.test_stream_fifo", name="stream_fifo", seed=12,
+    run_dir = run(_StreamFifo(37, 4), "tessera.tb.common.test_stream_fifo", name="stream_fifo", seed=12,
                   params={"width": 37, "count": 50})
     vcd = run_dir / "dump.vcd"
     assert vcd.exists(), sorted(p.name for p in run_dir.iterdir())

@@ -2,10 +2,9 @@
 (with the commented waiver file sim/verilator_waivers.vlt)."""
 
 import pytest
-
-from rtl.blocks import export_verilog, registry
-from rtl.config import preset
-from sim.lint import lint_file
+from tessera.rtl.blocks import export_verilog, registry
+from tessera.rtl.config import preset
+from tessera.tools.lint import lint_file
 
 
 @pytest.mark.parametrize("block", sorted(registry()))

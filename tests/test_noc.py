@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from rtl.config import NocConfig
-from tb.harness import run
-from tb.noc.flat_mesh import FlatMesh, mesh_verilog
+from tessera.rtl.config import NocConfig
+from tessera.tb.noc.flat_mesh import FlatMesh, mesh_verilog
+from tessera.tools.harness import run
 
 
 def run_mesh(name, *, width, height, vcs=2, depth=4, local_ports=1, flit_bits=32, testcase="traffic",
@@ -15,7 +14,8 @@ def run_mesh(name, *, width, height, vcs=2, depth=4, local_ports=1, flit_bits=32
                     local_ports=local_ports)
     params = dict(width=width, height=height, flit_bits=flit_bits, vcs=vcs, depth=depth,
                   local_ports=local_ports, **params)
-    run_dir = run(lambda: FlatMesh(cfg), "tb.noc.test_mesh", name=name, params=params, testcase=testcase,
+    run_dir = run(lambda: FlatMesh(cfg), "tessera.tb.noc.test_mesh", name=name, params=params,
+                  testcase=testcase,
                   verilog_text=mesh_verilog(cfg, name))
     out = "broadcast.json" if testcase == "broadcast" else "result.json"
     return json.loads((run_dir / out).read_text())
@@ -73,7 +73,7 @@ def test_noc_4x4_transpose_and_broadcast():
 def test_noc_bench_end_to_end(tmp_path):
     """``tessera bench noc`` on the 1 x 3 mesh (the regression's ``noc_1x3`` build, same name,
     parameters and g++ level, so no new build): the JSON fields the issue lists, and --plot."""
-    from sim.cli import main
+    from tessera.cli.main import main
 
     def bench(*argv):
         out = tmp_path / f"b{len(list(tmp_path.iterdir()))}.json"
@@ -101,8 +101,8 @@ def test_noc_bench_end_to_end(tmp_path):
 
 
 def test_noc_bad_parameters():
-    from rtl.noc.ni import NetworkInterface
-    from rtl.noc.router import Router
+    from tessera.rtl.noc.ni import NetworkInterface
+    from tessera.rtl.noc.router import Router
 
     cfg = NocConfig(width=2, height=2)
     with pytest.raises(ValueError, match="outside"):
@@ -116,8 +116,8 @@ def test_noc_bad_parameters():
 
 
 def test_noc_bench_arguments(capsys):
-    from sim.bench_noc import parse_mesh
-    from sim.cli import main
+    from tessera.cli.bench_noc import parse_mesh
+    from tessera.cli.main import main
 
     assert parse_mesh("4x2") == (4, 2)
     for argv, flag in ((["--mesh", "4"], "--mesh"), (["--mesh", "9x1"], "--mesh"),
@@ -132,7 +132,7 @@ def test_noc_bench_arguments(capsys):
 
 
 def test_noc_model_tree():
-    from tb.models.noc import MeshModel, fit_line
+    from tessera.tb.models.noc import MeshModel, fit_line
 
     m = MeshModel(4, 4)
     assert len(m.xy_tree(0, range(16))) == 15
@@ -149,12 +149,11 @@ def test_noc_8x8_elaborates():
     checks: drivers, widths), and its structure matches XY routing on the model's 8 x 8 mesh."""
     from amaranth.back import rtlil
     from amaranth.hdl import Fragment
-
-    from rtl.noc.layouts import CLASSES
-    from rtl.noc.mesh import Mesh
-    from rtl.noc.ni import NetworkInterface
-    from rtl.noc.router import Router, router_ports
-    from tb.models.noc import MeshModel
+    from tessera.rtl.noc.layouts import CLASSES
+    from tessera.rtl.noc.mesh import Mesh
+    from tessera.rtl.noc.ni import NetworkInterface
+    from tessera.rtl.noc.router import Router, router_ports
+    from tessera.tb.models.noc import MeshModel
 
     cfg = NocConfig(width=8, height=8)
     model = MeshModel(8, 8)

@@ -1,6 +1,6 @@
 """The numeric units under Verilator, bit-exact against the SoftFloat model (tb/models/numerics.py).
 
-One build holds every unit at every supported latency (tb.numeric.units.NumericUnits); the copies
+One build holds every unit at every supported latency (tessera.tb.numeric.units.NumericUnits); the copies
 of a unit share operands and a randomly toggled clock enable, so each latency sees all vectors:
 every pair of special classes plus 100,000 biased random operand sets per unit.
 """
@@ -8,12 +8,11 @@ every pair of special classes plus 100,000 biased random operand sets per unit.
 import json
 
 import pytest
-
-from rtl.config import NumericConfig, preset
-from rtl.numeric import BLOCKS, BF16Multiplier, FP32Adder, Int8Mac
-from tb.harness import run
-from tb.numeric import vectors
-from tb.numeric.units import NumericUnits
+from tessera.rtl.config import NumericConfig, preset
+from tessera.rtl.numeric import BLOCKS, BF16Multiplier, FP32Adder, Int8Mac
+from tessera.tb.numeric import vectors
+from tessera.tb.numeric.units import NumericUnits
+from tessera.tools.harness import run
 
 LATENCIES = {"bf16_mul": [1, 2, 3, 4], "fp32_add": [1, 2, 3, 4], "int8_mac": [1, 2, 3]}
 RANDOM_VECTORS = 100_000
@@ -24,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 
 @pytest.mark.randomized(cost="heavy")
 def test_numeric_units_bit_exact():
-    run_dir = run(NumericUnits(LATENCIES), "tb.numeric.test_units", name="numeric_units",
+    run_dir = run(NumericUnits(LATENCIES), "tessera.tb.numeric.test_units", name="numeric_units",
                   params={"latency": LATENCIES, "count": RANDOM_VECTORS, "en_prob": 0.85})
     result = json.loads((run_dir / "numeric.json").read_text())
     by_unit = {u["unit"]: u for u in result["units"]}
@@ -70,7 +69,7 @@ def test_blocks_registered(name):
                                        (["--seed", "-1"], "--seed"), (["--en-prob", "0"], "--en-prob"),
                                        (["--workload", "gemm9"], "--workload")])
 def test_sim_cli_rejects_bad_arguments(argv, flag, capsys):
-    from sim.cli import main
+    from tessera.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
         main(["sim", *argv])

@@ -3,9 +3,8 @@
 import random
 
 import numpy as np
-
-from tb.models import numerics as nm
-from tb.numeric import vectors
+from tessera.tb.models import numerics as nm
+from tessera.tb.numeric import vectors
 
 # Hand-checked cases (bit patterns), independent of both implementations.
 F32_ADD_CASES = [

@@ -57,8 +57,88 @@ def test_golden_models_do_not_import_the_design():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{path.name}:{node.lineno} imports {n}" for n in names
-                          if n.split(".")[0] in ("rtl", "sim", "synth", "amaranth")]
+                          if n.split(".")[0] == "amaranth"
+                          or n.startswith("tessera") and not n.startswith("tessera.tb.models")]
     assert not offenders, offenders
+
+
+# The layers of the package (README "Layout"): a module may import its own layer and those below.
+LAYERS = {"tessera.rtl": 0, "tessera.runtime": 1, "tessera.tools": 2, "tessera.synth": 2, "tessera.cli": 3}
+# tessera.tb (verification) may import layers 0-2; of the command line, only the commands that run
+# testbenches or check against the golden models import it.
+TB_USERS = {"tessera.cli.bench_cache", "tessera.cli.bench_noc", "tessera.cli.bench_tensor",
+            "tessera.cli.cmd_gemm", "tessera.cli.cmd_sim", "tessera.cli.board_gemm"}
+
+
+def package_modules():
+    """{dotted name: path} of every module of the installed package (its package-dir mapping)."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    setup = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    dirs = setup["package-dir"]
+    out = {}
+    for pkg in setup["packages"]:
+        base = max((p for p in dirs if pkg == p or pkg.startswith(p + ".")), key=len)
+        folder = root / dirs[base] / Path(*pkg[len(base):].split(".")[1:])
+        for f in folder.glob("*.py"):
+            out[pkg if f.stem == "__init__" else f"{pkg}.{f.stem}"] = f
+    return out
+
+
+def layer_of(name: str):
+    if name.startswith("tessera.tb"):
+        return "tb"
+    return next((v for k, v in LAYERS.items() if name == k or name.startswith(k + ".")), None)
+
+
+def imports_of(path):
+    """Every tessera module ``path`` imports, at any depth of the file, with its line."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, a.name) for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.lineno, node.module
+            yield from ((node.lineno, f"{node.module}.{a.name}") for a in node.names)
+
+
+def test_packaging_lists_every_folder():
+    """Every folder with Python code under rtl/ sim/ synth/ tb/ is a package of pyproject.toml."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    listed = {p.parent for p in package_modules().values()}
+    folders = {p.parent for top in ("rtl", "sim", "synth", "tb") for p in (root / top).rglob("*.py")}
+    assert folders == listed, sorted(map(str, folders ^ listed))
+
+
+def test_layers_import_only_downwards():
+    """hardware <- runtime <- tools <- command line; tb imports no command line, and nothing
+    imports tb but the tests and the commands that run testbenches (TB_USERS)."""
+    modules = package_modules()
+    assert len(modules) > 80 and all(layer_of(m) is not None for m in modules if m != "tessera")
+    bad = {}
+    for name, path in sorted(modules.items()):
+        mine = layer_of(name)
+        for line, target in imports_of(path):
+            if target not in modules and target.rpartition(".")[0] not in modules:
+                continue                                    # not Tessera's
+            theirs = layer_of(target)
+            if theirs is None:
+                ok = target == "tessera"
+            elif theirs == "tb":
+                ok = mine == "tb" or name in TB_USERS
+            elif mine == "tb":
+                ok = theirs < 3
+            else:
+                ok = theirs <= mine
+            if not ok:
+                bad.setdefault(f"{path.relative_to(path.parents[2])}:{line}", f"{name} imports {target}")
+    assert not bad, "imports against the layers (README 'Layout'):\n" + "\n".join(
+        f"{where}: {what}" for where, what in bad.items())
 
 
 SOAK_PROBE = '''
@@ -66,7 +146,7 @@ SOAK_PROBE = '''
 
     import pytest
 
-    from tb.harness import resolve_seed
+    from tessera.tools.harness import resolve_seed
 
     @pytest.mark.randomized
     @pytest.mark.parametrize("p", ["a"])
@@ -88,7 +168,8 @@ SOAK_PROBE = '''
 def _pytest(tmp_path, *args):
     probe = tmp_path / "test_probe.py"
     probe.write_text(textwrap.dedent(SOAK_PROBE))
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "tb.soak", "-p", "no:cacheprovider", "-q",
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "tessera.tb.soak", "-p", "no:cacheprovider",
+                           "-q",
                            "--rootdir", str(tmp_path), *args, str(probe)],
                           capture_output=True, text=True, cwd=tmp_path, timeout=300)
 

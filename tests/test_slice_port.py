@@ -3,10 +3,9 @@
 from dataclasses import replace
 
 import pytest
-
-from rtl.config import preset
-from tb.fabric.slice_port_top import SlicePortTop
-from tb.harness import run
+from tessera.rtl.config import preset
+from tessera.tb.fabric.slice_port_top import SlicePortTop
+from tessera.tools.harness import run
 
 
 @pytest.mark.randomized
@@ -15,6 +14,6 @@ def test_slice_port_traffic(name, node):
     cfg = preset(name)
     addr_bits = 18          # 256 KiB global, 16 tags per set of a slice: evictions
     cfg = replace(cfg, cache=replace(cfg.cache, addr_bits=addr_bits))
-    run(SlicePortTop(cfg, node), "tb.fabric.test_slice_port", name=f"slice_port_{name}_{node}",
+    run(SlicePortTop(cfg, node), "tessera.tb.fabric.test_slice_port", name=f"slice_port_{name}_{node}",
         params={"preset": name, "addr_bits": addr_bits, "node": node, "requests": 600,
                 "rx_idle": 0.2, "tx_ready": 0.7})

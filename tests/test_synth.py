@@ -3,11 +3,10 @@
 import json
 
 import pytest
-
-from sim.cli import main
-from synth.boundary import BoundaryRegisters
-from synth.flow import hit_abc9_assertion, synthesize
-from synth.probe import SynthProbe
+from tessera.cli.main import main
+from tessera.rtl.board.boundary import BoundaryRegisters
+from tessera.rtl.board.probe import SynthProbe
+from tessera.synth.flow import hit_abc9_assertion, synthesize
 
 
 def test_probe_synthesises_for_ecp5_85f(tmp_path):
@@ -71,8 +70,8 @@ def test_cli_rejects_unknown_names(tmp_path):
 
 def test_cli_time_limit_defaults():
     """A board build gets the longer default limit (the ulx3s fabric takes about 35 minutes)."""
-    from sim.cli import build_parser
-    from sim.cmd_synth import BLOCK_TIMEOUT, BOARD_TIMEOUT, _check
+    from tessera.cli.cmd_synth import BLOCK_TIMEOUT, BOARD_TIMEOUT, _check
+    from tessera.cli.main import build_parser
 
     parser = build_parser()
     for argv, want in ((["synth", "--design", "synth_probe"], BLOCK_TIMEOUT),

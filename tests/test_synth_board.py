@@ -8,12 +8,11 @@ from amaranth import Module, Signal
 from amaranth.hdl import UnusedElaboratable
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from synth.host_link import HostLink
-from synth.port_bank import PortBank, port_map
-from synth.uart import UartRx
-from synth.uart_axil import UartAxiLiteBridge
-from tb.harness import run
+from tessera.rtl.board.host_link import HostLink
+from tessera.rtl.board.port_bank import PortBank, port_map
+from tessera.rtl.board.uart import UartRx
+from tessera.rtl.board.uart_axil import UartAxiLiteBridge
+from tessera.tools.harness import run
 
 
 class _Accumulator(wiring.Component):
@@ -42,7 +41,8 @@ class _Accumulator(wiring.Component):
 def test_host_link_drives_block_over_uart():
     block = _Accumulator()
     fields = [[f.name, f.output, f.offset, f.width] for f in port_map(block)]
-    run(HostLink(block, divisor=8, frame_timeout=400), "tb.synth.test_host_link", name="synth_host_link",
+    run(HostLink(block, divisor=8, frame_timeout=400), "tessera.tb.synth.test_host_link",
+        name="synth_host_link",
         params={"fields": fields, "divisor": 8, "frame_timeout": 400, "rounds": 24})
 
 
@@ -62,18 +62,18 @@ def test_bad_parameters_raise():
 @pytest.mark.randomized(cost="heavy")
 def test_fabric_link_runs_gemm_over_uart():
     """The board's fabric (ulx3s preset) behind the UART bridge with block-RAM memory: the PC-side
-    GEMM sequence of synth/fabric_host.py over a simulated serial line, checked bit-exactly."""
+    GEMM sequence of sim/runtime/board_gemm.py over a simulated serial line, checked bit-exactly."""
     import dataclasses
 
-    from rtl.config import preset
-    from rtl.fabric import fabric_verilog
-    from synth.fabric_link import FabricLink
+    from tessera.rtl.board.fabric_link import FabricLink
+    from tessera.rtl.config import preset
+    from tessera.rtl.fabric import fabric_verilog
 
     cfg = preset("ulx3s")
     divisor, memory_bytes = 4, 4096
     text = fabric_verilog(cfg, "fabric_link_ulx3s", wrap=lambda fabric: FabricLink(
         cfg, divisor=divisor, memory_bytes=memory_bytes, frame_timeout=4000, fabric=fabric))
     jobs = [(5, 7, 9, "int8", False), (6, 3, 11, "bf16", True)]
-    run(None, "tb.synth.test_fabric_link", name="fabric_link_ulx3s", verilog_text=text,
+    run(None, "tessera.tb.synth.test_fabric_link", name="fabric_link_ulx3s", verilog_text=text,
         params={"cfg": dataclasses.asdict(cfg), "divisor": divisor, "memory_bytes": memory_bytes,
                 "jobs": jobs})

@@ -4,9 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
-from sim.cli import main
-from tb.models.gemm import gemm, scalesim_os_cycles
+from tessera.cli.main import main
+from tessera.tb.models.gemm import gemm, scalesim_os_cycles
 
 
 # Same Verilator build (name, text, g++ options) as tests/test_tensor_core.py::test_core_8x8_default_one_run:

@@ -4,7 +4,7 @@ Each test checks every result beat bit-exactly against tb/models/gemm.py, with i
 against the stream order of docs/tensor.md (see tb/tensor/test_core.py).
 
 Shapes, dtypes, modes and the position of the fixed edge cases are drawn from the printed seed
-(``tb.harness.resolve_seed``; replay with ``SEED=N``): M, N and K are mostly not multiples of R,
+(``tessera.tools.harness.resolve_seed``; replay with ``SEED=N``): M, N and K are mostly not multiples of R,
 C or T, and one dimension of one operation per run reaches the configuration's maximum. The same
 seed drives the data and the stream timing inside the simulation.
 """
@@ -14,11 +14,10 @@ import math
 import random
 
 import pytest
-
-from rtl.config import TensorConfig, preset
-from rtl.tensor.tensor_core import TensorCore
-from sim.bench_tensor import core_verilog
-from tb.harness import resolve_seed, run
+from tessera.cli.bench_tensor import core_verilog
+from tessera.rtl.config import TensorConfig, preset
+from tessera.rtl.tensor.tensor_core import TensorCore
+from tessera.tools.harness import resolve_seed, run
 
 
 def run_core(cfg, seed=None, **params):
@@ -26,7 +25,7 @@ def run_core(cfg, seed=None, **params):
     # (and, in one pytest worker, the export: core_verilog caches it).
     name = f"tensor_core_{cfg.rows}x{cfg.cols}"
     text = core_verilog(cfg, name)
-    return run(TensorCore, "tb.tensor.test_core", name=name, verilog_text=text, seed=seed,
+    return run(TensorCore, "tessera.tb.tensor.test_core", name=name, verilog_text=text, seed=seed,
                params={"cfg": dataclasses.asdict(cfg), **params})
 
 

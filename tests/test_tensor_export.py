@@ -4,11 +4,10 @@ tests/test_tensor_core.py)."""
 import re
 
 import pytest
-
-from rtl.blocks import registry
-from rtl.config import TensorConfig
-from rtl.tensor.export import verilog_hierarchical
-from sim.lint import lint_file
+from tessera.rtl.blocks import registry
+from tessera.rtl.config import TensorConfig
+from tessera.rtl.tensor.export import verilog_hierarchical
+from tessera.tools.lint import lint_file
 
 # Modules of other subsystems inside the PE (their lint is theirs): rtl/numeric's units.
 FOREIGN = re.compile(r"\.(fadd|fmul|mac)$")
@@ -69,7 +68,7 @@ def test_hierarchical_export_lints_clean(tmp_path, rows, cols):
 @pytest.mark.xdist_group(name="tensor_16x16")
 def test_16x16_simulated_text_lints_clean(tmp_path):
     """``verilator --lint-only -Wall`` with sim/verilator_waivers.vlt on exactly the 16 x 16 Verilog
-    that is simulated (rtl.tensor.export.verilog_hierarchical, Yosys-optimised; the numeric units are
+    that is simulated (tessera.rtl.tensor.export.verilog_hierarchical, Yosys-optimised; the numeric units are
     flattened into the PE): no diagnostic at all. About 15 s of CPU and 0.4 GB."""
     name = "tensor_core_16x16"
     path = tmp_path / f"{name}.v"  # lint_file takes the top module from the file name

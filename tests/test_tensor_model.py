@@ -4,12 +4,11 @@ import dataclasses
 
 import numpy as np
 import pytest
-
-from rtl.config import NumericConfig, TensorConfig, preset
-from rtl.tensor import ProcessingElement, SystolicArray, TensorCore
-from rtl.tensor.interface import check_op
-from tb.models.gemm import gemm_bf16, gemm_bf16_softfloat, gemm_int8, scalesim_os_cycles
-from tb.tensor.feed import F32_SPECIALS, OpStreams, groups, random_bf16, random_f32
+from tessera.rtl.config import NumericConfig, TensorConfig, preset
+from tessera.rtl.tensor import ProcessingElement, SystolicArray, TensorCore
+from tessera.rtl.tensor.interface import check_op
+from tessera.tb.models.gemm import gemm_bf16, gemm_bf16_softfloat, gemm_int8, scalesim_os_cycles
+from tessera.tb.tensor.feed import F32_SPECIALS, OpStreams, groups, random_bf16, random_f32
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

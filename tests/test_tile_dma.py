@@ -2,10 +2,9 @@
 (tb/fabric/test_dma.py)."""
 
 import pytest
-
-from rtl.config import preset
-from rtl.tile.dma import TensorDma
-from tb.harness import run
+from tessera.rtl.config import preset
+from tessera.rtl.tile.dma import TensorDma
+from tessera.tools.harness import run
 
 PARAMS = {"loads": 250, "stores": 40, "tx_ready": 0.7, "wr_ready": 0.7, "rx_idle": 0.2, "err_prob": 0.02,
           "max_cycles": 40000}
@@ -14,7 +13,7 @@ PARAMS = {"loads": 250, "stores": 40, "tx_ready": 0.7, "wr_ready": 0.7, "rx_idle
 @pytest.mark.randomized
 @pytest.mark.parametrize("name,node", [("tiny", 1), ("ulx3s", 0)])
 def test_tensor_dma_random(name, node):
-    run(TensorDma(preset(name), node), "tb.fabric.test_dma", name=f"tile_dma_{name}_{node}",
+    run(TensorDma(preset(name), node), "tessera.tb.fabric.test_dma", name=f"tile_dma_{name}_{node}",
         params={"preset": name, "node": node, **PARAMS})
 
 
@@ -30,5 +29,5 @@ FAILED_SEEDS = [("ulx3s", 0, 2053194786), ("ulx3s", 0, 103), ("ulx3s", 0, 127), 
 
 @pytest.mark.parametrize("name,node,seed", FAILED_SEEDS)
 def test_tensor_dma_issue14_seeds(name, node, seed):
-    run(TensorDma(preset(name), node), "tb.fabric.test_dma", name=f"tile_dma_{name}_{node}",
+    run(TensorDma(preset(name), node), "tessera.tb.fabric.test_dma", name=f"tile_dma_{name}_{node}",
         params={"preset": name, "node": node, **PARAMS}, seed=seed, testcase="dma_random")

@@ -5,11 +5,10 @@ import json
 from dataclasses import replace
 
 import pytest
-
-from rtl.config import preset
-from rtl.tensor.export import verilog_with_pe
-from rtl.tile.matmul_engine import MatmulEngine
-from tb.harness import run
+from tessera.rtl.config import preset
+from tessera.rtl.tensor.export import verilog_with_pe
+from tessera.rtl.tile.matmul_engine import MatmulEngine
+from tessera.tools.harness import run
 
 # (id, params): tiny with a 16 KiB accumulator (room for the 64 x 64 FP32 D of the performance
 # case; accumulator in 1 bank, a core row = one word), tiny 2 x 2 (a core row = half a word),
@@ -36,7 +35,7 @@ def test_tile_matmul(label, params):
     cfg = engine_cfg(params)
     name = f"tile_matmul_{label}"
     text = verilog_with_pe(lambda pe: MatmulEngine(cfg, pe_module=pe), cfg.tensor, name)
-    run_dir = run(None, "tb.tile.test_matmul_engine", name=name, params=params, verilog_text=text)
+    run_dir = run(None, "tessera.tb.tile.test_matmul_engine", name=name, params=params, verilog_text=text)
     if params.get("perf"):
         result = json.loads((run_dir / "matmul_perf.json").read_text())
         print(f"[tessera] {label} matmul performance: {result}")

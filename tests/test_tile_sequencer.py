@@ -3,16 +3,15 @@
 import json
 
 import pytest
-
-from rtl.config import preset
-from rtl.tile import Sequencer
-from tb.harness import run
+from tessera.rtl.config import preset
+from tessera.rtl.tile import Sequencer
+from tessera.tools.harness import run
 
 
 @pytest.mark.randomized
 @pytest.mark.parametrize("name", ["tiny"])
 def test_sequencer_random_programs(name):
-    run_dir = run(Sequencer(preset(name)), "tb.tile.test_sequencer", name=f"tile_sequencer_{name}",
+    run_dir = run(Sequencer(preset(name)), "tessera.tb.tile.test_sequencer", name=f"tile_sequencer_{name}",
                   params={"preset": name, "episodes": 60, "max_length": 40, "throughput_length": 200,
                           "sync_length": 320})
     result = json.loads((run_dir / "sequencer_throughput.json").read_text())

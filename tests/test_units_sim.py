@@ -14,10 +14,9 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
-
-from rtl.cache.lru import LruPolicy
-from rtl.noc.arbiter import after, round_robin
-from tb.harness import resolve_seed
+from tessera.rtl.cache.lru import LruPolicy
+from tessera.rtl.noc.arbiter import after, round_robin
+from tessera.tools.harness import resolve_seed
 
 
 def _simulate(dut, bench, clocked=False):

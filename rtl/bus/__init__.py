@@ -1,9 +1,9 @@
-"""rtl.bus: AXI4 / AXI4-Lite port sets (:mod:`rtl.bus.axi`) and the N:1 AXI4 arbiter."""
+"""tessera.rtl.bus: AXI4 / AXI4-Lite port sets (:mod:`tessera.rtl.bus.axi`) and the N:1 AXI4 arbiter."""
 
 
 def _arbiter(cfg):
-    from rtl.bus.axi_arbiter import AxiArbiter
-    from rtl.cache.axi_port import axi_params
+    from tessera.rtl.bus.axi_arbiter import AxiArbiter
+    from tessera.rtl.cache.axi_port import axi_params
 
     return AxiArbiter(max(2, cfg.tiles // cfg.mem_ports), **axi_params(cfg.cache))
 

@@ -1,8 +1,8 @@
-"""rtl.cache: one L2 slice (``CacheSlice``) and its parts; layouts in ``rtl.cache.layouts``."""
+"""tessera.rtl.cache: one L2 slice (``CacheSlice``) and its parts; layouts in :mod:`.layouts`."""
 
 
 def _slice(fabric_config):
-    from rtl.cache.slice import CacheSlice
+    from tessera.rtl.cache.slice import CacheSlice
 
     return CacheSlice(fabric_config.cache)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.cache.lru import way_bits
+from tessera.rtl.cache.lru import way_bits
 
 
 def mshr_bits(cfg) -> int:

@@ -6,15 +6,14 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
-
-from rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
-from rtl.cache.axi_port import AxiMemPort, axi_params
-from rtl.cache.data import DataArray
-from rtl.cache.layouts import CacheOp, CacheStatus, counters_layout, request_layout, response_layout
-from rtl.cache.lru import LruPolicy
-from rtl.cache.mshr import MshrFile, mshr_bits
-from rtl.cache.tags import TagArray
-from rtl.config import CacheConfig
+from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
+from tessera.rtl.cache.axi_port import AxiMemPort, axi_params
+from tessera.rtl.cache.data import DataArray
+from tessera.rtl.cache.layouts import CacheOp, CacheStatus, counters_layout, request_layout, response_layout
+from tessera.rtl.cache.lru import LruPolicy
+from tessera.rtl.cache.mshr import MshrFile, mshr_bits
+from tessera.rtl.cache.tags import TagArray
+from tessera.rtl.config import CacheConfig
 
 
 def parked_layout(cfg) -> data.StructLayout:

@@ -5,9 +5,9 @@ Register map (byte addresses, 32-bit registers; ``T`` = ``cfg.tiles``, one L2 sl
 * ``0x000``..``0x030`` global registers (ID, CONFIG, START, ACTIVE, CYCLES, FLUSH, counters);
 * ``0x1000 + 0x40 * t`` the registers of tile ``t`` (command words, STATUS, CONTROL, QUEUE, counters);
 * ``0x2000 + 0x40 * s`` the event counters of L2 slice ``s`` (``COUNTERS`` of
-  :mod:`rtl.cache.layouts`, at ``+4 * i``).
+  :mod:`tessera.rtl.cache.layouts`, at ``+4 * i``).
 
-The names and addresses are those of :mod:`rtl.fabric.csr_map`, declared there once.
+The names and addresses are those of :mod:`tessera.rtl.fabric.csr_map`, declared there once.
 """
 
 from __future__ import annotations
@@ -17,11 +17,17 @@ from amaranth.hdl import ResetInserter
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
-
-from rtl.bus.axi import AXI_RESP_DECERR, AXI_RESP_OKAY, AXI_RESP_SLVERR, axil_fields, axil_members, bus_view
-from rtl.cache.layouts import counters_layout
-from rtl.config import FabricConfig
-from rtl.fabric.csr_map import (
+from tessera.rtl.bus.axi import (
+    AXI_RESP_DECERR,
+    AXI_RESP_OKAY,
+    AXI_RESP_SLVERR,
+    axil_fields,
+    axil_members,
+    bus_view,
+)
+from tessera.rtl.cache.layouts import counters_layout
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.fabric.csr_map import (
     ADDR_BITS,
     BLOCK_STRIDE,
     DATA_BITS,
@@ -35,7 +41,7 @@ from rtl.fabric.csr_map import (
     slice_reg,
     tile_reg,
 )
-from rtl.tile.isa import INSTRUCTION, State, status_layout
+from tessera.rtl.tile.isa import INSTRUCTION, State, status_layout
 
 __all__ = ["Csr"]
 

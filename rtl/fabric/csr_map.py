@@ -1,7 +1,7 @@
 """The fabric's CSR map, declared once: register addresses, counter names and the status word.
 
-The CSR block (:mod:`rtl.fabric.csr`), the fabric (per-tile counter ports), the host sequences
-(``tb/fabric/host.py``, ``synth/fabric_host.py``) and the benches use these names;
+The CSR block (:mod:`tessera.rtl.fabric.csr`), the fabric (per-tile counter ports), the host sequences
+(``tb/fabric/host.py``, ``sim/runtime/board_gemm.py``) and the benches use these names;
 ``tests/test_fabric_csr.py`` checks the register tables of ``docs/csr.md`` against them, so that
 the documentation, which is the contract, cannot drift from the code.
 
@@ -16,8 +16,8 @@ Byte addresses of 32-bit registers on the AXI4-Lite host port (``ADDR_BITS`` add
 
 from __future__ import annotations
 
-from rtl.cache.layouts import COUNTERS
-from rtl.tile.isa import State
+from tessera.rtl.cache.layouts import COUNTERS
+from tessera.rtl.tile.isa import State
 
 __all__ = [
     "ADDR_BITS", "DATA_BITS", "ID_VALUE", "REG", "GLOBAL_COUNTERS", "TILE_BASE", "SLICE_BASE",

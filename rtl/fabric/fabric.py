@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
-
-from rtl.bus.axi import axi4_fields, axi4_members, axil_fields, axil_members, bus_view, connect_flat
-from rtl.bus.axi_arbiter import AxiArbiter
-from rtl.cache.axi_port import axi_params
-from rtl.cache.slice import CacheSlice
-from rtl.config import FabricConfig
-from rtl.fabric.csr import Csr
-from rtl.fabric.csr_map import TILE_COUNTERS
-from rtl.fabric.messages import SLICE_PORT, TILE_PORT, memory_addr
-from rtl.fabric.slice_port import SlicePort
-from rtl.instance import instance_of
-from rtl.noc.mesh import Mesh, endpoint_index
-from rtl.tile.tile import ComputeTile
+from tessera.rtl.bus.axi import axi4_fields, axi4_members, axil_fields, axil_members, bus_view, connect_flat
+from tessera.rtl.bus.axi_arbiter import AxiArbiter
+from tessera.rtl.cache.axi_port import axi_params
+from tessera.rtl.cache.slice import CacheSlice
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.fabric.csr import Csr
+from tessera.rtl.fabric.csr_map import TILE_COUNTERS
+from tessera.rtl.fabric.messages import SLICE_PORT, TILE_PORT, memory_addr
+from tessera.rtl.fabric.slice_port import SlicePort
+from tessera.rtl.instance import instance_of
+from tessera.rtl.noc.mesh import Mesh, endpoint_index
+from tessera.rtl.tile.tile import ComputeTile
 
 __all__ = ["Fabric", "mem_prefixes", "HOST_ADDR_BITS"]
 
@@ -55,7 +54,7 @@ class Fabric(wiring.Component):
                  l2_module: str | None = None):
         """``pe_module``, ``tile_module``, ``l2_module``: instantiate the PEs, the compute tiles
         (with ``node_id`` ports) and the L2 slices as Verilog modules of these names instead of
-        inline copies (hierarchical export, :func:`rtl.fabric.fabric_verilog`)."""
+        inline copies (hierarchical export, :func:`tessera.rtl.fabric.fabric_verilog`)."""
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"Fabric: cfg must be a FabricConfig, not {type(cfg).__name__}")
         self.cfg, self.pe_module = cfg, pe_module

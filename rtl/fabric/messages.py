@@ -2,8 +2,8 @@
 
 Every node ``n`` of the mesh has a router with two local endpoints: port :data:`TILE_PORT` (0),
 the compute tile's tensor DMA, and port :data:`SLICE_PORT` (1), the L2 slice behind its
-:class:`rtl.fabric.slice_port.SlicePort`. One NoC flit carries one word (``flit_bits`` =
-``8 * cache.data_bytes`` = ``8 * tile.word_bytes``, checked by :class:`rtl.config.FabricConfig`);
+:class:`tessera.rtl.fabric.slice_port.SlicePort`. One NoC flit carries one word (``flit_bits`` =
+``8 * cache.data_bytes`` = ``8 * tile.word_bytes``, checked by :class:`tessera.rtl.config.FabricConfig`);
 the first flit of a packet carries a head layout below in its low bits (the rest zero).
 
 Request packets (class REQUEST, tile port 0 -> slice port 1 of :func:`owner` of the address):
@@ -38,8 +38,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
-
-from rtl.cache.layouts import CacheOp, CacheStatus
+from tessera.rtl.cache.layouts import CacheOp, CacheStatus
 
 __all__ = [
     "TILE_PORT", "SLICE_PORT", "LOAD_SLOTS", "SLOT_BITS",

@@ -5,11 +5,10 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.cache.layouts import CacheOp, CacheStatus, request_layout, response_layout
-from rtl.config import FabricConfig
-from rtl.fabric.messages import TILE_PORT, quiet_bit, req_head_layout, resp_head_layout, slice_addr
-from rtl.noc.layouts import RESPONSE, beat_layout, header_layout
+from tessera.rtl.cache.layouts import CacheOp, CacheStatus, request_layout, response_layout
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.fabric.messages import TILE_PORT, quiet_bit, req_head_layout, resp_head_layout, slice_addr
+from tessera.rtl.noc.layouts import RESPONSE, beat_layout, header_layout
 
 __all__ = ["SlicePort"]
 
@@ -18,28 +17,28 @@ MALFORMED_OP = 7   # what a FLUSH / INVALIDATE arriving over the NoC is turned i
 
 
 class SlicePort(wiring.Component):
-    """Between NI port ``SLICE_PORT`` of ``node`` and a :class:`rtl.cache.slice.CacheSlice`.
+    """Between NI port ``SLICE_PORT`` of ``node`` and a :class:`tessera.rtl.cache.slice.CacheSlice`.
 
-    Ports: ``rx`` (in) / ``tx`` (out), beat streams of :func:`rtl.noc.layouts.beat_layout`;
-    ``req`` (out, :func:`rtl.cache.layouts.request_layout`) / ``resp`` (in,
-    :func:`rtl.cache.layouts.response_layout`) to the slice; ``flush`` (in, pulse), ``flush_op``
+    Ports: ``rx`` (in) / ``tx`` (out), beat streams of :func:`tessera.rtl.noc.layouts.beat_layout`;
+    ``req`` (out, :func:`tessera.rtl.cache.layouts.request_layout`) / ``resp`` (in,
+    :func:`tessera.rtl.cache.layouts.response_layout`) to the slice; ``flush`` (in, pulse), ``flush_op``
     (in, 0 FLUSH, 1 INVALIDATE), ``flush_busy`` (out), ``flush_errors`` (out, 32-bit count of
     non-OK flush responses); counters (32-bit, wrapping) ``requests`` (request packets received),
     ``resp_flits`` (response beats sent), ``mcast_packets`` (multicast response packets sent).
 
-    Requests (:mod:`rtl.fabric.messages`): the head beat is decoded into one cache request
-    (``size`` = log2(word), ``addr`` = :func:`rtl.fabric.messages.slice_addr` of the head's
+    Requests (:mod:`tessera.rtl.fabric.messages`): the head beat is decoded into one cache request
+    (``size`` = log2(word), ``addr`` = :func:`tessera.rtl.fabric.messages.slice_addr` of the head's
     address; ``op``, ``mask``, ``id``, ``dest`` passed); a WRITE takes its data from the second
     beat. Beats after the ones a request needs are dropped up to ``last``. A FLUSH or INVALIDATE
     request from the NoC (not part of the protocol) is passed as op 7, so that the slice answers
     MALFORMED to its sender. A WRITE head with ``last`` set (no data beat) is passed with mask 0
     (it writes nothing).
 
-    Responses: a :func:`rtl.fabric.messages.resp_head_layout` beat, then for READ the data beat;
+    Responses: a :func:`tessera.rtl.fabric.messages.resp_head_layout` beat, then for READ the data beat;
     header class RESPONSE, port ``TILE_PORT``; unicast (``mcast`` 0, ``dest`` the node index)
     when ``dest`` has exactly one bit set, else multicast (``mcast`` 1, ``dest`` the bitmask;
     an empty mask is dropped by the NI and counted there). A WRITE or ALLOC response whose ``id``
-    has the tag's ``quiet`` bit (:func:`rtl.fabric.messages.quiet_bit`) set and whose status is
+    has the tag's ``quiet`` bit (:func:`tessera.rtl.fabric.messages.quiet_bit`) set and whose status is
     OK is consumed here and sends nothing (a STORE asks for one acknowledgement per line).
 
     Flush: a ``flush`` pulse (ignored while ``flush_busy``) injects a FLUSH / INVALIDATE into the

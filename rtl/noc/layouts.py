@@ -1,7 +1,7 @@
 """Interfaces of the network-on-chip, declared once: packet header, NI beat, link flit, link.
 
 Every other NoC file (and the fabric, and the testbenches) imports these; none re-declares a
-field list. All layouts depend only on a :class:`rtl.config.NocConfig`.
+field list. All layouts depend only on a :class:`tessera.rtl.config.NocConfig`.
 
 * :func:`header_layout` -- what an endpoint says about a packet: ``cls`` (0 request, 1 response),
   ``mcast`` (``dest`` is a node bitmask) or not (``dest`` is a node index), ``port`` (which local

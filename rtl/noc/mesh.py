@@ -5,10 +5,9 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.noc.layouts import beat_layout, node_id, node_xy
-from rtl.noc.ni import NetworkInterface
-from rtl.noc.router import Router
+from tessera.rtl.noc.layouts import beat_layout, node_id, node_xy
+from tessera.rtl.noc.ni import NetworkInterface
+from tessera.rtl.noc.router import Router
 
 __all__ = ["Mesh", "endpoint_index"]
 
@@ -22,7 +21,7 @@ class Mesh(wiring.Component):
     """The whole network: ``cfg.width`` x ``cfg.height`` routers, ``cfg.local_ports`` endpoints each.
 
     Ports: for endpoint ``e`` (:func:`endpoint_index`) a ``tx_<e>`` input stream and an ``rx_<e>``
-    output stream of :func:`rtl.noc.layouts.beat_layout` (see :class:`NetworkInterface`);
+    output stream of :func:`tessera.rtl.noc.layouts.beat_layout` (see :class:`NetworkInterface`);
     ``errors`` (32 bits): packets dropped at injection, summed over all endpoints;
     ``link_flits`` (32 bits): flits sent over router-to-router links since reset (link
     traversals; a multicast copy on each branch counts once per link);

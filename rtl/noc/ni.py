@@ -6,9 +6,16 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
-
-from rtl.noc.arbiter import after, onehot_mux, round_robin
-from rtl.noc.layouts import CLASSES, beat_layout, flit_layout, link_signature, node_bits, node_xy, vc_is
+from tessera.rtl.noc.arbiter import after, onehot_mux, round_robin
+from tessera.rtl.noc.layouts import (
+    CLASSES,
+    beat_layout,
+    flit_layout,
+    link_signature,
+    node_bits,
+    node_xy,
+    vc_is,
+)
 
 __all__ = ["NetworkInterface", "injection_vc"]
 
@@ -26,7 +33,7 @@ def injection_vc(cfg, node: int, port: int) -> int:
 class NetworkInterface(wiring.Component):
     """Network interface of endpoint ``port`` at ``node``.
 
-    ``tx`` (in): packets to send, as beats of :func:`rtl.noc.layouts.beat_layout`; the header is
+    ``tx`` (in): packets to send, as beats of :func:`tessera.rtl.noc.layouts.beat_layout`; the header is
     taken from the first beat of each packet (later beats' ``hdr`` is ignored), ``last`` marks the
     final beat. ``hdr.src`` / ``hdr.src_port`` are ignored (the NI fills them in).
     ``rx`` (out): packets delivered here, one whole packet at a time (beats of different packets

@@ -6,9 +6,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
-
-from rtl.noc.arbiter import after, onehot_mux, round_robin
-from rtl.noc.layouts import CLASSES, DIRS, flit_layout, link_signature, node_id, node_xy, vc_is
+from tessera.rtl.noc.arbiter import after, onehot_mux, round_robin
+from tessera.rtl.noc.layouts import CLASSES, DIRS, flit_layout, link_signature, node_id, node_xy, vc_is
 
 __all__ = ["Router", "router_ports", "allowed_turn"]
 
@@ -37,7 +36,7 @@ class Router(wiring.Component):
     """One router of the mesh at ``(x, y)``.
 
     Ports: for every port name ``p`` of :func:`router_ports` an input link ``in_p``, an output
-    link ``out_p`` (:func:`rtl.noc.layouts.link_signature`) and a flit counter ``count_p`` (flits
+    link ``out_p`` (:func:`tessera.rtl.noc.layouts.link_signature`) and a flit counter ``count_p`` (flits
     sent on that output since reset, 32 bits, wrapping).
 
     Buffers: each input port has one FIFO of ``depth`` flits per (class, VC); the upstream sender

@@ -1,4 +1,4 @@
-"""rtl.numeric: the arithmetic units replicated in every processing element.
+"""tessera.rtl.numeric: the arithmetic units replicated in every processing element.
 
 * :class:`BF16Multiplier` (``bf16_mul``): bfloat16 x bfloat16 -> binary32, RNE.
 * :class:`FP32Adder` (``fp32_add``): binary32 + binary32, RNE.
@@ -9,9 +9,9 @@ parameter; the factories below take it from ``FabricConfig.tensor.numeric``.
 See docs/numerics.md.
 """
 
-from rtl.numeric.bf16_mul import BF16Multiplier
-from rtl.numeric.fp32_add import FP32Adder
-from rtl.numeric.int8_mac import Int8Mac
+from tessera.rtl.numeric.bf16_mul import BF16Multiplier
+from tessera.rtl.numeric.fp32_add import FP32Adder
+from tessera.rtl.numeric.int8_mac import Int8Mac
 
 __all__ = ["BF16Multiplier", "FP32Adder", "Int8Mac", "BLOCKS"]
 

@@ -3,9 +3,8 @@
 from amaranth import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import NumericConfig
-from rtl.numeric.common import Pipeline, check_latency, normalise
+from tessera.rtl.config import NumericConfig
+from tessera.rtl.numeric.common import Pipeline, check_latency, normalise
 
 __all__ = ["FP32Adder"]
 

@@ -3,9 +3,8 @@
 from amaranth import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import NumericConfig
-from rtl.numeric.common import Pipeline, check_latency
+from tessera.rtl.config import NumericConfig
+from tessera.rtl.numeric.common import Pipeline, check_latency
 
 __all__ = ["Int8Mac"]
 

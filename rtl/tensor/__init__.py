@@ -1,14 +1,14 @@
-"""rtl.tensor: the tensor core (R x C output-stationary systolic array, BF16 and INT8).
+"""tessera.rtl.tensor: the tensor core (R x C output-stationary systolic array, BF16 and INT8).
 
 * :class:`ProcessingElement` (``tensor_pe``), :class:`SystolicArray` (``systolic_array``),
   :class:`TensorCore` (``tensor_core``); payload layouts and the Python API in
-  :mod:`rtl.tensor.interface`. See docs/tensor.md.
+  :mod:`tessera.rtl.tensor.interface`. See docs/tensor.md.
 """
 
-from rtl.tensor.export import verilog_hierarchical
-from rtl.tensor.pe import ProcessingElement
-from rtl.tensor.systolic_array import SystolicArray
-from rtl.tensor.tensor_core import TensorCore
+from tessera.rtl.tensor.export import verilog_hierarchical
+from tessera.rtl.tensor.pe import ProcessingElement
+from tessera.rtl.tensor.systolic_array import SystolicArray
+from tessera.rtl.tensor.tensor_core import TensorCore
 
 __all__ = ["ProcessingElement", "SystolicArray", "TensorCore", "BLOCKS"]
 

@@ -16,11 +16,10 @@ import re
 
 from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil, verilog
-
-from rtl.config import TensorConfig
-from rtl.tensor.pe import ProcessingElement
-from rtl.tensor.systolic_array import SystolicArray
-from rtl.tensor.tensor_core import TensorCore
+from tessera.rtl.config import TensorConfig
+from tessera.rtl.tensor.pe import ProcessingElement
+from tessera.rtl.tensor.systolic_array import SystolicArray
+from tessera.rtl.tensor.tensor_core import TensorCore
 
 __all__ = ["verilog_hierarchical", "verilog_optimized", "verilog_with_pe"]
 

@@ -1,6 +1,6 @@
 """Interfaces of the tensor core, declared once: payload layouts, dtype codes, the Python API.
 
-Everything another block needs to talk to :class:`rtl.tensor.tensor_core.TensorCore` is here:
+Everything another block needs to talk to :class:`tessera.rtl.tensor.tensor_core.TensorCore` is here:
 
 * :func:`op_layout` -- the operation descriptor (M, N, K, dtype, accumulate).
 * :func:`a_layout` / :func:`b_layout` -- one operand step: ``rows`` lanes of A, ``cols`` lanes of B.
@@ -15,8 +15,7 @@ The order of beats on each stream is specified in ``docs/tensor.md``.
 from __future__ import annotations
 
 from amaranth.lib import data
-
-from rtl.config import TensorConfig
+from tessera.rtl.config import TensorConfig
 
 __all__ = [
     "DTYPE_BF16", "DTYPE_INT8", "DTYPES", "STEP_CONTROL", "BUBBLE_A", "BUBBLE_B",

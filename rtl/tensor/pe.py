@@ -5,12 +5,11 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import NumericConfig
-from rtl.numeric.bf16_mul import BF16Multiplier
-from rtl.numeric.fp32_add import FP32Adder
-from rtl.numeric.int8_mac import Int8Mac
-from rtl.tensor.interface import STEP_CONTROL
+from tessera.rtl.config import NumericConfig
+from tessera.rtl.numeric.bf16_mul import BF16Multiplier
+from tessera.rtl.numeric.fp32_add import FP32Adder
+from tessera.rtl.numeric.int8_mac import Int8Mac
+from tessera.rtl.tensor.interface import STEP_CONTROL
 
 __all__ = ["ProcessingElement"]
 

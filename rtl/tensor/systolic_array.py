@@ -5,10 +5,9 @@ from __future__ import annotations
 from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import TensorConfig
-from rtl.tensor.interface import STEP_CONTROL
-from rtl.tensor.pe import ProcessingElement
+from tessera.rtl.config import TensorConfig
+from tessera.rtl.tensor.interface import STEP_CONTROL
+from tessera.rtl.tensor.pe import ProcessingElement
 
 __all__ = ["SystolicArray"]
 
@@ -34,7 +33,7 @@ class SystolicArray(wiring.Component):
 
     ``pe_module``: if given, each PE is an ``Instance`` of the Verilog module of that name instead
     of an inline sub-component, so that the Verilog holds one PE definition instead of R x C
-    copies (much faster to export and build; see :func:`rtl.tensor.export.verilog_hierarchical`,
+    copies (much faster to export and build; see :func:`tessera.rtl.tensor.export.verilog_hierarchical`,
     which appends the PE module). Same behaviour either way.
 
     Errors: none.

@@ -6,9 +6,8 @@ from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import TensorConfig
-from rtl.tensor.interface import (
+from tessera.rtl.config import TensorConfig
+from tessera.rtl.tensor.interface import (
     BUBBLE_A,
     BUBBLE_B,
     DTYPE_BF16,
@@ -21,7 +20,7 @@ from rtl.tensor.interface import (
     d_layout,
     op_layout,
 )
-from rtl.tensor.systolic_array import SystolicArray
+from tessera.rtl.tensor.systolic_array import SystolicArray
 
 __all__ = ["TensorCore"]
 
@@ -29,7 +28,7 @@ __all__ = ["TensorCore"]
 class TensorCore(wiring.Component):
     """Tensor core: computes D = C + A x B (or A x B) for one operation descriptor at a time.
 
-    Ports (streams; payload layouts in :mod:`rtl.tensor.interface`, beat order in docs/tensor.md):
+    Ports (streams; payload layouts in :mod:`tessera.rtl.tensor.interface`, beat order in docs/tensor.md):
 
     * ``op``: descriptor (m, n, k, dtype 0 = BF16 / 1 = INT8, accumulate). Accepted when idle.
     * ``a``, ``b``: one step per beat; ``rows`` lanes of A and ``cols`` lanes of B for the same k

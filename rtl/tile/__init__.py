@@ -1,15 +1,15 @@
-"""rtl.tile: the compute tile (docs/isa.md, docs/fabric.md).
+"""tessera.rtl.tile: the compute tile (docs/isa.md, docs/fabric.md).
 
-* :mod:`rtl.tile.isa` -- instruction formats, enums and the tile's descriptor layouts.
+* :mod:`tessera.rtl.tile.isa` -- instruction formats, enums and the tile's descriptor layouts.
 * :class:`Sequencer` (``tile_sequencer``): fetches, checks and issues tile instructions.
 * :class:`Scratchpad` (``tile_scratchpad``): banked SRAM for A and B tiles.
-* ``rtl.tile.accumulator``, ``rtl.tile.fetch``, ``rtl.tile.matmul_engine``: accumulator memory,
+* :mod:`.accumulator`, :mod:`.fetch`, :mod:`.matmul_engine`: accumulator memory,
   operand fetch, and the tensor core with its memories (``tile_accumulator``, ``tile_matmul``).
-* ``rtl.tile.dma`` (``tile_dma``): the tensor DMA; ``rtl.tile.tile`` (``compute_tile``).
+* ``tessera.rtl.tile.dma`` (``tile_dma``): the tensor DMA; ``tessera.rtl.tile.tile`` (``compute_tile``).
 """
 
-from rtl.tile.scratchpad import Scratchpad
-from rtl.tile.sequencer import Sequencer
+from tessera.rtl.tile.scratchpad import Scratchpad
+from tessera.rtl.tile.sequencer import Sequencer
 
 __all__ = ["Scratchpad", "Sequencer", "BLOCKS", "EXPORTERS"]
 
@@ -24,24 +24,24 @@ def _lazy(module: str, cls: str, *args):
 
 
 def _tile_verilog(cfg, top: str) -> str:
-    from rtl.tensor.export import verilog_with_pe
+    from tessera.rtl.tensor.export import verilog_with_pe
 
-    make = _lazy("rtl.tile.tile", "ComputeTile", 0)
+    make = _lazy("tessera.rtl.tile.tile", "ComputeTile", 0)
     return verilog_with_pe(lambda pe: make(cfg, pe_module=pe), cfg.tensor, top)
 
 
 BLOCKS: dict = {
     "tile_scratchpad": lambda cfg: Scratchpad(cfg),
     "tile_sequencer": lambda cfg: Sequencer(cfg),
-    "tile_accumulator": _lazy("rtl.tile.accumulator", "Accumulator"),
-    "tile_matmul": _lazy("rtl.tile.matmul_engine", "MatmulEngine"),
-    "tile_dma": _lazy("rtl.tile.dma", "TensorDma", 0),
-    "compute_tile": _lazy("rtl.tile.tile", "ComputeTile", 0),
+    "tile_accumulator": _lazy("tessera.rtl.tile.accumulator", "Accumulator"),
+    "tile_matmul": _lazy("tessera.rtl.tile.matmul_engine", "MatmulEngine"),
+    "tile_dma": _lazy("tessera.rtl.tile.dma", "TensorDma", 0),
+    "compute_tile": _lazy("tessera.rtl.tile.tile", "ComputeTile", 0),
 }
 def _matmul_verilog(cfg, top: str) -> str:
-    from rtl.tensor.export import verilog_with_pe
+    from tessera.rtl.tensor.export import verilog_with_pe
 
-    make = _lazy("rtl.tile.matmul_engine", "MatmulEngine")
+    make = _lazy("tessera.rtl.tile.matmul_engine", "MatmulEngine")
     return verilog_with_pe(lambda pe: make(cfg, pe_module=pe), cfg.tensor, top)
 
 

@@ -7,9 +7,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-
-from rtl.config import FabricConfig
-from rtl.tile.scratchpad import hold_response
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.tile.scratchpad import hold_response
 
 __all__ = [
     "Accumulator", "acc_banks", "acc_write_layout", "acc_read_signature", "acc_core_write_layout",

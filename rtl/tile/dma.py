@@ -6,10 +6,9 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
-
-from rtl.cache.layouts import CacheOp, CacheStatus
-from rtl.config import FabricConfig
-from rtl.fabric.messages import (
+from tessera.rtl.cache.layouts import CacheOp, CacheStatus
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.fabric.messages import (
     LOAD_SLOTS,
     SLICE_PORT,
     SLOT_BITS,
@@ -20,9 +19,9 @@ from rtl.fabric.messages import (
     resp_head_layout,
     tag_layout,
 )
-from rtl.noc.layouts import REQUEST, beat_layout
-from rtl.tile.accumulator import acc_read_signature, acc_write_layout
-from rtl.tile.isa import Mode, Space, scratchpad_write_layout, xfer_desc_layout
+from tessera.rtl.noc.layouts import REQUEST, beat_layout
+from tessera.rtl.tile.accumulator import acc_read_signature, acc_write_layout
+from tessera.rtl.tile.isa import Mode, Space, scratchpad_write_layout, xfer_desc_layout
 
 __all__ = ["TensorDma"]
 
@@ -67,15 +66,15 @@ class TensorDma(wiring.Component):
 
     Ports:
 
-    * ``load``, ``store`` (in, streams of :func:`rtl.tile.isa.xfer_desc_layout`): descriptors.
+    * ``load``, ``store`` (in, streams of :func:`tessera.rtl.tile.isa.xfer_desc_layout`): descriptors.
       A LOAD is taken when the request generator is idle (a RECV LOAD is taken in one cycle and
       generates nothing); a STORE when no STORE is in progress (one STORE at a time).
     * ``load_done``, ``store_done`` (out): one-cycle pulse per completed descriptor, in order.
     * ``fault`` (out): one-cycle pulse per response whose status is not OK (it is still counted,
       so the descriptor still completes).
-    * ``tx`` (out) / ``rx`` (in): beat streams of :func:`rtl.noc.layouts.beat_layout` to / from
-      the NI of port ``TILE_PORT``. Request packets follow :mod:`rtl.fabric.messages`.
-    * ``sp_wr`` (out, :func:`rtl.tile.isa.scratchpad_write_layout`), ``acc_wr`` (out,
+    * ``tx`` (out) / ``rx`` (in): beat streams of :func:`tessera.rtl.noc.layouts.beat_layout` to / from
+      the NI of port ``TILE_PORT``. Request packets follow :mod:`tessera.rtl.fabric.messages`.
+    * ``sp_wr`` (out, :func:`tessera.rtl.tile.isa.scratchpad_write_layout`), ``acc_wr`` (out,
       :func:`acc_write_layout`): byte-masked word writes of LOAD data; both may be refused.
     * ``acc_rd`` (:func:`acc_read_signature`): accumulator reads of a STORE (in order, any
       latency >= 1, response back-pressure honoured).
@@ -85,7 +84,7 @@ class TensorDma(wiring.Component):
 
     LOAD (LOCAL / SEND): one READ packet (one beat) per word of each row, to the owning slice,
     row by row; ``dest`` the own bit (LOCAL) or the group (SEND); ``id`` the
-    :func:`rtl.fabric.messages.tag_layout` (slot = LOAD sequence number mod 16, space, local word,
+    :func:`tessera.rtl.fabric.messages.tag_layout` (slot = LOAD sequence number mod 16, space, local word,
     valid bytes). A LOAD completes when the words it brings to this tile have all been written
     (``rows * ceil(row_bytes / W)`` words when this tile is LOCAL or in the group, else 0),
     counted per slot, so that RECV data that arrives before its descriptor is counted too, and

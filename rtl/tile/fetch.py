@@ -7,11 +7,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
-
-from rtl.config import FabricConfig
-from rtl.tensor.interface import a_layout, b_layout, c_layout, d_layout, op_layout
-from rtl.tile.accumulator import acc_core_read_signature, acc_core_write_layout
-from rtl.tile.isa import matmul_desc_layout, scratchpad_read_signature
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.tensor.interface import a_layout, b_layout, c_layout, d_layout, op_layout
+from tessera.rtl.tile.accumulator import acc_core_read_signature, acc_core_write_layout
+from tessera.rtl.tile.isa import matmul_desc_layout, scratchpad_read_signature
 
 __all__ = ["OperandFetch"]
 
@@ -23,7 +22,7 @@ class OperandFetch(wiring.Component):
 
     Ports:
 
-    * ``desc`` (in, :func:`rtl.tile.isa.matmul_desc_layout`): one MATMUL (already checked by the
+    * ``desc`` (in, :func:`tessera.rtl.tile.isa.matmul_desc_layout`): one MATMUL (already checked by the
       sequencer: sizes 1..max, aligned addresses, dtype 0/1).
     * ``op``, ``a``, ``b``, ``c`` (out) and ``d`` (in): the tensor core's streams.
     * ``rd_a``, ``rd_b``: scratchpad read ports (this unit requests); A^T rows and B rows.

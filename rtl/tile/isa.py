@@ -9,11 +9,12 @@
 * :func:`xfer_desc_layout` -- a LOAD / STORE descriptor as the sequencer hands it to the tensor DMA.
 * :func:`matmul_desc_layout` -- a MATMUL descriptor as handed to the tensor-core side
   (operand fetch); its ``m``/``n``/``k``/``dtype``/``accumulate`` map one to one onto the tensor
-  core's ``op`` descriptor (:func:`rtl.tensor.interface.op_layout`).
+  core's ``op`` descriptor (:func:`tessera.rtl.tensor.interface.op_layout`).
 * :func:`status_layout` -- the sequencer's status word (state, error code, pc).
 * :func:`scratchpad_write_layout`, :func:`scratchpad_read_signature` -- the scratchpad's ports.
 
-The assembler (``sim/asm.py``) encodes with these layouts; the golden model
+The runtime (:mod:`tessera.runtime.isa`, the assembler, the GEMM planner) encodes, decodes and checks
+with these; the golden model
 (``tb/models/tile_isa.py``) has its own copy of the field table, checked against this one by
 ``tests/test_asm.py``.
 """
@@ -25,7 +26,8 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "WORD_BITS", "PITCH_BITS", "SYNC_COUNT_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype",
-    "ACC_BYTES", "XFER", "MATMUL", "BARRIER", "END", "SYNC", "HEADER", "INSTRUCTION", "FORMATS",
+    "ACC_BYTES", "ELEMENT_BYTES", "XFER", "MATMUL", "BARRIER", "END", "SYNC", "HEADER", "INSTRUCTION",
+    "FORMATS",
     "xfer_desc_layout", "matmul_desc_layout", "status_layout", "field_table",
     "scratchpad_write_layout", "scratchpad_read_signature",
 ]
@@ -80,6 +82,9 @@ class Space(enum.Enum, shape=1):
 class Dtype(enum.Enum, shape=2):
     BF16 = 0
     INT8 = 1
+
+
+ELEMENT_BYTES = {Dtype.BF16: 2, Dtype.INT8: 1}     # bytes of one A / B element of each dtype
 
 
 def _flex(fields: dict) -> data.FlexibleLayout:

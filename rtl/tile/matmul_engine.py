@@ -5,13 +5,12 @@ from __future__ import annotations
 from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import FabricConfig
-from rtl.tensor.tensor_core import TensorCore
-from rtl.tile.accumulator import Accumulator, acc_read_signature, acc_write_layout
-from rtl.tile.fetch import OperandFetch
-from rtl.tile.isa import matmul_desc_layout, scratchpad_write_layout
-from rtl.tile.scratchpad import Scratchpad
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.tensor.tensor_core import TensorCore
+from tessera.rtl.tile.accumulator import Accumulator, acc_read_signature, acc_write_layout
+from tessera.rtl.tile.fetch import OperandFetch
+from tessera.rtl.tile.isa import matmul_desc_layout, scratchpad_write_layout
+from tessera.rtl.tile.scratchpad import Scratchpad
 
 __all__ = ["MatmulEngine"]
 
@@ -21,7 +20,7 @@ class MatmulEngine(wiring.Component):
 
     Ports:
 
-    * ``desc`` (in, :func:`rtl.tile.isa.matmul_desc_layout`): MATMULs from the sequencer.
+    * ``desc`` (in, :func:`tessera.rtl.tile.isa.matmul_desc_layout`): MATMULs from the sequencer.
     * ``done`` (out): one-cycle pulse per MATMUL whose last D row has been written.
     * ``error`` (out): the tensor core's error flag (a rejected op descriptor; only a bug can
       raise it, since the sequencer checks sizes and dtype); the tile maps it to ``fault``.
@@ -32,7 +31,7 @@ class MatmulEngine(wiring.Component):
     Scratchpad read port 0 fetches A, port 1 fetches B (a bank conflict between them halves the
     step rate; ``scratchpad_read_ports`` > 2 leaves the others unused). Timing: see
     :class:`OperandFetch` (one core step per cycle from different banks; the next MATMUL is
-    accepted while the previous one computes) and :class:`rtl.tensor.tensor_core.TensorCore`.
+    accepted while the previous one computes) and :class:`tessera.rtl.tensor.tensor_core.TensorCore`.
     """
 
     def __init__(self, cfg: FabricConfig | None = None, pe_module: str | None = None):

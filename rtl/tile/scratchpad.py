@@ -6,9 +6,8 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
-
-from rtl.config import FabricConfig
-from rtl.tile.isa import scratchpad_read_signature, scratchpad_write_layout
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.tile.isa import scratchpad_read_signature, scratchpad_write_layout
 
 __all__ = ["Scratchpad"]
 
@@ -34,11 +33,11 @@ def hold_response(m, resp, grant, word, name: str):
 class Scratchpad(wiring.Component):
     """``scratchpad_bytes`` of SRAM in ``scratchpad_banks`` banks of ``word_bytes``-wide words.
 
-    Ports (word addresses, i.e. ISA byte address / ``word_bytes``; layouts in :mod:`rtl.tile.isa`):
+    Ports (word addresses, i.e. ISA byte address / ``word_bytes``; layouts in :mod:`tessera.rtl.tile.isa`):
 
-    * ``wr`` (in, stream of :func:`rtl.tile.isa.scratchpad_write_layout`): one word per cycle,
+    * ``wr`` (in, stream of :func:`tessera.rtl.tile.isa.scratchpad_write_layout`): one word per cycle,
       byte-masked (``mask`` bit i enables byte i, bits 8i..8i+7 of ``data``). Always ready.
-    * ``rd0`` .. ``rd{P-1}`` (:func:`rtl.tile.isa.scratchpad_read_signature`, P =
+    * ``rd0`` .. ``rd{P-1}`` (:func:`tessera.rtl.tile.isa.scratchpad_read_signature`, P =
       ``scratchpad_read_ports``): ``req`` carries a word address, ``resp`` the word, in request order.
 
     Bank mapping: block-interleaved. Bank = the high bits of the word address (bank b holds the

@@ -5,9 +5,8 @@ from __future__ import annotations
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import FabricConfig
-from rtl.tile.isa import (
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.tile.isa import (
     ACC_BYTES,
     FORMATS,
     INSTRUCTION,
@@ -41,15 +40,15 @@ class Sequencer(wiring.Component):
 
     Ports:
 
-    * ``cmd`` (in, stream of :data:`rtl.tile.isa.INSTRUCTION`): the command queue.
-    * ``load``, ``store`` (out, streams of :func:`rtl.tile.isa.xfer_desc_layout`): to the tensor DMA.
-    * ``matmul`` (out, stream of :func:`rtl.tile.isa.matmul_desc_layout`): to the tensor-core side.
+    * ``cmd`` (in, stream of :data:`tessera.rtl.tile.isa.INSTRUCTION`): the command queue.
+    * ``load``, ``store`` (out, streams of :func:`tessera.rtl.tile.isa.xfer_desc_layout`): to the tensor DMA.
+    * ``matmul`` (out, stream of :func:`tessera.rtl.tile.isa.matmul_desc_layout`): to the tensor-core side.
     * ``load_done``, ``store_done``, ``matmul_done`` (in): one-cycle pulses, one per completed
       descriptor of that class (a pulse with nothing outstanding is ignored).
     * ``fault`` (in): a downstream unit failed (e.g. an AXI error); stops the tile with FAULT.
     * ``clear`` (in): pulse; abandons whatever is in progress and returns to IDLE with pc 0 and
       no error. Outstanding counts are kept (those operations still complete).
-    * ``status`` (out, :func:`rtl.tile.isa.status_layout`): state, error code, pc.
+    * ``status`` (out, :func:`tessera.rtl.tile.isa.status_layout`): state, error code, pc.
     * ``sync_count`` (out, 8): how many SYNCs this tile has executed since reset / ``clear``,
       modulo 256 (a register: incremented in the cycle a SYNC passes its check and enters ISSUE).
     * ``sync_counts`` (in, 8 per mesh node): tile t's ``sync_count`` at bits [8t+7:8t], own

@@ -5,14 +5,13 @@ from __future__ import annotations
 from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.config import FabricConfig
-from rtl.fabric.csr_map import TILE_COUNTERS
-from rtl.noc.layouts import beat_layout
-from rtl.tile.dma import TensorDma
-from rtl.tile.isa import INSTRUCTION, status_layout
-from rtl.tile.matmul_engine import MatmulEngine
-from rtl.tile.sequencer import Sequencer
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.fabric.csr_map import TILE_COUNTERS
+from tessera.rtl.noc.layouts import beat_layout
+from tessera.rtl.tile.dma import TensorDma
+from tessera.rtl.tile.isa import INSTRUCTION, status_layout
+from tessera.rtl.tile.matmul_engine import MatmulEngine
+from tessera.rtl.tile.sequencer import Sequencer
 
 __all__ = ["ComputeTile"]
 

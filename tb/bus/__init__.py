@@ -1,1 +1,1 @@
-"""Testbenches of rtl.bus blocks."""
+"""Testbenches of tessera.rtl.bus blocks."""

@@ -6,7 +6,7 @@ one of its ID, so same-ID bursts stay in order as AXI requires); B responses of 
 also returned out of order. AR/AW/W ready and R/B valid are random (``ready_prob``, ``valid_prob``);
 WREADY is only raised while an AW waits for data. A write lands in memory beat by beat, before
 its B. INCR bursts only.
-Sampling discipline as ``tb.stream``: at each rising edge, a channel transferred when valid and
+Sampling discipline as ``tessera.tb.stream``: at each rising edge, a channel transferred when valid and
 ready were both high; then the next cycle's values are driven. ``switches`` counts R beats whose
 ID differs from the previous beat's while that previous burst was unfinished.
 """

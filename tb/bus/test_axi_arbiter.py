@@ -9,7 +9,7 @@ each ``m_axi`` AR/AW is the oldest pending request of the port named by its ID's
 (fields unchanged, low ID bits = upstream ID), and that ``m_axi`` W beats are the ports' beats in
 ``m_axi`` AW order.
 
-With ``mem = "interleave"`` the RAM is :class:`tb.bus.interleave_mem.InterleavingAxiMem`, which
+With ``mem = "interleave"`` the RAM is :class:`tessera.tb.bus.interleave_mem.InterleavingAxiMem`, which
 interleaves R beats of different IDs (so of different ports) and reorders B across IDs.
 
 ``test_throughput``: no pauses; every master streams long (256-beat) reads and, at the same time,
@@ -26,13 +26,12 @@ import random
 from pathlib import Path
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Combine, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster, AxiRam
-
-import tb
-from tb.bus.interleave_mem import InterleavingAxiMem
-from tb.stream import rng_for
+from tessera.tb.bus.interleave_mem import InterleavingAxiMem
+from tessera.tb.stream import rng_for
 
 AR_FIELDS = ("araddr", "arlen", "arsize", "arburst", "arlock", "arcache", "arprot")
 AW_FIELDS = ("awaddr", "awlen", "awsize", "awburst", "awlock", "awcache", "awprot")
@@ -46,7 +45,7 @@ def pause_gen(rng: random.Random, prob: float):
 
 class Env:
     def __init__(self, dut, *, pause: float):
-        p = tb.params()
+        p = tessera.tb.params()
         self.dut, self.p = dut, p
         self.n, self.id_bits = p["n"], p["id_bits"]
         self.sel_bits = (self.n - 1).bit_length()
@@ -144,7 +143,7 @@ class Env:
 
 @cocotb.test(timeout_time=1, timeout_unit="ms")
 async def test_random_traffic(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     env = Env(dut, pause=p["pause"])
     await env.reset()
     rng = rng_for("traffic")
@@ -198,7 +197,7 @@ async def test_random_traffic(dut):
 
 @cocotb.test(timeout_time=300, timeout_unit="us")
 async def test_throughput(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     env = Env(dut, pause=0.0)
     await env.reset()
     n = env.n

@@ -5,7 +5,7 @@ cache benchmark needs a memory that keeps many bursts in flight. ``LatencyAxiMem
 or AW every cycle; the first R beat of a read comes ``latency`` cycles after its AR, then one beat
 per cycle (RREADY permitting), bursts in order; the B of a write comes ``latency`` cycles after its
 last W. It counts beats and the reads in flight (``outstanding``, ``max_outstanding``).
-Same sampling discipline as ``tb.stream``: at each rising edge, a channel transfers when valid
+Same sampling discipline as ``tessera.tb.stream``: at each rising edge, a channel transfers when valid
 and ready were both high.
 """
 

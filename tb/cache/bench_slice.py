@@ -3,7 +3,7 @@
 Parameters: ``cache`` (CacheConfig fields), ``requests`` (path of a JSON list of
 ``[op, addr, mask, data]`` word requests, op 0 READ, 1 WRITE, 4 ALLOC of the line of ``addr``),
 ``serial``, ``latency``, ``out`` (result file name).
-The memory is :class:`tb.cache.axi_mem.LatencyAxiMem` (fixed latency, pipelined, always ready);
+The memory is :class:`tessera.tb.cache.axi_mem.LatencyAxiMem` (fixed latency, pipelined, always ready);
 responses are always taken. Read data is checked against a shadow memory (``data_errors``).
 """
 
@@ -14,19 +14,18 @@ import os
 from pathlib import Path
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-
-import tb
-from rtl.cache.layouts import CacheOp, CacheStatus, counters_layout, request_layout, response_layout
-from rtl.config import CacheConfig
-from tb.cache.axi_mem import LatencyAxiMem
-from tb.stream import StreamDriver, StreamMonitor, layout_fields, pack, unpack
+from tessera.rtl.cache.layouts import CacheOp, CacheStatus, counters_layout, request_layout, response_layout
+from tessera.rtl.config import CacheConfig
+from tessera.tb.cache.axi_mem import LatencyAxiMem
+from tessera.tb.stream import StreamDriver, StreamMonitor, layout_fields, pack, unpack
 
 
 @cocotb.test()
 async def bench(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = CacheConfig(**p["cache"])
     D = cfg.data_bytes
     lo = (D - 1).bit_length()

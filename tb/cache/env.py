@@ -15,10 +15,16 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
-
-from rtl.cache.layouts import COUNTERS, CacheOp, CacheStatus, counters_layout, request_layout, response_layout
-from rtl.config import CacheConfig
-from tb.stream import BackPressure, StreamDriver, StreamMonitor, layout_fields, pack, rng_for, unpack
+from tessera.rtl.cache.layouts import (
+    COUNTERS,
+    CacheOp,
+    CacheStatus,
+    counters_layout,
+    request_layout,
+    response_layout,
+)
+from tessera.rtl.config import CacheConfig
+from tessera.tb.stream import BackPressure, StreamDriver, StreamMonitor, layout_fields, pack, rng_for, unpack
 
 OP = {op.name: op.value for op in CacheOp}
 STATUS = {s.value: s.name for s in CacheStatus}

@@ -2,19 +2,18 @@
 of flush/invalidate), LRU model (with malformed requests mixed in), hit timing, hits under a miss,
 ALLOC (claim a line without fetching it).
 
-Parameters (``tb.params()``): ``cache`` (CacheConfig fields), ``count`` (random requests),
+Parameters (``tessera.tb.params()``): ``cache`` (CacheConfig fields), ``count`` (random requests),
 ``serial`` (requests of the LRU-model test).
 """
 
 from __future__ import annotations
 
 import cocotb
+import tessera.tb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
-
-import tb
-from tb.cache.env import OP, CacheEnv, cfg_from
-from tb.models.cache import LruCacheModel, ShadowMemory
-from tb.stream import Scoreboard, StreamMonitor, pack, rng_for
+from tessera.tb.cache.env import OP, CacheEnv, cfg_from
+from tessera.tb.models.cache import LruCacheModel, ShadowMemory
+from tessera.tb.stream import Scoreboard, StreamMonitor, pack, rng_for
 
 BASE = 0x10000
 
@@ -92,7 +91,7 @@ def issue_alloc(env, rng, addr, **kw) -> dict:
 @cocotb.test()
 async def random_traffic(dut):
     """Random reads/writes/flushes/malformed/error-line requests under random pauses everywhere."""
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = cfg_from(p)
     rng = rng_for("traffic")
     lines = footprint(cfg, rng)
@@ -177,7 +176,7 @@ async def random_traffic(dut):
 @cocotb.test()
 async def axi_errors(dut):
     """SLVERR on a fill -> FILL_ERROR; on a write-back -> WB_ERROR on the evicting request; keeps working."""
-    cfg = cfg_from(tb.params())
+    cfg = cfg_from(tessera.tb.params())
     rng = rng_for("errors")
     lb, W = cfg.line_bytes, cfg.ways
     set0 = 3 % cfg.sets
@@ -250,7 +249,7 @@ async def lru_model_serial(dut):
     brought in) and, when that word's line is the LRU line of a full set, first a miss in that
     set, which must evict that line (a malformed access must not touch the LRU ages).
     """
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = cfg_from(p)
     rng = rng_for("serial")
     lines = footprint(cfg, rng, factor=2)
@@ -338,7 +337,7 @@ async def lru_model_serial(dut):
 @cocotb.test()
 async def hit_timing(dut):
     """Back-to-back hits: latency 2 cycles from request to response, one response per cycle."""
-    cfg = cfg_from(tb.params())
+    cfg = cfg_from(tessera.tb.params())
     env = CacheEnv(dut, cfg)
     await env.reset()
     accepted = []
@@ -374,7 +373,7 @@ async def hit_under_miss(dut):
     it is accepted, one per cycle, all before B's response, while B's AR has been sent and its data
     has not come back. Then memory is released: B responds with its line's data.
     """
-    cfg = cfg_from(tb.params())
+    cfg = cfg_from(tessera.tb.params())
     assert cfg.mshrs >= 2 and cfg.sets >= 2, "needs a free MSHR beside the miss, and two sets"
     rng = rng_for("hum")
     lb, D = cfg.line_bytes, cfg.data_bytes
@@ -452,7 +451,7 @@ async def flush_wb_errors(dut):
     bytes), the other write-backs complete, flush leaves every line valid and clean, invalidate
     invalidates every line, and the slice keeps working. Two of six dirty lines fail.
     """
-    cfg = cfg_from(tb.params())
+    cfg = cfg_from(tessera.tb.params())
     rng = rng_for("flush_err")
     lb, D = cfg.line_bytes, cfg.data_bytes
     lines = [BASE // lb + k for k in range(6)]  # within the capacity of both configurations
@@ -530,7 +529,7 @@ async def alloc_region(dut):
     (the rest must stay zero). Each line is read back right after its writes. After the flush the
     memory must equal the shadow (zeros plus the writes) and no AR may have named a region line.
     """
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = cfg_from(p)
     rng = rng_for("alloc")
     lb, D = cfg.line_bytes, cfg.data_bytes
@@ -595,7 +594,7 @@ async def alloc_secondary(dut):
     READ L (primary miss), ALLOC L (secondary: waits for the fill, then zeroes), READ L (zeros),
     WRITE L, READ L (the write on zeros), ALLOC L (a hit), READ L (zeros): one AR per line.
     """
-    cfg = cfg_from(tb.params())
+    cfg = cfg_from(tessera.tb.params())
     rng = rng_for("alloc2")
     lb, D = cfg.line_bytes, cfg.data_bytes
     lines = [BASE // lb + 7 * k for k in range(6)]

@@ -9,16 +9,15 @@ import os
 from pathlib import Path
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-
-import tb
-from tb.stream import BackPressure, Scoreboard, StreamDriver, StreamMonitor, rng_for
+from tessera.tb.stream import BackPressure, Scoreboard, StreamDriver, StreamMonitor, rng_for
 
 
 @cocotb.test()
 async def fifo_random_traffic(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     rng = rng_for("fifo")
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1

@@ -2,7 +2,7 @@
 
 ``Host`` wraps cocotbext-axi's ``AxiLiteMaster`` on ``s_axil_*`` with the register map: push a
 program into a tile's command queue, start tiles, wait for them, flush the L2 (with its write-back
-errors), read status and counters. Register map: :mod:`rtl.fabric.csr_map` (its tables are
+errors), read status and counters. Register map: :mod:`tessera.rtl.fabric.csr_map` (its tables are
 checked against docs/csr.md by tests/test_fabric_csr.py).
 """
 
@@ -13,8 +13,7 @@ from typing import NamedTuple
 
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
-
-from rtl.fabric.csr_map import (
+from tessera.rtl.fabric.csr_map import (
     GLOBAL_COUNTERS,
     L2_COUNTERS,
     REG,

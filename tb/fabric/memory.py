@@ -3,7 +3,7 @@
 cocotbext-axi's ``AxiRam`` serves one burst at a time, so with a 100-cycle latency a port would
 deliver a 4-beat line every ~100 cycles; the fabric keeps many line fills in flight (MSHRs in
 every slice), as HBM behind a mesh would. ``FabricMemory`` is a pipelined AXI4 slave model
-attached to every memory port of the fabric (:func:`rtl.fabric.fabric.mem_prefixes`), all ports
+attached to every memory port of the fabric (:func:`tessera.rtl.fabric.fabric.mem_prefixes`), all ports
 sharing one byte array:
 
 * **Latency**: the first R beat of a burst is offered ``latency`` cycles after its AR is
@@ -17,7 +17,7 @@ sharing one byte array:
 * Counters: ``read_bytes`` / ``write_bytes`` (R and W beats times ``data_bytes``) and
   ``reads`` / ``writes`` (bursts), for the DRAM figures of the GEMM report.
 
-Same sampling discipline as ``tb.stream``: at each rising edge a channel transfers when valid
+Same sampling discipline as ``tessera.tb.stream``: at each rising edge a channel transfers when valid
 and ready were both high; outputs for the next cycle are driven right after the edge.
 """
 

@@ -1,11 +1,11 @@
 """cocotb: run GEMM jobs on the Verilated fabric as the host would (``tessera gemm``, tests).
 
-Parameters (``tb.params()``): ``cfg`` (a FabricConfig as a dict), ``jobs`` (list of
+Parameters (``tessera.tb.params()``): ``cfg`` (a FabricConfig as a dict), ``jobs`` (list of
 ``{"dir", "dtype", "multicast"}``; each dir holds ``A.npy``, ``B.npy`` and maybe ``C.npy``),
 ``mem_latency``, ``mem_bytes_per_cycle``, ``max_cycles`` (watchdog per job, default
 :func:`job_cycle_limit`), ``progress`` (a file the CLI watches for its progress bar).
 
-Per job: the runtime (``sim/gemm_map.py``) plans the GEMM; its inputs go into memory (the
+Per job: the runtime (``sim/runtime/gemm_map.py``) plans the GEMM; its inputs go into memory (the
 host's backdoor into ``FabricMemory``); every tile is cleared, gets its program through the
 CSRs and is started; the host polls ``ACTIVE`` (pushing the rest of long programs as queue space
 frees) until no tile runs, checks every tile's status, reads the counters, flushes and
@@ -26,16 +26,15 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, with_timeout
-
-import tb
-from rtl.config import fabric_from_dict
-from rtl.fabric.csr_map import ID_VALUE, REG
-from rtl.fabric.fabric import mem_prefixes
-from sim.gemm_map import plan_gemm
-from tb.fabric.host import Host, counter_delta
-from tb.fabric.memory import FabricMemory
+from tessera.rtl.config import fabric_from_dict
+from tessera.rtl.fabric.csr_map import ID_VALUE, REG
+from tessera.rtl.fabric.fabric import mem_prefixes
+from tessera.runtime.gemm_map import plan_gemm
+from tessera.tb.fabric.host import Host, counter_delta
+from tessera.tb.fabric.memory import FabricMemory
 
 POLL = 256
 CLOCK_NS = 10
@@ -172,7 +171,7 @@ async def run_job(dut, cfg, p, mem, host, work: Path, plan, a, b, c, max_cycles:
 
 @cocotb.test()
 async def run_jobs(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = fabric_from_dict(p["cfg"])
     mem, host = await with_timeout(start_fabric(dut, cfg, p), START_LIMIT_NS, "ns")
     for job in p["jobs"]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from amaranth import Module
 from amaranth.lib import wiring
-
-from rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
-from rtl.cache.axi_port import axi_params
-from rtl.cache.slice import CacheSlice
-from rtl.fabric.slice_port import SlicePort
+from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
+from tessera.rtl.cache.axi_port import axi_params
+from tessera.rtl.cache.slice import CacheSlice
+from tessera.rtl.fabric.slice_port import SlicePort
 
 __all__ = ["SlicePortTop"]
 

@@ -3,7 +3,7 @@
 A cocotbext-axi ``AxiLiteMaster`` with random pauses on all five channels drives the port; the
 testbench drives every status and counter input with random values, pushes instruction words and
 takes them from the ``cmd_t`` streams with random back-pressure. The register map comes from
-``rtl.fabric.csr_map``, whose tables ``tests/test_fabric_csr.py`` checks against docs/csr.md.
+``tessera.rtl.fabric.csr_map``, whose tables ``tests/test_fabric_csr.py`` checks against docs/csr.md.
 
 Tests: every register against the driven inputs, responses (OKAY / SLVERR / DECERR) for mapped,
 read-only, write-only and unmapped addresses; command words appear on ``cmd_t`` only after START,
@@ -17,15 +17,22 @@ from __future__ import annotations
 import random
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
-
-import tb
-from rtl.cache.layouts import COUNTERS
-from rtl.config import preset
-from rtl.fabric.csr_map import ID_VALUE, REG, SLICE_BASE, SLICE_STRIDE, TILE_BASE, TILE_REG, TILE_STRIDE
-from tb.stream import BackPressure, rng_for
+from tessera.rtl.cache.layouts import COUNTERS
+from tessera.rtl.config import preset
+from tessera.rtl.fabric.csr_map import (
+    ID_VALUE,
+    REG,
+    SLICE_BASE,
+    SLICE_STRIDE,
+    TILE_BASE,
+    TILE_REG,
+    TILE_STRIDE,
+)
+from tessera.tb.stream import BackPressure, rng_for
 
 GLOBAL_INPUTS = {"NOC_LINK_FLITS": "noc_link_flits", "NOC_EJECT_FLITS": "noc_eject_flits",
                  "NOC_ERRORS": "noc_errors", "MCAST_PACKETS": "mcast_packets",
@@ -207,7 +214,7 @@ class Env:
 
 
 def setup(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     return p, cfg
 

@@ -21,15 +21,14 @@ from __future__ import annotations
 import collections
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-
-import tb
-from rtl.config import preset
-from rtl.fabric.messages import req_head_layout, resp_head_layout, tag_layout
-from rtl.noc.layouts import beat_layout, header_layout
-from rtl.tile.isa import scratchpad_write_layout, xfer_desc_layout
-from tb.stream import layout_fields, pack, rng_for, unpack
+from tessera.rtl.config import preset
+from tessera.rtl.fabric.messages import req_head_layout, resp_head_layout, tag_layout
+from tessera.rtl.noc.layouts import beat_layout, header_layout
+from tessera.rtl.tile.isa import scratchpad_write_layout, xfer_desc_layout
+from tessera.tb.stream import layout_fields, pack, rng_for, unpack
 
 # Layouts come from the contract modules (messages, isa, noc), never from the DMA itself.
 
@@ -451,7 +450,7 @@ async def reset(dut):
 
 @cocotb.test()
 async def dma_random(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     await reset(dut)
     bench = Bench(dut, cfg, p["node"], p)
@@ -469,7 +468,7 @@ async def dma_send_elsewhere_waits_for_tx(dut):
     requests are out. Its ``load_done`` must come only after the last request beat has left on
     ``tx`` (the bug of issue 14: it came when that beat entered the DMA's tx register, while
     ``tx.ready`` was still low). ``tx.ready`` is held low, then given one cycle in three."""
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     W = cfg.tile.word_bytes
     node = p["node"]
@@ -504,7 +503,7 @@ async def dma_send_elsewhere_waits_for_tx(dut):
 async def dma_throughput(dut):
     """With tx, the write ports and the accumulator always ready: one READ request per cycle for a
     LOAD; 2 beats per word (3 for a word that starts a fully covered line) for a STORE, no gaps."""
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     W = cfg.tile.word_bytes
     f_desc = layout_fields(xfer_desc_layout(cfg))

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
-
-import tb
-from rtl.config import fabric_from_dict
-from rtl.fabric.csr_map import REG, slice_reg
-from sim.asm import Program, assemble
-from tb.fabric.run_gemm import launch, start_fabric, wait_idle
-from tb.models.gemm import gemm
-from tb.stream import rng_for
+import tessera.tb
+from tessera.rtl.config import fabric_from_dict
+from tessera.rtl.fabric.csr_map import REG, slice_reg
+from tessera.runtime.asm import Program, assemble
+from tessera.tb.fabric.run_gemm import launch, start_fabric, wait_idle
+from tessera.tb.models.gemm import gemm
+from tessera.tb.stream import rng_for
 
 M, N, K = 8, 16, 24                     # D rows of 16 int32 = 64 bytes: one whole L2 line each
 AT = {t: (0x1000 + 0x4000 * t, 0x2000 + 0x4000 * t, 0x3000 + 0x4000 * t) for t in range(4)}  # A, B, D
@@ -83,7 +82,7 @@ def bad_program(cfg, name, tile):
 
 @cocotb.test(timeout_time=300, timeout_unit="us")     # about 40 us of simulated time are needed
 async def errors_are_contained(dut):
-    params = tb.params()
+    params = tessera.tb.params()
     cfg = fabric_from_dict(params["cfg"])
     assert cfg.tiles >= 4, "needs four tiles"
     rng = np.random.default_rng(rng_for("fabric-errors").randrange(1 << 30))

@@ -19,15 +19,14 @@ import collections
 from dataclasses import replace
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
-
-import tb
-from rtl.config import preset
-from rtl.fabric.messages import quiet_bit, req_head_layout, resp_head_layout, slice_addr
-from rtl.noc.layouts import beat_layout, header_layout
-from tb.stream import layout_fields, pack, rng_for, unpack
+from tessera.rtl.config import preset
+from tessera.rtl.fabric.messages import quiet_bit, req_head_layout, resp_head_layout, slice_addr
+from tessera.rtl.noc.layouts import beat_layout, header_layout
+from tessera.tb.stream import layout_fields, pack, rng_for, unpack
 
 READ, WRITE, FLUSH, ALLOC = 0, 1, 2, 4
 OK, MALFORMED = 0, 1
@@ -245,7 +244,7 @@ class Bench:
 
 @cocotb.test()
 async def slice_port_traffic(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = cfg_from(p)
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1

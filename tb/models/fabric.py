@@ -1,9 +1,9 @@
 """ISA-level functional model of a whole fabric: every tile's program on a shared memory.
 
 Pure Python + numpy; never imports from ``rtl/``. :func:`run_programs` executes the instruction
-words of every tile (decoded with :mod:`tb.models.tile_isa`) on per-tile scratchpad and
+words of every tile (decoded with :mod:`tessera.tb.models.tile_isa`) on per-tile scratchpad and
 accumulator byte arrays and one shared memory (``bytearray``, address 0 = byte 0), with the
-numerics of :mod:`tb.models.gemm`. Timing is not modelled: each instruction completes when it is
+numerics of :mod:`tessera.tb.models.gemm`. Timing is not modelled: each instruction completes when it is
 executed, except what waits on another tile.
 
 Semantics (docs/isa.md):
@@ -23,7 +23,7 @@ Semantics (docs/isa.md):
 * SYNC (opcode 6, group rectangle in the XFER group bits): the tile counts it, then blocks until
   every tile of the group has executed at least as many SYNCs. END: blocks until its RECVs are
   in, then the tile is DONE.
-* A malformed instruction (:func:`tb.models.tile_isa.check`) stops that tile in ERROR with the
+* A malformed instruction (:func:`tessera.tb.models.tile_isa.check`) stops that tile in ERROR with the
   error code, like the sequencer; the others go on.
 
 Scheduling is round-robin, one instruction per tile per turn, or, with ``seed``, a random tile
@@ -36,9 +36,8 @@ from __future__ import annotations
 import random
 
 import numpy as np
-
-from tb.models import gemm as gemm_model
-from tb.models import tile_isa as isa
+from tessera.tb.models import gemm as gemm_model
+from tessera.tb.models import tile_isa as isa
 
 __all__ = ["FabricError", "run_programs", "SYNC_OPCODE"]
 
@@ -87,7 +86,7 @@ def run_programs(params, programs_words, memory: bytearray, *, seed: int | None 
                  max_steps: int = 10_000_000) -> dict:
     """Run every tile's program to the end on ``memory`` (modified in place).
 
-    ``params``: a FabricConfig (or anything :class:`tb.models.tile_isa.IsaParams` reads);
+    ``params``: a FabricConfig (or anything :class:`tessera.tb.models.tile_isa.IsaParams` reads);
     ``programs_words``: ``{node: words}`` or a list indexed by node (node = y * width + x);
     tiles without a program stay IDLE. Returns stats: per tile (``tiles[node]``: state, error,
     pc, counters) and totals (``read_words``: words requested from L2 by LOAD LOCAL / SEND,

@@ -2,11 +2,11 @@
 
 Pure Python; never imports from ``rtl/``. The field tables below are written from docs/isa.md,
 independently of the Amaranth layouts in ``rtl/tile/isa.py``; ``tests/test_asm.py`` checks that
-the two agree bit for bit. The assembler (``sim/asm.py``) uses :func:`check` to refuse what the
-hardware would refuse, and the sequencer model (:mod:`tb.models.tile_seq`) uses it to predict the
+the two agree bit for bit. The assembler (``sim/runtime/asm.py``) uses :func:`check` to refuse what the
+hardware would refuse, and the sequencer model (:mod:`tessera.tb.models.tile_seq`) uses it to predict the
 error code and the descriptors the RTL must issue.
 
-A configuration is any object with the attributes of ``rtl.config.FabricConfig`` that
+A configuration is any object with the attributes of ``tessera.rtl.config.FabricConfig`` that
 :class:`IsaParams` reads (duck typing), or an :class:`IsaParams` itself.
 """
 

@@ -10,7 +10,7 @@ a configuration and predicts, independently of timing:
 * the final status: state, error code, pc, and how many words the sequencer consumes;
 * every SYNC (cross-tile barrier): its instruction index, the tile's ``sync_count`` once it has
   executed it, and its group as a node mask. Whether a SYNC may retire depends on the other
-  tiles' counts, an input: :func:`tb.models.tile_isa.sync_passes` is the rule, and ``run``
+  tiles' counts, an input: :func:`tessera.tb.models.tile_isa.sync_passes` is the rule, and ``run``
   takes the counts (``counts=``) to stop at the first SYNC they do not let pass.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tb.models.tile_isa import (
+from tessera.tb.models.tile_isa import (
     OPCODES,
     STATES,
     SYNC_COUNT_MOD,
@@ -132,71 +132,3 @@ def run(words, cfg=None, counts=None, node=None) -> SeqResult:
         issued[stream] += 1
     res.pc = len(words)
     return res
-
-
-
-def _regions(f: dict, p: IsaParams) -> tuple[list, list]:
-    """(reads, writes) of one instruction: lists of (space, start, end) byte ranges."""
-    op, wb = f["opcode"], p.word_bytes
-    if op in (OPCODES["load"], OPCODES["store"]):
-        space = "acc" if f["space"] else "sp"
-        region = (space, f["local_addr"], f["local_addr"] + f["rows"] * pitch(f["row_bytes"], wb))
-        return ([], [region]) if op == OPCODES["load"] else ([region], [])
-    if op == OPCODES["matmul"]:
-        ap, bp, dp = matmul_pitches(f, wb)
-        a = ("sp", f["a_addr"], f["a_addr"] + f["k"] * ap)
-        b = ("sp", f["b_addr"], f["b_addr"] + f["k"] * bp)
-        d = ("acc", f["acc_addr"], f["acc_addr"] + f["m"] * dp)
-        return ([a, b, d] if f["accumulate"] else [a, b]), [d]
-    return [], []
-
-
-def _overlap(r, s) -> bool:
-    return r[0] == s[0] and r[1] < s[2] and s[1] < r[2]
-
-
-def hazards(words, cfg=None) -> list[tuple[int, str]]:
-    """Ordering mistakes of a program: (instruction index, message) for every access that may race
-    with an outstanding operation of another class that no BARRIER separates it from.
-
-    The rules of docs/isa.md ("Ordering and hazard rules"): each class (LOAD, STORE, MATMUL)
-    executes in order, the classes run concurrently, and a BARRIER on a class waits for all of its
-    outstanding operations; a SYNC is not an access and orders nothing local (the cross-tile
-    rule, BARRIER then SYNC before a SEND reuses a buffer, spans programs and is not checked
-    here). The sequencer does not check this; the assembler can
-    (``tessera asm --strict``), and a runtime should.
-    """
-    p = IsaParams.of(cfg)
-    # per class: the (index, reads, writes) of operations not yet covered by a barrier
-    pending: dict[str, list] = {c: [] for c in CLASSES}
-    found = []
-    names = {OPCODES["load"]: "load", OPCODES["store"]: "store", OPCODES["matmul"]: "matmul"}
-    for i, word in enumerate(words):
-        if check(word, p)[0]:
-            break
-        f = decode(word)
-        op = f["opcode"]
-        if op == OPCODES["end"]:
-            break
-        if op == OPCODES["barrier"]:
-            for c, flag in zip(CLASSES, ("loads", "stores", "matmuls"), strict=True):
-                if f[flag]:
-                    pending[c].clear()
-            continue
-        if op == OPCODES["sync"]:
-            continue                          # not an access, and waits for nothing local
-        cls = names[op]
-        reads, writes = _regions(f, p)
-        for other in CLASSES:
-            if other == cls:
-                continue                      # same class: in order
-            for j, o_reads, o_writes in pending[other]:
-                pairs = [(r, w) for r in reads for w in o_writes]
-                pairs += [(w, x) for w in writes for x in o_writes + o_reads]
-                hit = next(((r, s) for r, s in pairs if _overlap(r, s)), None)
-                if hit:
-                    (space, lo1, hi1), (_, lo2, hi2) = hit
-                    found.append((i, f"{cls} [{i}] races with {other} [{j}] on {space} {max(lo1, lo2):#x}.."
-                                     f"{min(hi1, hi2):#x}; put 'barrier {other}s' between them"))
-        pending[cls].append((i, reads, writes))
-    return found

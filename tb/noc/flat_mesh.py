@@ -16,11 +16,10 @@ from pathlib import Path
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.noc.layouts import beat_layout
-from rtl.noc.mesh import Mesh
-
-ROOT = Path(__file__).resolve().parents[2]
+from tessera.rtl import noc as noc_package
+from tessera.rtl.noc.layouts import beat_layout
+from tessera.rtl.noc.mesh import Mesh
+from tessera.tools.toolchain import BUILD
 
 
 class FlatMesh(wiring.Component):
@@ -59,7 +58,7 @@ class FlatMesh(wiring.Component):
 
 def _sources_digest() -> str:
     h = hashlib.sha256()
-    for p in sorted((ROOT / "rtl" / "noc").glob("*.py")) + [Path(__file__)]:
+    for p in sorted(Path(noc_package.__file__).parent.glob("*.py")) + [Path(__file__)]:
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -84,7 +83,7 @@ def export_optimised(top, name: str) -> str:
 def mesh_verilog(cfg, name: str) -> str:
     """Verilog text of ``FlatMesh(cfg)`` as module ``name``, cached under build/noc-verilog/."""
     key = hashlib.sha256(f"{cfg!r}|{name}|{_sources_digest()}".encode()).hexdigest()[:20]
-    path = ROOT / "build" / "noc-verilog" / f"{name}-{key}.v"
+    path = BUILD / "noc-verilog" / f"{name}-{key}.v"
     if path.exists():
         return path.read_text()
     text = export_optimised(FlatMesh(cfg), name)

@@ -21,20 +21,19 @@ import json
 import os
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-
-import tb
-from tb.models.noc import MeshModel
-from tb.stream import layout_fields, pack, rng_for, unpack
+from tessera.tb.models.noc import MeshModel
+from tessera.tb.stream import layout_fields, pack, rng_for, unpack
 
 
 class Codec:
     """Beat <-> integer, from the RTL's layouts (field names and widths only)."""
 
     def __init__(self, p):
-        from rtl.config import NocConfig
-        from rtl.noc.layouts import beat_layout, header_layout
+        from tessera.rtl.config import NocConfig
+        from tessera.rtl.noc.layouts import beat_layout, header_layout
 
         self.cfg = cfg = NocConfig(width=p["width"], height=p["height"], flit_bits=p["flit_bits"],
                                    vcs=p["vcs"], depth=p["depth"], local_ports=p["local_ports"])
@@ -247,7 +246,7 @@ def write_result(result: dict):
 
 @cocotb.test()
 async def traffic(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     rng = rng_for("noc-traffic")
     await reset(dut)
     b = Bench(dut, p)
@@ -339,7 +338,7 @@ async def traffic(dut):
 
 @cocotb.test()
 async def broadcast(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     await reset(dut)
     b = Bench(dut, p)
     model, lp = b.model, b.lp

@@ -1,4 +1,4 @@
-"""cocotb testbench of the numeric units, all three at once (tb.numeric.units.NumericUnits).
+"""cocotb testbench of the numeric units, all three at once (tessera.tb.numeric.units.NumericUnits).
 
 Each unit gets every pair of special classes, then ``count`` biased random operand sets, with
 its clock enable ``en`` toggled at random (probability ``en_prob`` of high). The expected value
@@ -16,13 +16,12 @@ import os
 from pathlib import Path
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
-
-import tb
-from tb.models import numerics as model
-from tb.numeric import vectors
-from tb.stream import rng_for
+from tessera.tb.models import numerics as model
+from tessera.tb.numeric import vectors
+from tessera.tb.stream import rng_for
 
 MAX_REPORTED = 10
 
@@ -104,7 +103,7 @@ def _mac_golden(a, b, c):
 
 @cocotb.test()
 async def numeric_units_random(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     lat = p["latency"]
     count = int(p.get("count", 1000))
     en_prob = float(p.get("en_prob", 0.8))

@@ -1,6 +1,6 @@
 """FabricLink under cocotb: the board's fabric, driven over a bit-level UART exactly as the PC does.
 
-The PC side's host sequence (``synth.fabric_host.gemm_session``: load A/B/C into block RAM, program
+The PC side's host sequence (``tessera.runtime.board_gemm.gemm_session``: load A/B/C into block RAM, program
 and start the tiles, poll, flush, read D) runs here over the simulated serial line, so this checks
 the UART bridge, the address split, the block-RAM memory on both its ports and the fabric together.
 Results are compared with the golden model (``tb/models/gemm.py``).
@@ -8,19 +8,18 @@ Results are compared with the golden model (``tb/models/gemm.py``).
 
 import cocotb
 import numpy as np
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
-
-import tb
-from rtl.config import fabric_from_dict
-from rtl.fabric.csr_map import ID_VALUE, REG
-from sim.gemm_map import plan_gemm
-from synth.axi_bram import HOST_MEM_BASE
-from synth.fabric_host import gemm_session
-from tb.models.gemm import gemm
-from tb.stream import rng_for
-from tb.synth import test_host_link as link  # the UART model and byte-level host (not its test)
-from tb.tensor.feed import random_bf16, random_f32, random_i32, random_int8
+from tessera.rtl.board.axi_bram import HOST_MEM_BASE
+from tessera.rtl.config import fabric_from_dict
+from tessera.rtl.fabric.csr_map import ID_VALUE, REG
+from tessera.runtime.board_gemm import gemm_session
+from tessera.runtime.gemm_map import plan_gemm
+from tessera.tb.models.gemm import gemm
+from tessera.tb.stream import rng_for
+from tessera.tb.synth import test_host_link as link  # the UART model and byte-level host (not its test)
+from tessera.tb.tensor.feed import random_bf16, random_f32, random_i32, random_int8
 
 DECERR = 3
 
@@ -38,7 +37,7 @@ async def run_async(session, host):
 
 @cocotb.test()
 async def fabric_over_uart(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = fabric_from_dict(p["cfg"])
     rng = rng_for("fabric_link")
     data_rng = np.random.default_rng(rng.randrange(1 << 31))

@@ -1,25 +1,16 @@
 """HostLink under cocotb: bytes over a bit-level UART, through the AXI4-Lite bridge to the port bank.
 
-The PC-side protocol code of ``synth/host.py`` (encode/decode, port packing) is what talks to the
+The PC-side protocol code of ``sim/runtime/board_link.py`` (encode/decode, port packing) is what talks to the
 RTL here, so this checks the bridge, the port bank and the host script together. The block under
 the bank is the test's accumulator (see tests/test_synth_board.py), modelled below.
 """
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
-
-import tb
-from synth.host import (
-    decode_read_reply,
-    decode_write_reply,
-    encode_read,
-    encode_write,
-    pack_ports,
-    unpack_port,
-)
-from synth.port_bank import (
+from tessera.rtl.board.port_bank import (
     ID_VALUE,
     IN_BASE,
     OUT_BASE,
@@ -30,7 +21,15 @@ from synth.port_bank import (
     REG_STEP,
     PortField,
 )
-from tb.stream import rng_for
+from tessera.runtime.board_link import (
+    decode_read_reply,
+    decode_write_reply,
+    encode_read,
+    encode_write,
+    pack_ports,
+    unpack_port,
+)
+from tessera.tb.stream import rng_for
 
 
 class Uart:
@@ -105,7 +104,7 @@ class Host:
 
 @cocotb.test()
 async def host_link_drives_block(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     rng = rng_for("host_link")
     fields = [PortField(*f) for f in p["fields"]]
     by_name = {f.name: f for f in fields}

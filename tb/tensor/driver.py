@@ -14,9 +14,8 @@ import collections
 
 import numpy as np
 from cocotb.triggers import RisingEdge
-
-from rtl.tensor.interface import d_layout, op_layout
-from tb.stream import layout_fields, pack, unpack
+from tessera.rtl.tensor.interface import d_layout, op_layout
+from tessera.tb.stream import layout_fields, pack, unpack
 
 
 class Op:

@@ -3,23 +3,23 @@
 * :func:`groups` -- the output blocks of one operation, grouped ``T`` at a time.
 * :class:`OpStreams` -- the beats of the ``a``/``b`` (steps), ``c`` and ``d`` streams of one
   operation, packed as integers (lane 0 in the low bits), generated lazily and fast.
-* :func:`random_bf16` / :func:`random_f32` / :func:`random_int8` -- operands with the special
-  values of the verification plan scattered at random.
+* :func:`random_bf16` / :func:`random_f32` / :func:`random_int8` / :func:`random_i32` -- random
+  operands, from :mod:`tessera.runtime.random_data` (the command line's random GEMMs use them too).
 """
 
 from __future__ import annotations
 
 import numpy as np
-
-BF16_SPECIALS = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0xFFC1, 0x7F81, 0x0001, 0x8001, 0x007F,
-                 0x0080, 0x7F7F, 0xFF7F, 0x3F80]
-F32_SPECIALS = [0x00000000, 0x80000000, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001, 0xFFC12345,
-                0x00000001, 0x80000001, 0x007FFFFF, 0x00800000, 0x7F7FFFFF, 0xFF7FFFFF]
-# The finite ones (signed zeros, subnormals, smallest normal, largest finite, 1.0): with these alone
-# a GEMM's outputs stay mostly finite, so the subnormal, underflow and overflow paths are checked
-# on numbers instead of being hidden behind NaN and infinity.
-BF16_FINITE_SPECIALS = [v for v in BF16_SPECIALS if v & 0x7F80 != 0x7F80]
-F32_FINITE_SPECIALS = [v for v in F32_SPECIALS if v & 0x7F800000 != 0x7F800000]
+from tessera.runtime.random_data import (  # noqa: F401 (re-exported for the testbenches)
+    BF16_FINITE_SPECIALS,
+    BF16_SPECIALS,
+    F32_FINITE_SPECIALS,
+    F32_SPECIALS,
+    random_bf16,
+    random_f32,
+    random_i32,
+    random_int8,
+)
 
 
 def groups(m: int, n: int, rows: int, cols: int, t: int) -> list[list[tuple[int, int]]]:
@@ -103,40 +103,3 @@ class OpStreams:
     def c_beats(self):
         for row, col in self.row_order():
             yield self.c_rows[col // self.cols][row]
-
-
-def random_bf16(rng: np.random.Generator, shape, special_prob=0.0, finite=False) -> np.ndarray:
-    """bf16 bit patterns around 1.0 (exponents 2^-8..2^8, random sign), specials scattered.
-
-    ``finite``: scatter only the finite specials (:data:`BF16_FINITE_SPECIALS`).
-    """
-    sign = rng.integers(0, 2, size=shape, dtype=np.uint16) << 15
-    exp = rng.integers(119, 136, size=shape, dtype=np.uint16) << 7
-    man = rng.integers(0, 128, size=shape, dtype=np.uint16)
-    out = (sign | exp | man).astype(np.uint16)
-    if special_prob > 0:
-        mask = rng.random(shape) < special_prob
-        pool = BF16_FINITE_SPECIALS if finite else BF16_SPECIALS
-        out[mask] = rng.choice(np.array(pool, dtype=np.uint16), size=int(mask.sum()))
-    return out
-
-
-def random_f32(rng: np.random.Generator, shape, special_prob=0.0, finite=False) -> np.ndarray:
-    """FP32 bit patterns around 1.0, specials (only the finite ones if ``finite``) scattered."""
-    sign = rng.integers(0, 2, size=shape, dtype=np.uint32) << 31
-    exp = rng.integers(119, 136, size=shape, dtype=np.uint32) << 23
-    man = rng.integers(0, 1 << 23, size=shape, dtype=np.uint32)
-    out = (sign | exp | man).astype(np.uint32)
-    if special_prob > 0:
-        mask = rng.random(shape) < special_prob
-        pool = F32_FINITE_SPECIALS if finite else F32_SPECIALS
-        out[mask] = rng.choice(np.array(pool, dtype=np.uint32), size=int(mask.sum()))
-    return out
-
-
-def random_int8(rng: np.random.Generator, shape) -> np.ndarray:
-    return rng.integers(-128, 128, size=shape, dtype=np.int16).astype(np.int8)
-
-
-def random_i32(rng: np.random.Generator, shape) -> np.ndarray:
-    return rng.integers(-(1 << 31), 1 << 31, size=shape, dtype=np.int64).astype(np.int32)

@@ -1,6 +1,6 @@
 """cocotb testbench of the TensorCore: random operations checked bit-exactly against tb/models/gemm.
 
-Parameters (``tb.params()``): ``cfg`` (TensorConfig fields), ``ops`` (list of
+Parameters (``tessera.tb.params()``): ``cfg`` (TensorConfig fields), ``ops`` (list of
 ``{m, n, k, dtype, acc[, bad]}``), ``special_prob`` (share of special values in A, B, C),
 ``ab_idle`` / ``c_idle`` (probability of a gap in valid), ``d_ready`` (probability of ready),
 ``pad_garbage`` (random bits in padding lanes and unused bytes), ``bench`` (directory with
@@ -13,16 +13,15 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
-
-import tb
-from rtl.config import NumericConfig, TensorConfig
-from rtl.tensor.interface import DTYPES
-from tb.models.gemm import gemm
-from tb.stream import rng_for
-from tb.tensor.driver import CoreDriver, Op
-from tb.tensor.feed import OpStreams, random_bf16, random_f32, random_i32, random_int8
+from tessera.rtl.config import NumericConfig, TensorConfig
+from tessera.rtl.tensor.interface import DTYPES
+from tessera.tb.models.gemm import gemm
+from tessera.tb.stream import rng_for
+from tessera.tb.tensor.driver import CoreDriver, Op
+from tessera.tb.tensor.feed import OpStreams, random_bf16, random_f32, random_i32, random_int8
 
 
 def config_from(p) -> TensorConfig:
@@ -62,7 +61,7 @@ def make_op(cfg, spec, nprng, special_prob, pad_rng):
 
 @cocotb.test()
 async def tensor_core_random(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = config_from(p["cfg"])
     rng = rng_for("tensor")
     nprng = np.random.default_rng(rng.randrange(1 << 62))

@@ -1,6 +1,6 @@
 """Random tile programs for the testbenches: valid instructions, and malformed ones of each error kind.
 
-Built on the golden ISA model (:mod:`tb.models.tile_isa`); every generated malformed word is
+Built on the golden ISA model (:mod:`tessera.tb.models.tile_isa`); every generated malformed word is
 checked to produce the error code it was made for.
 """
 
@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import random
 
-from tb.models.tile_isa import ERRORS, OPCODES, IsaParams, check, decode, encode, matmul_extents, pitch
+from tessera.tb.models.tile_isa import (
+    ERRORS,
+    OPCODES,
+    IsaParams,
+    check,
+    decode,
+    encode,
+    matmul_extents,
+    pitch,
+)
 
 OP = OPCODES
 

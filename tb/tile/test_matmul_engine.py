@@ -17,14 +17,13 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-
-import tb
-from rtl.config import preset
-from tb.models.gemm import gemm
-from tb.stream import StreamDriver, layout_fields, pack, rng_for
-from tb.tensor.feed import random_bf16, random_f32, random_int8
+from tessera.rtl.config import preset
+from tessera.tb.models.gemm import gemm
+from tessera.tb.stream import StreamDriver, layout_fields, pack, rng_for
+from tessera.tb.tensor.feed import random_bf16, random_f32, random_int8
 
 
 def make_cfg(p):
@@ -43,8 +42,8 @@ def pitch(nbytes, w):
 
 class Env:
     def __init__(self, dut, cfg, idle=0.0):
-        from rtl.tile.accumulator import acc_write_layout
-        from rtl.tile.isa import matmul_desc_layout, scratchpad_write_layout
+        from tessera.rtl.tile.accumulator import acc_write_layout
+        from tessera.rtl.tile.isa import matmul_desc_layout, scratchpad_write_layout
 
         self.dut, self.cfg = dut, cfg
         self.W = cfg.tile.word_bytes
@@ -294,7 +293,7 @@ async def check_acc(env, label):
 
 @cocotb.test()
 async def random_matmuls(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = make_cfg(p)
     await reset(dut)
     env = Env(dut, cfg, idle=0.2)
@@ -337,7 +336,7 @@ async def random_matmuls(dut):
 @cocotb.test()
 async def performance(dut):
     """m = n = k = 64 BF16, A and B in different banks; then two back to back."""
-    p = tb.params()
+    p = tessera.tb.params()
     if not p.get("perf"):
         return
     cfg = make_cfg(p)

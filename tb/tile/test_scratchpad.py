@@ -13,13 +13,12 @@ import json
 import os
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-
-import tb
-from rtl.config import preset
-from rtl.tile.isa import scratchpad_write_layout
-from tb.stream import layout_fields, pack, rng_for
+from tessera.rtl.config import preset
+from tessera.rtl.tile.isa import scratchpad_write_layout
+from tessera.tb.stream import layout_fields, pack, rng_for
 
 
 async def reset(dut, ports):
@@ -126,7 +125,7 @@ def hot_addresses(rng, tile, n):
 
 @cocotb.test()
 async def random_traffic(dut):
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     await reset(dut, cfg.tile.scratchpad_read_ports)
     rng = rng_for("phases")
@@ -151,7 +150,7 @@ async def random_traffic(dut):
 @cocotb.test()
 async def read_throughput(dut):
     """Streams on every port: conflict-free (one bank each) and all in one bank."""
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     tile = cfg.tile
     ports = tile.scratchpad_read_ports

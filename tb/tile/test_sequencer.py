@@ -4,7 +4,7 @@ Each episode feeds one program (random valid instructions, END, then trailing wo
 be consumed; or with a malformed word at a random place; or with a fault pulse at a random time)
 through the command stream with random gaps, takes the descriptors under random back-pressure,
 answers each with a completion pulse after a random delay, and checks against
-:func:`tb.models.tile_seq.run`: every descriptor in order, the BARRIER ordering (a descriptor
+:func:`tessera.tb.models.tile_seq.run`: every descriptor in order, the BARRIER ordering (a descriptor
 never leaves before the completions its barriers demand), the ``max_outstanding`` bound, the
 final state / error code / pc, and the number of words consumed. ``clear`` separates episodes.
 
@@ -13,7 +13,7 @@ either "follow" (each tile steps its count towards this tile's, up to a random l
 or "random" (counts jump to this tile's count plus a random signed 8-bit offset, boundary
 offsets -128, -1, 0, 127 favoured, with occasional releases); and checks cycle by cycle, from
 the model's list of SYNCs, that ``sync_count`` steps exactly when a SYNC enters ISSUE, that the
-SYNC retires in exactly the cycles in which :func:`tb.models.tile_isa.sync_passes` holds on the
+SYNC retires in exactly the cycles in which :func:`tessera.tb.models.tile_isa.sync_passes` holds on the
 counts driven in that cycle, and that no descriptor of a later instruction leaves before it.
 """
 
@@ -24,16 +24,15 @@ import json
 import os
 
 import cocotb
+import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-
-import tb
-from rtl.config import preset
-from rtl.tile.isa import matmul_desc_layout, status_layout, xfer_desc_layout
-from tb.models import tile_seq
-from tb.models.tile_isa import ERROR_NAMES, ERRORS, STATES, IsaParams, encode, sync_passes
-from tb.stream import layout_fields, rng_for, unpack
-from tb.tile.programs import (
+from tessera.rtl.config import preset
+from tessera.rtl.tile.isa import matmul_desc_layout, status_layout, xfer_desc_layout
+from tessera.tb.models import tile_seq
+from tessera.tb.models.tile_isa import ERROR_NAMES, ERRORS, STATES, IsaParams, encode, sync_passes
+from tessera.tb.stream import layout_fields, rng_for, unpack
+from tessera.tb.tile.programs import (
     MALFORMED_KINDS,
     malformed,
     malformed_sync,
@@ -336,7 +335,7 @@ async def clear(dut, bench):
 @cocotb.test()
 async def random_programs(dut):
     """Valid programs, malformed words of every kind and faults, under random timing."""
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     isa = IsaParams.of(cfg)
     rng = rng_for("programs")
@@ -383,7 +382,7 @@ def set_count_mode(bench, rng):
 @cocotb.test()
 async def sync_wraparound(dut):
     """Long programs of SYNCs: this tile's count and the others' wrap past 255 (both count modes)."""
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     isa = IsaParams.of(cfg)
     rng = rng_for("wrap")
@@ -411,7 +410,7 @@ async def sync_wraparound(dut):
 @cocotb.test()
 async def outstanding_limit_and_throughput(dut):
     """Completions held back: exactly max_outstanding of a class leave; then 3 cycles per instruction."""
-    p = tb.params()
+    p = tessera.tb.params()
     cfg = preset(p["preset"])
     isa = IsaParams.of(cfg)
     rng = rng_for("limit")
@@ -419,7 +418,7 @@ async def outstanding_limit_and_throughput(dut):
     bench = Bench(dut, cfg)
     feeder = CommandFeeder(dut, rng_for("cmd2"), idle_prob=0.0)
     limit = cfg.tile.max_outstanding
-    from tb.tile.programs import random_matmul
+    from tessera.tb.tile.programs import random_matmul
     words = [random_matmul(rng, isa) for _ in range(limit + 3)] + [encode(5)]
     bench.reset_episode(tile_seq.run(words, cfg))
     bench.max_delay = 10 ** 9                   # never complete (for now)

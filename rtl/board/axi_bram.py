@@ -26,8 +26,7 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
-
-from rtl.bus.axi import (
+from tessera.rtl.bus.axi import (
     AXI_RESP_DECERR,
     AXI_RESP_OKAY,
     axi4_fields,

@@ -45,7 +45,7 @@ def register(sub):
 
 
 def _check(args):
-    from rtl.config import PRESETS
+    from tessera.rtl.config import PRESETS
 
     if args.preset is not None and args.preset not in PRESETS:
         raise ValueError(f"--preset: unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}")
@@ -61,8 +61,7 @@ def run(args) -> int:
     import warnings
 
     from amaranth.hdl import UnusedElaboratable
-
-    from synth import table
+    from tessera.synth import table
 
     # A block that fails to elaborate leaves its objects unused; the row records the failure.
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
@@ -77,7 +76,7 @@ def run(args) -> int:
         print(table.markdown_table(rows))
         return 0
     if args.board is not None:
-        from synth import board
+        from tessera.synth import board
 
         return board.run(args, out)
 

@@ -1,7 +1,7 @@
 """``tessera gemm``: a GEMM on the whole Verilated fabric, checked bit-exactly, with a report.
 
 Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in docs/numerics.md, "Array files") or random
-(``--m --n --k [--c random] [--seed]``). The runtime (``sim/gemm_map.py``) maps the GEMM onto
+(``--m --n --k [--c random] [--seed]``). The runtime (``sim/runtime/gemm_map.py``) maps the GEMM onto
 the preset's mesh; the fabric runs it under Verilator with the host on the AXI4-Lite port and a
 memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports
 (``tb/fabric/memory.py``). D is compared with the golden model (``tb/models/gemm.py``).
@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from sim.gemm_inputs import add_input_args, inputs
+from tessera.runtime.gemm_inputs import add_input_args, inputs
 
 
 def register(sub):
@@ -47,7 +46,7 @@ def register(sub):
 
 
 def _config(args):
-    from rtl.config import preset
+    from tessera.rtl.config import preset
 
     try:
         return preset(args.preset)
@@ -68,16 +67,16 @@ def store_acks(cfg, programs) -> int:
     """Responses the L2 sends for the STOREs of ``programs`` (tile -> words) when every request
     succeeds: one per line segment of a row (the tensor DMA's acknowledged WRITE; its ALLOC and
     other WRITEs are quiet)."""
-    from rtl.tile.isa import Opcode
-    from tb.models import tile_isa
+    from tessera.rtl.tile.isa import Opcode
+    from tessera.runtime import isa
 
     line = cfg.cache.line_bytes
     acks = 0
     for words in programs.values():
         for word in words:
-            if tile_isa.opcode_of(word) != Opcode.STORE.value:
+            if isa.decode(word)["opcode"] != Opcode.STORE.value:
                 continue
-            f = tile_isa.decode(word)
+            f = isa.decode(word)
             for r in range(f["rows"]):
                 start = f["mem_addr"] + r * f["stride"]
                 if f["row_bytes"]:
@@ -150,10 +149,10 @@ def _print_reports(reports: list[dict]):
 
 
 def run(args) -> int:
-    from sim.fabric_run import fabric_name, run_jobs, save_job
-    from sim.gemm_map import plan_gemm
-    from sim.toolchain import BUILD
-    from tb.models.gemm import gemm
+    from tessera.runtime.gemm_map import plan_gemm
+    from tessera.tb.models.gemm import gemm
+    from tessera.tools.fabric_run import fabric_name, run_jobs, save_job
+    from tessera.tools.toolchain import BUILD
 
     cfg = _config(args)
     _check_args(args, cfg)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from rtl.bus.axi import axil_fields, bus_view, connect_flat
-from synth.port_bank import PortBank
-from synth.uart import UartRx, UartTx, check_divisor
-from synth.uart_axil import UartAxiLiteBridge
+from tessera.rtl.board.port_bank import PortBank
+from tessera.rtl.board.uart import UartRx, UartTx, check_divisor
+from tessera.rtl.board.uart_axil import UartAxiLiteBridge
+from tessera.rtl.bus.axi import axil_fields, bus_view, connect_flat
 
 __all__ = ["HostLink", "UartLink"]
 
@@ -50,7 +49,7 @@ class HostLink(UartLink):
     """``block`` driven from a PC over an 8N1 serial line (:class:`UartLink`).
 
     The bridge's master goes to a :class:`PortBank` holding ``block``. The protocol and register
-    map are in those classes' docstrings and docs/synthesis.md; ``synth/host.py`` is the PC side.
+    map are in those classes' docstrings and docs/synthesis.md; ``sim/runtime/board_link.py`` is the PC side.
     """
 
     def __init__(self, block: wiring.Component, *, divisor: int, frame_timeout: int = 1 << 20):

@@ -1,6 +1,6 @@
 """``verilator --lint-only -Wall`` on generated Verilog, with the commented waiver file.
 
-Usage: ``python -m sim.lint DIR_OR_FILES...`` (``make lint`` runs it on build/verilog/).
+Usage: ``python -m tessera.tools.lint DIR_OR_FILES...`` (``make lint`` runs it on build/verilog/).
 Exits non-zero when any module has a warning or error that the waiver file does not cover.
 """
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sim.toolchain import setup_environment
+from tessera.tools.toolchain import setup_environment
 
 WAIVERS = Path(__file__).with_name("verilator_waivers.vlt")
 

@@ -1,7 +1,7 @@
 """The ``tessera`` command line.
 
-Subcommands live in their own modules: ``sim/cmd_*.py`` (top-level commands such as
-``verilog``) and ``sim/bench_*.py`` (``tessera bench <name>``). Each module defines
+Subcommands live in their own modules: ``sim/cli/cmd_*.py`` (top-level commands such as
+``verilog``) and ``sim/cli/bench_*.py`` (``tessera bench <name>``). Each module defines
 ``register(subparsers)``, which adds its parser and sets ``func`` to a function of ``args``
 returning an exit code. Adding a command never touches this file.
 """
@@ -13,13 +13,13 @@ import importlib
 import pkgutil
 import sys
 
-import sim
+from tessera import cli
 
 
 def _modules(prefix: str):
-    for info in sorted(pkgutil.iter_modules(sim.__path__), key=lambda i: i.name):
+    for info in sorted(pkgutil.iter_modules(cli.__path__), key=lambda i: i.name):
         if info.name.startswith(prefix):
-            yield importlib.import_module(f"sim.{info.name}")
+            yield importlib.import_module(f"tessera.cli.{info.name}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,7 @@
 """Map a GEMM ``D = C + A x B`` onto a Tessera fabric: memory layout and one program per tile.
 
 :func:`plan_gemm` returns a :class:`GemmPlan`: where the host puts A, B, C and D in memory
-(:meth:`GemmPlan.pack`, :meth:`GemmPlan.unpack`), and a :class:`sim.asm.Program` for every tile
+(:meth:`GemmPlan.pack`, :meth:`GemmPlan.unpack`), and a :class:`tessera.runtime.asm.Program` for every tile
 of the mesh (:attr:`GemmPlan.programs`, keyed by node ``y * width + x``).
 
 Memory layout (chosen by the runtime; the host places the data), from ``base``, each region
@@ -72,7 +72,7 @@ tiles of a mesh row read the same A lines close together in time (L2 hits).
 
 A program can be longer than ``tile.cmd_queue_depth`` (many rounds or chunks): the host streams
 it into the command queue as the tile consumes it. The words are built with
-:func:`sim.asm.encode` and checked with the assembler's checks (``tb.models.tile_isa.check``);
+:func:`tessera.runtime.asm.encode` and checked with the assembler's checks (``tessera.runtime.isa.check``);
 ``plan.programs[t].text()`` assembles back to the same words.
 """
 
@@ -82,10 +82,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from rtl.tile.isa import Dtype, Mode, Opcode, Space
-from sim.asm import Program, encode
-from tb.models import tile_isa
+from tessera.rtl.tile.isa import Dtype, ErrorCode, Mode, Opcode, Space
+from tessera.runtime import isa
+from tessera.runtime.asm import Program, encode
 
 __all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES"]
 
@@ -114,9 +113,9 @@ def _words(rows: int, row_bytes: int, w: int) -> int:
 
 
 class _Emitter:
-    """Appends instructions to a :class:`sim.asm.Program` without going through assembly text:
-    each word is packed with :func:`sim.asm.encode` and checked with
-    :func:`tb.models.tile_isa.check`, the checks the assembler and the sequencer make (a failing
+    """Appends instructions to a :class:`tessera.runtime.asm.Program` without going through assembly text:
+    each word is packed with :func:`tessera.runtime.asm.encode` and checked with
+    :func:`tessera.runtime.isa.check`, the checks the assembler and the sequencer make (a failing
     check here is a planner bug and raises ``ValueError``). Much faster than ``Program.load``
     for programs of thousands of instructions; the words are the same."""
 
@@ -125,15 +124,15 @@ class _Emitter:
 
     def _add(self, opcode: Opcode, **fields) -> None:
         word = encode(opcode, **fields)
-        err, reason = tile_isa.check(word, self.cfg)
-        if err:
-            raise ValueError(f"instruction {len(self.prog.words)}: {tile_isa.ERROR_NAMES[err]}: {reason}")
+        err, reason = isa.check(word, self.cfg)
+        if err != ErrorCode.NONE:
+            raise ValueError(f"instruction {len(self.prog.words)}: {err.name}: {reason}")
         self.prog.words.append(word)
 
     def load(self, *, mem, rows, bytes, sp=None, acc=None, stride=None, mode="local", x=(0, 0), y=(0, 0)):
         space, local = (Space.ACC, acc) if acc is not None else (Space.SP, sp)
         self._add(Opcode.LOAD, mode=Mode[mode.upper()].value, space=space.value, local_addr=local,
-                  mem_addr=mem, stride=tile_isa.pitch(bytes, self.wb) if stride is None else stride,
+                  mem_addr=mem, stride=isa.pitch(bytes, self.wb) if stride is None else stride,
                   rows=rows, row_bytes=bytes, x0=x[0], x1=x[1], y0=y[0], y1=y[1])
 
     def store(self, *, acc, mem, rows, bytes, stride):
@@ -237,17 +236,6 @@ class GemmPlan:
         rows = np.frombuffer(raw, dtype=np.uint8).reshape(self.m, self.d_pitch)[:, :4 * self.n]
         d = np.ascontiguousarray(rows).view("<u4" if self.dtype == "bf16" else "<i4")
         return d.astype(np.uint32 if self.dtype == "bf16" else np.int32)
-
-    def run_model(self, a, b, c=None, *, seed=None):
-        """(D, stats): the plan run on the ISA-level fabric model (:mod:`tb.models.fabric`) with a
-        memory of :attr:`end` bytes; ``seed`` randomises the interleaving of the tiles."""
-        from tb.models.fabric import run_programs
-
-        mem = bytearray(self.end)
-        for addr, blob in self.pack(a, b, c):
-            mem[addr:addr + len(blob)] = blob
-        stats = run_programs(self.cfg, self.words, mem, seed=seed)
-        return self.unpack(lambda addr, nb: mem[addr:addr + nb]), stats
 
     def summary(self) -> dict:
         """Sizes and traffic of the plan (counted over the generated programs)."""

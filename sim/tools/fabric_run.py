@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tessera import rtl as rtl_package
+from tessera.runtime.gemm_inputs import save_inputs
 
-from sim.gemm_inputs import save_inputs
-
-ROOT = Path(__file__).resolve().parent.parent
+RTL = Path(rtl_package.__file__).resolve().parent   # the hardware sources a cached export depends on
 
 
 def fabric_name(cfg) -> str:
@@ -29,15 +29,15 @@ def fabric_name(cfg) -> str:
 
 def _source_hash() -> str:
     h = hashlib.sha256()
-    for path in sorted((ROOT / "rtl").rglob("*.py")):
-        h.update(path.relative_to(ROOT).as_posix().encode())
+    for path in sorted(RTL.rglob("*.py")):
+        h.update(path.relative_to(RTL.parent).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
 def fabric_verilog_cached(cfg) -> str:
-    from rtl.fabric import fabric_verilog
-    from sim.toolchain import BUILD
+    from tessera.rtl.fabric import fabric_verilog
+    from tessera.tools.toolchain import BUILD
 
     cfg_json = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
     key = hashlib.sha256((cfg_json + _source_hash()).encode()).hexdigest()[:16]
@@ -58,14 +58,14 @@ def save_job(work: Path, a, b, c=None):
 
 
 def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cycle: float | None = None,
-             seed: int | None = None, progress: bool = False, test_module: str = "tb.fabric.run_gemm",
+             seed: int | None = None, progress: bool = False, test_module: str = "tessera.tb.fabric.run_gemm",
              extra: dict | None = None) -> list[dict]:
     """Run ``jobs`` (dicts with ``dir``, ``dtype``, ``multicast``) in one simulation; return their
     ``result.json`` contents (each with ``D`` loaded as ``d``; see tb/fabric/run_gemm.py). A result
     with ``flush_errors`` > 0 had memory write errors in its final L2 flush (FLUSH_ERRORS), so its
     ``d`` is incomplete: callers must treat it as a failure, as ``tessera gemm`` does."""
-    from rtl.fabric.fabric import Fabric
-    from tb.harness import run
+    from tessera.rtl.fabric.fabric import Fabric
+    from tessera.tools.harness import run
 
     text = fabric_verilog_cached(cfg)
     params = {"cfg": dataclasses.asdict(cfg), "jobs": jobs, "mem_latency": mem_latency,

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from sim.gemm_inputs import add_input_args, inputs, save_inputs
+from tessera.runtime.gemm_inputs import add_input_args, inputs, save_inputs
 
 
 def register(sub):
@@ -33,7 +32,7 @@ def register(sub):
 
 
 def _config(args):
-    from rtl.config import TensorConfig, preset
+    from tessera.rtl.config import TensorConfig, preset
 
     try:
         cfg = preset(args.preset).tensor
@@ -54,17 +53,17 @@ def _config(args):
 def core_verilog(cfg, name: str) -> str:
     """The simulated Verilog of the tensor core (hierarchical export), cached per process: repeated
     runs, and the regression's cocotb tests of the same size (tests/test_tensor_core.py), export once."""
-    from rtl.tensor.export import verilog_hierarchical
+    from tessera.rtl.tensor.export import verilog_hierarchical
 
     return verilog_hierarchical("tensor_core", cfg, name)
 
 
 def run(args) -> int:
-    from rtl.tensor.interface import check_op
-    from rtl.tensor.tensor_core import TensorCore
-    from sim.toolchain import BUILD
-    from tb.harness import run as harness_run
-    from tb.models.gemm import scalesim_os_cycles
+    from tessera.rtl.tensor.interface import check_op
+    from tessera.rtl.tensor.tensor_core import TensorCore
+    from tessera.tb.models.gemm import scalesim_os_cycles
+    from tessera.tools.harness import run as harness_run
+    from tessera.tools.toolchain import BUILD
 
     cfg = _config(args)
     a, b, c = inputs(args)
@@ -83,7 +82,7 @@ def run(args) -> int:
     work = BUILD / "bench" / "tensor" / f"{name}-{m}x{n}x{k}-{args.dtype}-{tag}"
     save_inputs(work, a, b, c)
     t0 = time.time()
-    harness_run(TensorCore, "tb.tensor.test_core", name=name, verilog_text=text, seed=args.seed,
+    harness_run(TensorCore, "tessera.tb.tensor.test_core", name=name, verilog_text=text, seed=args.seed,
                 params={"cfg": dataclasses.asdict(cfg), "bench": str(work), "dtype": args.dtype})
     wall = time.time() - t0
     res = json.loads((work / "result.json").read_text())

@@ -1,6 +1,6 @@
 """Run a cocotb test module against an Amaranth component under Verilator.
 
-``run(top, "tb.numeric.test_fmul", name="fmul", params={...})`` exports ``top`` to Verilog,
+``run(top, "tessera.tb.numeric.test_fmul", name="fmul", params={...})`` exports ``top`` to Verilog,
 builds it with Verilator through the cocotb Python runner in a directory keyed by a hash of
 the Verilog (and the build options), unique per pytest-xdist worker, reuses that build when
 nothing changed, and runs the named cocotb module with a printed, replayable seed.
@@ -14,7 +14,7 @@ Environment:
 
 Every build that is not reused appends one JSON line (name, Verilog lines, export and Verilator
 build seconds, g++ optimisation, worker) to ``build/sim/build_times.jsonl``;
-``python -m tb.harness`` prints them as a table.
+``python -m tessera.tools.harness`` prints them as a table.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from sim.toolchain import BUILD, setup_environment
+from tessera.tools.toolchain import BUILD, setup_environment
 
 PARAMS_ENV = "TESSERA_PARAMS"
 
@@ -183,7 +183,7 @@ def run(
 ) -> Path:
     """Build ``top`` and run cocotb ``test_module`` on it; raise ``AssertionError`` on any failure.
 
-    ``params`` (JSON-serialisable) reach the testbench through :func:`tb.params`.
+    ``params`` (JSON-serialisable) reach the testbench through :func:`tessera.tb.params`.
     Returns the run directory, where the testbench may leave result files.
     """
     from cocotb_tools.runner import get_results, get_runner

@@ -12,8 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build"
+# Every build product goes under BUILD: ``$TESSERA_BUILD`` if set, else ``build/`` in the directory
+# the command runs from (the repository root for make). It is written back to the environment so
+# that the simulator processes started from here use the same directory.
+BUILD = Path(os.environ.setdefault("TESSERA_BUILD", str(Path.cwd() / "build"))).resolve()
 
 PCH_FIX = "CFG_CXXFLAGS_PCH_I=-include"
 

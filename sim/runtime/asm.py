@@ -18,7 +18,7 @@ commas and/or spaces; numbers are decimal, ``0x`` hex or ``0b`` binary (``_`` al
 ``stores``, ``matmuls`` (or ``all``). ``sync`` takes a group like a SEND's (``x=X0..X1``,
 ``y=Y0..Y1``; ``x=2`` means ``2..2``); an omitted ``x=`` / ``y=`` is the whole width / height of
 the mesh, so a plain ``sync`` is the whole mesh. :func:`assemble` validates every instruction against a
-FabricConfig with the same rules as the hardware (:func:`tb.models.tile_isa.check`) and raises
+FabricConfig with the same rules as the hardware (:func:`tessera.runtime.isa.check`) and raises
 ``ValueError("line N: ...")``; :func:`disassemble` prints the canonical text, which assembles
 back to the same words.
 """
@@ -27,8 +27,18 @@ from __future__ import annotations
 
 import re
 
-from rtl.tile.isa import FORMATS, WORD_BITS, Opcode, field_table
-from tb.models import tile_isa
+from tessera.rtl.tile.isa import (
+    FORMATS,
+    WORD_BITS,
+    Dtype,
+    ErrorCode,
+    Mode,
+    Opcode,
+    Space,
+    field_table,
+    reserved_mask,
+)
+from tessera.runtime import isa
 
 __all__ = ["Program", "assemble", "disassemble", "disassemble_word", "encode", "read_words", "write_words"]
 
@@ -84,7 +94,7 @@ def _operands(rest: str) -> tuple[dict, list]:
 
 def _assemble_line(mnem: str, rest: str, cfg) -> int:
     keys, flags = _operands(rest)
-    wb = tile_isa.IsaParams.of(cfg).word_bytes
+    wb = isa.IsaParams.of(cfg).word_bytes
 
     def unknown(allowed):
         bad = sorted(set(keys) - set(allowed))
@@ -103,14 +113,14 @@ def _assemble_line(mnem: str, rest: str, cfg) -> int:
         if ("sp" in keys) == ("acc" in keys):
             raise ValueError(f"{mnem}: give exactly one of sp= or acc=")
         space = "acc" if "acc" in keys else "sp"
-        v = {"space": tile_isa.SPACES[space], "local_addr": need(space), "mem_addr": need("mem"),
+        v = {"space": isa.SPACES[space], "local_addr": need(space), "mem_addr": need("mem"),
              "rows": need("rows"), "row_bytes": need("bytes")}
-        dense = tile_isa.pitch(v["row_bytes"], wb)
+        dense = isa.pitch(v["row_bytes"], wb)
         v["stride"] = _num(keys["stride"], "stride") if "stride" in keys else dense
         mode = keys.get("mode", "local").lower()
-        if mode not in tile_isa.MODES:
-            raise ValueError(f"{mnem}: mode={mode}; allowed: {', '.join(tile_isa.MODES)}")
-        v["mode"] = tile_isa.MODES[mode]
+        if mode not in isa.MODES:
+            raise ValueError(f"{mnem}: mode={mode}; allowed: {', '.join(isa.MODES)}")
+        v["mode"] = isa.MODES[mode]
         if mode == "local":
             if "x" in keys or "y" in keys:
                 raise ValueError(f"{mnem}: x= and y= name a multicast group; they need mode=send or recv")
@@ -122,13 +132,13 @@ def _assemble_line(mnem: str, rest: str, cfg) -> int:
         return encode(Opcode.LOAD if mnem == "load" else Opcode.STORE, **v)
     if mnem == "matmul":
         unknown(_MATMUL_KEYS)
-        dtypes = [f for f in flags if f in tile_isa.DTYPES]
-        others = [f for f in flags if f not in tile_isa.DTYPES and f != "accumulate"]
+        dtypes = [f for f in flags if f in isa.DTYPES]
+        others = [f for f in flags if f not in isa.DTYPES and f != "accumulate"]
         if others:
             raise ValueError(f"matmul: unexpected operand {others[0]!r}")
         if len(dtypes) != 1:
-            raise ValueError(f"matmul: give exactly one dtype ({', '.join(tile_isa.DTYPES)})")
-        return encode(Opcode.MATMUL, dtype=tile_isa.DTYPES[dtypes[0]], accumulate=int("accumulate" in flags),
+            raise ValueError(f"matmul: give exactly one dtype ({', '.join(isa.DTYPES)})")
+        return encode(Opcode.MATMUL, dtype=isa.DTYPES[dtypes[0]], accumulate=int("accumulate" in flags),
                       m=need("m"), n=need("n"), k=need("k"), a_addr=need("a"), b_addr=need("b"),
                       acc_addr=need("acc"))
     if mnem == "barrier":
@@ -143,7 +153,7 @@ def _assemble_line(mnem: str, rest: str, cfg) -> int:
         unknown({"x", "y"})
         if flags:
             raise ValueError(f"sync: unexpected operand {flags[0]!r}")
-        p = tile_isa.IsaParams.of(cfg)
+        p = isa.IsaParams.of(cfg)
         x0, x1 = _range(keys["x"], "x") if "x" in keys else (0, p.mesh_width - 1)
         y0, y1 = _range(keys["y"], "y") if "y" in keys else (0, p.mesh_height - 1)
         return encode(Opcode.SYNC, x0=x0, x1=x1, y0=y0, y1=y1)
@@ -177,9 +187,9 @@ def assemble(text: str, cfg=None, *, validate: bool = True) -> list[int]:
         try:
             word = _assemble_line(mnem.lower(), rest, cfg)
             if validate:
-                err, reason = tile_isa.check(word, cfg)
-                if err:
-                    raise ValueError(f"{mnem.lower()}: {tile_isa.ERROR_NAMES[err]}: {reason}")
+                err, reason = isa.check(word, cfg)
+                if err != ErrorCode.NONE:
+                    raise ValueError(f"{mnem.lower()}: {err.name}: {reason}")
         except ValueError as e:
             raise ValueError(f"line {lineno}: {e}  [{code}]") from None
         words.append(word)
@@ -189,31 +199,31 @@ def assemble(text: str, cfg=None, *, validate: bool = True) -> list[int]:
 def disassemble_word(word: int) -> str:
     """One word -> canonical text (``.word 0x...`` when it is not a well-formed instruction)."""
     raw = f".word   {word:#034x}"
-    f = tile_isa.decode(word)
+    f = isa.decode(word)
     op = f["opcode"]
-    if op not in tile_isa.FORMATS or word & tile_isa.RESERVED[op]:
+    if op not in _FIELDS or word & reserved_mask(FORMATS[Opcode(op)]):
         return raw
-    if op in (1, 2):
-        if f["mode"] == 3 or f["space"] not in (0, 1):
+    if op in (Opcode.LOAD.value, Opcode.STORE.value):
+        if f["mode"] not in isa.MODES.values():
             return raw
-        space = "acc" if f["space"] else "sp"
-        text = (f"{tile_isa.OPNAMES[op]:<7} {space}={f['local_addr']:#06x}, mem={f['mem_addr']:#010x}, "
+        space = "acc" if f["space"] == Space.ACC.value else "sp"
+        text = (f"{Opcode(op).name.lower():<7} {space}={f['local_addr']:#06x}, mem={f['mem_addr']:#010x}, "
                 f"rows={f['rows']}, bytes={f['row_bytes']}, stride={f['stride']}")
-        if f["mode"]:
-            mode = {1: "send", 2: "recv"}[f["mode"]]
+        if f["mode"] != Mode.LOCAL.value:
+            mode = Mode(f["mode"]).name.lower()
             text += f", mode={mode}, x={f['x0']}..{f['x1']}, y={f['y0']}..{f['y1']}"
-    elif op == 3:
-        if f["dtype"] not in tile_isa.DTYPE_BYTES:
+    elif op == Opcode.MATMUL.value:
+        if f["dtype"] not in isa.DTYPES.values():
             return raw
-        dt = {v: k for k, v in tile_isa.DTYPES.items()}[f["dtype"]]
+        dt = Dtype(f["dtype"]).name.lower()
         text = (f"matmul  {dt}, m={f['m']}, n={f['n']}, k={f['k']}, a={f['a_addr']:#06x}, "
                 f"b={f['b_addr']:#06x}, acc={f['acc_addr']:#06x}")
         if f["accumulate"]:
             text += ", accumulate"
-    elif op == 4:
+    elif op == Opcode.BARRIER.value:
         chosen = [n for n in _BARRIER_FLAGS if f[n]]
         text = ("barrier " + " ".join(chosen)).rstrip()
-    elif op == 6:
+    elif op == Opcode.SYNC.value:
         text = f"sync    x={f['x0']}..{f['x1']}, y={f['y0']}..{f['y1']}"
     else:
         text = "end"
@@ -232,9 +242,9 @@ def disassemble(words, cfg=None, *, annotate: bool = True) -> str:
     for i, w in enumerate(words):
         text = disassemble_word(w)
         if annotate:
-            err, reason = tile_isa.check(w, cfg)
-            if err:
-                text = f"{text:<60} # [{i}] {tile_isa.ERROR_NAMES[err]}: {reason}"
+            err, reason = isa.check(w, cfg)
+            if err != ErrorCode.NONE:
+                text = f"{text:<60} # [{i}] {err.name}: {reason}"
         lines.append(text)
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -336,6 +346,4 @@ class Program:
         return disassemble(self.words, self.cfg)
 
     def hazards(self) -> list[tuple[int, str]]:
-        from tb.models.tile_seq import hazards
-
-        return hazards(self.words, self.cfg)
+        return isa.hazards(self.words, self.cfg)

@@ -53,7 +53,7 @@ def load_array(path, flag, dtype, ndim=2):
 
 
 def inputs(args):
-    from tb.tensor.feed import random_bf16, random_f32, random_i32, random_int8
+    from tessera.runtime.random_data import random_bf16, random_f32, random_i32, random_int8
 
     if args.a or args.b:
         if not (args.a and args.b):

@@ -16,8 +16,8 @@ def register(sub):
 
 
 def run(args) -> int:
-    from rtl.blocks import export_verilog, registry
-    from rtl.config import preset
+    from tessera.rtl.blocks import export_verilog, registry
+    from tessera.rtl.config import preset
 
     blocks = registry()
     if args.list:

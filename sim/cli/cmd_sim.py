@@ -5,7 +5,7 @@ Workloads (``--workload``):
 * ``gemm`` (the default, what ``make sim`` runs): a 256 x 256 x 256 BF16 GEMM (``--size``) with
   random data (``--seed``, default 1, printed) on the whole fabric of the preset, checked
   bit-exactly, reported next to the same run without multicast (``tessera gemm
-  --compare-multicast``; see sim/cmd_gemm.py).
+  --compare-multicast``; see sim/cli/cmd_gemm.py).
 * ``numeric``: random vectors through the three numeric units of the preset (BF16 multiplier,
   FP32 adder, INT8 MAC at the preset's latencies), checked bit-exact against the SoftFloat
   model, with a per-cycle excerpt and a summary.
@@ -39,7 +39,7 @@ def register(sub):
 
 
 def _f32(bits: int) -> str:
-    from tb.models.numerics import f32_value
+    from tessera.tb.models.numerics import f32_value
 
     return f"{bits:#010x} {f32_value(bits):<13.6g}"
 
@@ -91,10 +91,10 @@ def print_excerpt(unit: dict, trace: list[dict]):
 
 
 def run_numeric(cfg, args) -> int:
-    from sim.toolchain import BUILD
-    from tb.harness import resolve_seed
-    from tb.harness import run as run_cocotb
-    from tb.numeric.units import NumericUnits
+    from tessera.tb.numeric.units import NumericUnits
+    from tessera.tools.harness import resolve_seed
+    from tessera.tools.harness import run as run_cocotb
+    from tessera.tools.toolchain import BUILD
 
     num = cfg.tensor.numeric
     latency = {"bf16_mul": [num.fmul_latency], "fp32_add": [num.fadd_latency], "int8_mac": [num.mac8_latency]}
@@ -109,7 +109,7 @@ def run_numeric(cfg, args) -> int:
     result_path.unlink(missing_ok=True)
     failed = None
     try:
-        run_cocotb(NumericUnits(latency), "tb.numeric.test_units", name=build_name, seed=seed,
+        run_cocotb(NumericUnits(latency), "tessera.tb.numeric.test_units", name=build_name, seed=seed,
                    params={"latency": latency, "count": args.vectors, "specials": False,
                            "en_prob": args.en_prob, "trace": EXCERPT_CYCLES,
                            "result_path": str(result_path)})
@@ -146,7 +146,7 @@ def run_numeric(cfg, args) -> int:
 def run_gemm(cfg, args) -> int:
     import argparse
 
-    from sim import cmd_gemm
+    from tessera.cli import cmd_gemm
 
     if args.size < 1:
         raise ValueError(f"--size: must be at least 1, not {args.size}")
@@ -164,7 +164,7 @@ WORKLOADS = {"gemm": run_gemm, "numeric": run_numeric}
 
 
 def run(args) -> int:
-    from rtl.config import preset
+    from tessera.rtl.config import preset
 
     try:
         cfg = preset(args.preset)

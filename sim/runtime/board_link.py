@@ -1,21 +1,17 @@
 """PC side of the board's host link: the UART-to-AXI4-Lite protocol and a port-bank client.
 
-    python -m synth.host --tty /dev/ttyUSB0 --design NAME --preset ulx3s id
-    python -m synth.host --tty /dev/ttyUSB0 --design NAME poke PORT VALUE | peek PORT | step N | ports
-
-The byte protocol (``synth/uart_axil.py``) and register map (``synth/port_bank.py``) are described
+Its command line is :mod:`tessera.cli.board_link`. The byte protocol
+(``rtl/board/uart_axil.py``) and register map (``rtl/board/port_bank.py``) are described
 in docs/synthesis.md. Only the standard library is used (``termios`` for the serial port).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import struct
-import sys
 import time
 
-from synth.port_bank import (
+from tessera.rtl.board.port_bank import (
     ID_VALUE,
     IN_BASE,
     OUT_BASE,
@@ -26,7 +22,7 @@ from synth.port_bank import (
     REG_STEP,
     PortField,
 )
-from synth.uart_axil import CMD_READ, CMD_WRITE, REPLY_BAD_COMMAND
+from tessera.rtl.board.uart_axil import CMD_READ, CMD_WRITE, REPLY_BAD_COMMAND
 
 __all__ = ["encode_write", "encode_read", "decode_write_reply", "decode_read_reply", "AxiError",
            "SerialLink", "Board", "pack_ports", "unpack_port"]
@@ -177,39 +173,3 @@ class Board:
         words = [0] * first + [self.read32((IN_BASE if not f.output else OUT_BASE) + 4 * i)
                                for i in range(first, last + 1)]
         return unpack_port(f, words)
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m synth.host", description=__doc__.split("\n")[0])
-    p.add_argument("--tty", required=True, help="serial device of the ULX3S (FTDI), e.g. /dev/ttyUSB0")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--design", required=True, help="the block the bitstream was built with")
-    p.add_argument("--preset", default="ulx3s")
-    p.add_argument("op", choices=["id", "ports", "poke", "peek", "step", "reset"])
-    p.add_argument("args", nargs="*")
-    a = p.parse_args(argv)
-    from synth.port_bank import port_map
-    from synth.table import make_design
-
-    fields = port_map(make_design(a.design, a.preset))
-    if a.op == "ports":
-        for f in fields:
-            print(f"{'out' if f.output else 'in ':3s} {f.name:24s} bit {f.offset:5d}  width {f.width}")
-        return 0
-    board = Board(SerialLink(a.tty, a.baud), fields)
-    if a.op == "id":
-        print("input words %d, output words %d" % board.check_id())
-    elif a.op == "poke":
-        board.poke({a.args[0]: int(a.args[1], 0)})
-    elif a.op == "peek":
-        print(hex(board.peek(a.args[0])))
-    elif a.op == "step":
-        board.step(int(a.args[0]) if a.args else 1)
-        print(f"cycles run: {board.cycles()}")
-    elif a.op == "reset":
-        board.reset()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux
-
-from rtl.bus.axi import axi4_fields, axil_fields, bus_view, connect_flat
-from rtl.config import FabricConfig
-from rtl.fabric.fabric import HOST_ADDR_BITS, Fabric, mem_port_params, mem_prefixes
-from synth.axi_bram import HOST_MEM_BASE, AxiBram
-from synth.host_link import UartLink
+from tessera.rtl.board.axi_bram import HOST_MEM_BASE, AxiBram
+from tessera.rtl.board.host_link import UartLink
+from tessera.rtl.bus.axi import axi4_fields, axil_fields, bus_view, connect_flat
+from tessera.rtl.config import FabricConfig
+from tessera.rtl.fabric.fabric import HOST_ADDR_BITS, Fabric, mem_port_params, mem_prefixes
 
 __all__ = ["FabricLink", "HOST_MEM_BASE"]
 
 
 class FabricLink(UartLink):
-    """A whole :class:`rtl.fabric.fabric.Fabric` driven from a PC over an 8N1 serial line.
+    """A whole :class:`tessera.rtl.fabric.fabric.Fabric` driven from a PC over an 8N1 serial line.
 
     :class:`UartLink` (byte protocol in docs/synthesis.md; ``rx``, ``tx``, ``rx_error``, ``busy``)
     -> the bridge's AXI4-Lite master, split by address:
@@ -26,13 +25,13 @@ class FabricLink(UartLink):
 
     The fabric's AXI4 memory port (one port: ``cfg.mem_ports`` must be 1) goes to :class:`AxiBram`
     of ``memory_bytes``; fabric addresses beyond it answer DECERR, which the fabric reports as a
-    tile or flush error. ``synth/fabric_host.py`` is the PC side (runs a GEMM).
+    tile or flush error. ``sim/runtime/board_gemm.py`` is the PC side (runs a GEMM).
     """
 
     def __init__(self, cfg: FabricConfig, *, divisor: int, memory_bytes: int = 64 * 1024,
                  frame_timeout: int = 1 << 20, fabric: Fabric | None = None):
         """``fabric``: a ``Fabric(cfg, ...)`` to use (the simulation passes one that instantiates
-        its tiles as separate modules, :func:`rtl.fabric.fabric_verilog`); default ``Fabric(cfg)``."""
+        its tiles as separate modules, :func:`tessera.rtl.fabric.fabric_verilog`); default ``Fabric(cfg)``."""
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"FabricLink: cfg must be a FabricConfig, not {type(cfg).__name__}")
         if cfg.mem_ports != 1:

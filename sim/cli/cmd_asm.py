@@ -30,7 +30,7 @@ def register(sub):
 
 
 def _cfg(name):
-    from rtl.config import preset
+    from tessera.rtl.config import preset
 
     try:
         return preset(name)
@@ -39,8 +39,8 @@ def _cfg(name):
 
 
 def run_asm(args) -> int:
-    from sim.asm import assemble, write_words
-    from tb.models.tile_seq import hazards
+    from tessera.runtime.asm import assemble, write_words
+    from tessera.runtime.isa import hazards
 
     cfg = _cfg(args.preset)
     if args.source == "-":
@@ -70,7 +70,7 @@ def run_asm(args) -> int:
 
 
 def run_disasm(args) -> int:
-    from sim.asm import disassemble, read_words
+    from tessera.runtime.asm import disassemble, read_words
 
     cfg = _cfg(args.preset)
     if not Path(args.program).is_file():

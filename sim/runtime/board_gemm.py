@@ -1,10 +1,7 @@
-"""PC side of the fabric on the board: run a GEMM through the UART bridge (synth/fabric_link.py).
+"""PC side of the fabric on the board: run a GEMM through the UART bridge (rtl/board/fabric_link.py).
 
-    python -m synth.fabric_host --tty /dev/ttyUSB0 id
-    python -m synth.fabric_host --tty /dev/ttyUSB0 gemm --m 16 --n 24 --k 40 --dtype bf16 [--c random]
-    python -m synth.fabric_host --tty /dev/ttyUSB0 gemm --a A.npy --b B.npy [--c C.npy] --out D.npy
-
-The same runtime as the simulation (``sim/gemm_map.py``) plans the GEMM for the preset; the host
+Its command line is :mod:`tessera.cli.board_gemm`. The same runtime as the simulation
+(:mod:`tessera.runtime.gemm_map`) plans the GEMM for the preset; the host
 writes A, B (and C) into the board's block RAM at ``HOST_MEM_BASE + address``, clears and loads
 every tile's command queue through the CSRs (docs/csr.md), starts them, polls ``ACTIVE`` while
 pushing the rest of long programs, flushes the L2, reads D back and compares it bit for bit with
@@ -17,16 +14,11 @@ the PC (:func:`run_sync`, over the serial port) and the cocotb test of the board
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 import numpy as np
+from tessera.rtl.board.axi_bram import HOST_MEM_BASE
+from tessera.rtl.fabric.csr_map import ID_VALUE, REG, decode_status, tile_reg
 
-from rtl.fabric.csr_map import ID_VALUE, REG, decode_status, tile_reg
-from sim.gemm_inputs import add_input_args, inputs
-from synth.axi_bram import HOST_MEM_BASE
-
-__all__ = ["gemm_session", "run_sync", "main"]
+__all__ = ["FabricError", "gemm_session", "run_sync"]
 
 
 class FabricError(RuntimeError):
@@ -34,7 +26,7 @@ class FabricError(RuntimeError):
 
 
 def gemm_session(plan, a, b, c=None, *, max_polls: int = 100_000):
-    """Generator of bus operations running ``plan`` (a :class:`sim.gemm_map.GemmPlan`) on A, B, C.
+    """Generator of bus operations running ``plan`` (a :class:`tessera.runtime.gemm_map.GemmPlan`) on A, B, C.
 
     Yields ``("read", addr)`` (send back the 32-bit value) and ``("write", addr, value)`` (send
     back None). Returns ``(d, info)``: D as :meth:`GemmPlan.unpack` gives it and a dict with
@@ -123,47 +115,3 @@ def run_sync(session, board):
             value = board.read32(op[1]) if op[0] == "read" else board.write32(op[1], op[2])
     except StopIteration as done:
         return done.value
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m synth.fabric_host", description=__doc__.split("\n")[0])
-    p.add_argument("--tty", required=True, help="serial device of the ULX3S (FTDI), e.g. /dev/ttyUSB0")
-    p.add_argument("--baud", type=int, default=115200)
-    p.add_argument("--preset", default="ulx3s", help="the preset the bitstream was built with")
-    p.add_argument("--memory-bytes", type=int, default=64 * 1024, help="the board memory's size")
-    sub = p.add_subparsers(dest="op", required=True)
-    sub.add_parser("id", help="read the fabric's ID and CONFIG registers")
-    g = sub.add_parser("gemm", help="run D = [C +] A x B on the board and check it against the golden model")
-    add_input_args(g)
-    a = p.parse_args(argv)
-
-    from rtl.config import preset
-    from synth.host import Board, SerialLink
-
-    cfg = preset(a.preset)
-    board = Board(SerialLink(a.tty, a.baud, timeout=5.0))
-    if a.op == "id":
-        print(f"ID {board.read32(REG['ID']):#010x}, CONFIG {board.read32(REG['CONFIG']):#010x}")
-        return 0
-    from sim.gemm_map import plan_gemm
-    from tb.models.gemm import gemm
-
-    try:
-        x, y, z = inputs(a)
-    except ValueError as e:
-        p.error(str(e))
-    (m, k), n = x.shape, y.shape[1]
-    plan = plan_gemm(cfg, m, n, k, a.dtype, has_c=z is not None)
-    if plan.end > a.memory_bytes:
-        p.error(f"--m/--n/--k: the data need {plan.end} bytes, the board memory has {a.memory_bytes}")
-    d, info = run_sync(gemm_session(plan, x, y, z), board)
-    if a.out:
-        np.save(a.out, d)
-    exact = bool(np.array_equal(d, gemm(x, y, z, a.dtype).view(d.dtype)))
-    print(f"{m}x{n}x{k} {a.dtype}: {info['cycles']} fabric cycles, {info['bus_ops']} bus operations,"
-          f" {'bit-exact' if exact else 'MISMATCH against the golden model'}")
-    return 0 if exact else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -62,7 +62,7 @@ def parse_mesh(text: str) -> tuple[int, int]:
 
 
 def _config(args):
-    from rtl.config import NocConfig
+    from tessera.rtl.config import NocConfig
 
     w, h = parse_mesh(args.mesh)
     if args.pattern not in PATTERNS:
@@ -108,7 +108,7 @@ def _rates(args) -> list[float]:
 
 
 def summarise(point: dict) -> dict:
-    from tb.models.noc import percentile
+    from tessera.tb.models.noc import percentile
 
     lats = [lat for _, lat in point["latencies"]]
     return {
@@ -122,10 +122,10 @@ def summarise(point: dict) -> dict:
 
 
 def run(args) -> int:
-    from tb.harness import resolve_seed
-    from tb.harness import run as run_sim
-    from tb.models.noc import MeshModel, fit_line
-    from tb.noc.flat_mesh import FlatMesh, mesh_verilog
+    from tessera.tb.models.noc import MeshModel, fit_line
+    from tessera.tb.noc.flat_mesh import FlatMesh, mesh_verilog
+    from tessera.tools.harness import resolve_seed
+    from tessera.tools.harness import run as run_sim
 
     cfg = _config(args)
     rates = _rates(args) if args.pattern != "multicast" else []
@@ -141,7 +141,7 @@ def run(args) -> int:
     text = mesh_verilog(cfg, name)
     if args.pattern == "multicast":
         params.update(src=0, flits=args.packet_flits)
-        run_dir = run_sim(lambda: FlatMesh(cfg), "tb.noc.test_mesh", name=name, params=params,
+        run_dir = run_sim(lambda: FlatMesh(cfg), "tessera.tb.noc.test_mesh", name=name, params=params,
                           testcase="broadcast", seed=seed, verilog_text=text)
         r = json.loads((run_dir / "broadcast.json").read_text())
         model = MeshModel(cfg.width, cfg.height)
@@ -154,7 +154,7 @@ def run(args) -> int:
         params.update(pattern=args.pattern, rates=rates, cycles=args.cycles, flits_min=args.packet_flits,
                       flits_max=args.packet_flits, ready_prob=1.0, response_prob=0.0,
                       watchdog=5000, drain_limit=max(200000, 40 * args.cycles))
-        run_dir = run_sim(lambda: FlatMesh(cfg), "tb.noc.test_mesh", name=name, params=params,
+        run_dir = run_sim(lambda: FlatMesh(cfg), "tessera.tb.noc.test_mesh", name=name, params=params,
                           testcase="traffic", seed=seed, verilog_text=text)
         r = json.loads((run_dir / "result.json").read_text())
         points = [summarise(pt) for pt in r["points"]]

@@ -20,7 +20,7 @@ import random
 from pathlib import Path
 
 PATTERNS = ("stream", "random", "strided", "reuse", "store")
-READ, WRITE, ALLOC = 0, 1, 4  # request ops (rtl.cache.layouts.CacheOp values)
+READ, WRITE, ALLOC = 0, 1, 4  # request ops (tessera.rtl.cache.layouts.CacheOp values)
 FLAG = {
     "sets": "--sets",
     "ways": "--ways",
@@ -67,7 +67,7 @@ def _raw():
 
 
 def make_config(args):
-    from rtl.config import CacheConfig
+    from tessera.rtl.config import CacheConfig
 
     d = args.data_bytes
     beats = args.line // d if d > 0 and args.line >= d else 1
@@ -167,7 +167,7 @@ def to_requests(accesses, cfg, seed: int) -> list[list[int]]:
 
 
 def model_counts(warm, reqs, cfg) -> dict:
-    from tb.models.cache import LruCacheModel
+    from tessera.tb.models.cache import LruCacheModel
 
     model = LruCacheModel(cfg.sets, cfg.ways, cfg.line_bytes)
     for op, addr, _, _ in warm:
@@ -189,9 +189,9 @@ def model_counts(warm, reqs, cfg) -> dict:
 
 
 def run(args) -> int:
-    from rtl.cache.slice import CacheSlice
-    from sim.toolchain import BUILD
-    from tb.harness import run as hrun
+    from tessera.rtl.cache.slice import CacheSlice
+    from tessera.tools.harness import run as hrun
+    from tessera.tools.toolchain import BUILD
 
     if args.mem_latency < 1 or args.mem_latency > 100000:
         raise ValueError("--mem-latency: must be 1..100000 cycles")
@@ -224,7 +224,7 @@ def run(args) -> int:
         "out": f"bench-{key}.json",
     }
     run_dir = hrun(
-        CacheSlice(cfg), "tb.cache.bench_slice", name=f"l2_bench_{tag}", params=params, seed=args.seed
+        CacheSlice(cfg), "tessera.tb.cache.bench_slice", name=f"l2_bench_{tag}", params=params, seed=args.seed
     )
     result = json.loads((run_dir / params["out"]).read_text())
     model = model_counts(warm, reqs, cfg)
