@@ -19,7 +19,7 @@ SUBSYSTEMS = ["numeric", "tensor", "noc", "cache", "tile", "fabric", "bus"]
 def registry() -> dict:
     blocks = {}
     for sub in SUBSYSTEMS:
-        mod = importlib.import_module(f"rtl.{sub}")
+        mod = importlib.import_module(f"tessera.rtl.{sub}")
         for name, factory in getattr(mod, "BLOCKS", {}).items():
             if name in blocks:
                 raise RuntimeError(f"block {name!r} registered twice")
@@ -30,7 +30,7 @@ def registry() -> dict:
 def _exporters() -> dict:
     out = {}
     for sub in SUBSYSTEMS:
-        out.update(getattr(importlib.import_module(f"rtl.{sub}"), "EXPORTERS", {}))
+        out.update(getattr(importlib.import_module(f"tessera.rtl.{sub}"), "EXPORTERS", {}))
     return out
 
 
