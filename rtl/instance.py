@@ -19,8 +19,10 @@ __all__ = ["instance_of"]
 
 def instance_of(m, component: wiring.Component, module: str, name: str):
     """Add an ``Instance(module)`` with ``component``'s ports to ``m`` as ``name``; return its
-    interface (``component.signature.create()``)."""
-    component._MustUse__silence = True  # only its signature is used
+    interface (``component.signature.create()``).
+
+    Only the component's signature is used; the file that creates it starts with Amaranth's linter
+    option ``# amaranth: UnusedElaboratable=no`` so that the unelaborated component is not reported."""
     iface = component.signature.create(path=(name,))
     ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
     for path, member, value in component.signature.flatten(iface):

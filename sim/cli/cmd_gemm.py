@@ -33,6 +33,12 @@ def register(sub):
                        description="Run D = C + A x B on the Verilated fabric through its host and "
                                    "memory ports, check D bit-exactly and report cycles, "
                                    "utilization and traffic.")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p):
+    """The options of ``tessera gemm`` (``tessera sim --workload gemm`` parses its run with them)."""
     p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
     add_input_args(p)
     p.add_argument("--report", help="write the report JSON to this file")
@@ -42,7 +48,6 @@ def register(sub):
     p.add_argument("--mem-latency", type=int, default=100, help="memory latency in cycles (default 100)")
     p.add_argument("--mem-bytes-per-cycle", type=float, default=None,
                    help="memory bandwidth over all AXI ports (default: one beat per port per cycle)")
-    p.set_defaults(func=run)
 
 
 def _config(args):

@@ -153,11 +153,12 @@ def run_gemm(cfg, args) -> int:
     seed = 1 if args.seed is None else args.seed
     print(f"tessera sim: preset {cfg.name}, workload gemm: {args.size}^3 BF16, random data with seed {seed}"
           f" (replay with --seed {seed})")
-    gemm_args = argparse.Namespace(
-        preset=cfg.name, a=None, b=None, c=None, m=args.size, n=args.size, k=args.size, dtype="bf16",
-        seed=seed, special_prob=0.0, out=None, report=args.report, no_multicast=False,
-        compare_multicast=True, mem_latency=100, mem_bytes_per_cycle=None)
-    return cmd_gemm.run(gemm_args)
+    parser = argparse.ArgumentParser(prog="tessera gemm")
+    cmd_gemm.add_arguments(parser)
+    size = str(args.size)
+    argv = ["--preset", cfg.name, "--m", size, "--n", size, "--k", size, "--dtype", "bf16",
+            "--seed", str(seed), "--compare-multicast"] + (["--report", args.report] if args.report else [])
+    return cmd_gemm.run(parser.parse_args(argv))
 
 
 WORKLOADS = {"gemm": run_gemm, "numeric": run_numeric}

@@ -71,13 +71,11 @@ YOSYS_SCRIPT = ["proc", "flatten", "opt -full", "opt_clean -purge", "memory_coll
 
 
 def export_optimised(top, name: str) -> str:
-    from amaranth._toolchain.yosys import find_yosys
     from amaranth.back import rtlil
+    from tessera.rtl.tensor.export import run_yosys
 
     text = rtlil.convert(top, name=name, emit_src=False)
-    yosys = find_yosys(lambda ver: ver >= (0, 40))
-    script = [f"read_rtlil <<rtlil\n{text}\nrtlil", *YOSYS_SCRIPT, "write_verilog -norename -noattr"]
-    return yosys.run(["-q", "-"], "\n".join(script), ignore_warnings=True)
+    return run_yosys(text, [*YOSYS_SCRIPT, "write_verilog -norename -noattr"])
 
 
 def mesh_verilog(cfg, name: str) -> str:
