@@ -25,6 +25,38 @@ def test_rtl_layouts_match_model_field_tables():
     assert {d.name.lower(): d.value for d in isa.Dtype} == tile_isa.DTYPES
 
 
+def _md_tables(text: str) -> dict[str, list[list[str]]]:
+    """The tables of a markdown text by the heading above them: rows of cells, header dropped."""
+    tables, heading = {}, None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+        elif line.startswith("|") and not line.startswith("|---"):
+            tables.setdefault(heading, []).append([c.strip().strip("`") for c in line.strip("|").split("|")])
+    return {h: rows[1:] for h, rows in tables.items()}
+
+
+def test_docs_isa_tables_match_the_spec():
+    """docs/isa.md's opcode, format and error-code tables say what rtl/tile/isa.py declares."""
+    from pathlib import Path
+
+    tables = _md_tables((Path(__file__).parent.parent / "docs" / "isa.md").read_text())
+    opcodes = {int(r[0]): r[1] for r in tables["Opcodes"] if r[0].isdigit() and r[1] != "—"}
+    assert opcodes == {o.value: o.name.lower() for o in isa.Opcode}
+    for heading, ops in [("XFER (LOAD, STORE)", [isa.Opcode.LOAD, isa.Opcode.STORE]),
+                         ("MATMUL", [isa.Opcode.MATMUL]), ("BARRIER", [isa.Opcode.BARRIER]),
+                         ("END", [isa.Opcode.END]), ("SYNC", [isa.Opcode.SYNC])]:
+        documented = []
+        for bits, field, _ in tables[heading]:
+            if field != "—":
+                hi, _, lo = bits.partition(":")
+                documented.append((field, int(lo or hi), int(hi) - int(lo or hi) + 1))
+        for op in ops:
+            assert sorted(documented, key=lambda r: r[1]) == isa.field_table(isa.FORMATS[op]), heading
+    errors = {int(r[0]): r[1] for r in tables["Error codes"]}
+    assert errors == {e.value: e.name for e in isa.ErrorCode}
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_runtime_checks_agree_with_the_golden_model(name):
     """tessera.runtime.isa (read from the spec) and tb/models/tile_isa.py (written from docs/isa.md)
