@@ -12,6 +12,8 @@ The names and addresses are those of :mod:`tessera.rtl.fabric.csr_map`, declared
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import ResetInserter
 from amaranth.lib import stream, wiring
@@ -44,6 +46,57 @@ from tessera.rtl.fabric.csr_map import (
 from tessera.rtl.tile.isa import INSTRUCTION, State, status_layout
 
 __all__ = ["Csr"]
+
+
+def _word(addr: int) -> int:
+    """The word address (``addr[:2]`` dropped) of byte address ``addr``."""
+    return addr >> 2
+
+
+@dataclass
+class _Regs:
+    """Register-file state shared by the parts of :class:`Csr` (see :meth:`Csr._tile_state`)."""
+    started: Signal         # START, per tile
+    clear_q: Signal         # registered clear pulse per tile (drives clear_t)
+    hold: list              # [tile][i]: the CMD<i> holding registers
+    fifos: list             # the command queues, one per tile
+    active: Signal          # ACTIVE, per tile
+    cycles: Signal          # CYCLES (64 bits)
+    cycles_hi_snap: Signal  # CYCLES high word, snapshotted by a CYCLES_LO read
+
+
+@dataclass
+class _WriteChannel:
+    """The host write channel's registers and the write that is taking effect."""
+    aw_full: Signal
+    aw_addr: Signal
+    w_full: Signal
+    b_valid: Signal
+    b_resp: Signal
+    do_write: Signal        # the held write takes effect in this cycle
+    bytemask: Signal        # wstrb as a 32-bit byte mask
+    wmasked: Signal         # held write data, unstrobed bytes 0
+
+
+@dataclass
+class _WriteDecode:
+    """The held write's address decoded (combinational; acted on when ``do_write``)."""
+    wresp: Signal
+    clear_next: Signal      # CONTROL bit0, per tile
+    start_set: Signal       # START bits, per tile
+    push: Signal            # CMD3, per tile
+    cycles_clear: Signal    # CYCLES_LO
+
+
+@dataclass
+class _ReadChannel:
+    """The host read channel's registers."""
+    ar_full: Signal
+    ar_addr: Signal
+    r_valid: Signal
+    r_data: Signal
+    r_resp: Signal
+
 
 
 class Csr(wiring.Component):
@@ -121,13 +174,26 @@ class Csr(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        T = self.tiles
         bus = bus_view(self, "s_axil", axil_fields(ADDR_BITS, DATA_BITS))
+        regs = self._tile_state(m)
+        wc = self._write_channel(m, bus)
+        dec = self._write_decode(m, wc, regs)
+        self._write_commit(m, wc, dec, regs)
+        rc = self._read_channel(m, bus)
+        self._read_decode(m, rc, regs)
+        return m
 
-        def word(addr: int) -> int:
-            return addr >> 2
+    # ---- tile state: started mask, command queues, holding registers ----------------------------
+    def _tile_state(self, m) -> _Regs:
+        """The per-tile state and the tile ports: ``started``, the registered ``clear_t`` pulses, the
+        CMD0..2 holding registers, one command queue per tile (emptied by its clear pulse) drained by
+        ``cmd_t`` (``valid`` = queue not empty and started, never dependent on ``ready``), and
+        ``active``. Also creates the CYCLES counter and its high-word snapshot (driven elsewhere).
 
-        # ---- tile state: started mask, command queues, holding registers ------------------------
+        Per-tile ports are reached by name (``cmd_{t}``, ``clear_{t}``, ``status_{t}``): those names
+        are the exported Verilog interface. (A ``.array()`` member per kind would let this index
+        ``self.cmd[t]`` instead, at the cost of renaming the ports.)"""
+        T = self.tiles
         started = Signal(T)
         clear_q = Signal(T)          # registered clear pulse per tile (drives clear_t)
         hold = [[Signal(32, name=f"cmd{t}_w{i}") for i in range(3)] for t in range(T)]
@@ -151,8 +217,15 @@ class Csr(wiring.Component):
 
         cycles = Signal(64)
         cycles_hi_snap = Signal(32)
+        return _Regs(started=started, clear_q=clear_q, hold=hold, fifos=fifos, active=active,
+                     cycles=cycles, cycles_hi_snap=cycles_hi_snap)
 
-        # ---- write channel -------------------------------------------------------------------
+    # ---- write channel -----------------------------------------------------------------------
+    def _write_channel(self, m, bus) -> _WriteChannel:
+        """AW / W holding registers and the B response register. ``awready`` / ``wready`` are high
+        while the respective holding register is empty; ``do_write`` (combinational) is high when
+        both are held and no B response is pending; ``bvalid`` stays until ``bready``. Also the
+        strobe as a byte mask and the masked write data."""
         aw_full = Signal()
         aw_addr = Signal(ADDR_BITS)
         w_full = Signal()
@@ -179,7 +252,29 @@ class Csr(wiring.Component):
         m.d.comb += bytemask.eq(Cat(*[w_strb[i].replicate(8) for i in range(4)]))
         wmasked = Signal(32)
         m.d.comb += wmasked.eq(w_data & bytemask)
+        return _WriteChannel(aw_full=aw_full, aw_addr=aw_addr, w_full=w_full, b_valid=b_valid,
+                             b_resp=b_resp, do_write=do_write, bytemask=bytemask, wmasked=wmasked)
 
+    def _ro_words(self) -> list[int]:
+        """Word addresses of the read-only registers (write -> SLVERR): every mapped address that
+        :meth:`_write_decode` does not handle."""
+        ro_words = [_word(REG[r]) for r in ("ID", "CONFIG", "ACTIVE", "CYCLES_HI", "FLUSH_ERRORS",
+                                            "NOC_LINK_FLITS", "NOC_EJECT_FLITS", "NOC_ERRORS",
+                                            "MCAST_PACKETS", "L2_RESP_FLITS")]
+        for t in range(self.tiles):
+            ro_words += [_word(tile_reg(t, r)) for r in ("STATUS", "QUEUE", "BUSY_CYCLES", "LOADS", "STORES",
+                                                         "MATMULS")]
+        for s in range(self.slices):
+            ro_words += [_word(slice_reg(s, i)) for i in range(len(L2_COUNTERS))]
+        return ro_words
+
+    def _write_decode(self, m, wc: _WriteChannel, regs: _Regs) -> _WriteDecode:
+        """Decodes the held AW address (combinational): the response and the per-register strobes
+        taken by :meth:`_write_commit`. Writes the CMD0..2 holding registers and FLUSH directly (at
+        the ``do_write`` edge), and drives ``flush`` / ``flush_op``: ``flush`` and the ``clear_t``
+        pulses are one-cycle pulses, cleared every cycle unless set here or by the commit."""
+        T = self.tiles
+        do_write, wmasked = wc.do_write, wc.wmasked
         wresp = Signal(2)
         flush_q = Signal()
         flush_op_q = Signal()
@@ -188,60 +283,65 @@ class Csr(wiring.Component):
         push = Signal(T)
         cycles_clear = Signal()
         m.d.comb += [self.flush.eq(flush_q), self.flush_op.eq(flush_op_q)]
-        m.d.sync += [flush_q.eq(0), clear_q.eq(0)]    # pulses; set below for one cycle
+        m.d.sync += [flush_q.eq(0), regs.clear_q.eq(0)]    # pulses; set below for one cycle
 
-        # Read-only addresses (write -> SLVERR): every mapped address not handled below.
-        ro_words = [word(REG[r]) for r in ("ID", "CONFIG", "ACTIVE", "CYCLES_HI", "FLUSH_ERRORS",
-                                           "NOC_LINK_FLITS", "NOC_EJECT_FLITS", "NOC_ERRORS", "MCAST_PACKETS",
-                                           "L2_RESP_FLITS")]
-        for t in range(T):
-            ro_words += [word(tile_reg(t, r)) for r in ("STATUS", "QUEUE", "BUSY_CYCLES", "LOADS", "STORES",
-                                                        "MATMULS")]
-        for s in range(self.slices):
-            ro_words += [word(slice_reg(s, i)) for i in range(len(L2_COUNTERS))]
-
-        with m.Switch(aw_addr[2:]):
-            with m.Case(word(REG["START"])):
+        ro_words = self._ro_words()
+        with m.Switch(wc.aw_addr[2:]):
+            with m.Case(_word(REG["START"])):
                 m.d.comb += [wresp.eq(AXI_RESP_OKAY), start_set.eq(wmasked[:T])]
-            with m.Case(word(REG["CYCLES_LO"])):
+            with m.Case(_word(REG["CYCLES_LO"])):
                 m.d.comb += [wresp.eq(AXI_RESP_OKAY), cycles_clear.eq(1)]
-            with m.Case(word(REG["FLUSH"])):
+            with m.Case(_word(REG["FLUSH"])):
                 m.d.comb += wresp.eq(AXI_RESP_OKAY)
                 with m.If(do_write & wmasked[0]):
                     m.d.sync += [flush_q.eq(1), flush_op_q.eq(wmasked[1])]
             for t in range(T):
+                hold = regs.hold[t]
                 for i in range(3):
-                    with m.Case(word(tile_reg(t, 4 * i))):
+                    with m.Case(_word(tile_reg(t, 4 * i))):
                         m.d.comb += wresp.eq(AXI_RESP_OKAY)
                         with m.If(do_write):
-                            m.d.sync += hold[t][i].eq((hold[t][i] & ~bytemask) | wmasked)
-                with m.Case(word(tile_reg(t, "CMD3"))):
+                            m.d.sync += hold[i].eq((hold[i] & ~wc.bytemask) | wmasked)
+                with m.Case(_word(tile_reg(t, "CMD3"))):
                     m.d.comb += [
                         push[t].eq(1),
-                        wresp.eq(Mux(fifos[t].w_rdy, AXI_RESP_OKAY, AXI_RESP_SLVERR)),
+                        wresp.eq(Mux(regs.fifos[t].w_rdy, AXI_RESP_OKAY, AXI_RESP_SLVERR)),
                     ]
-                with m.Case(word(tile_reg(t, "CONTROL"))):
+                with m.Case(_word(tile_reg(t, "CONTROL"))):
                     m.d.comb += [wresp.eq(AXI_RESP_OKAY), clear_next[t].eq(wmasked[0])]
             with m.Case(*ro_words):
                 m.d.comb += wresp.eq(AXI_RESP_SLVERR)
             with m.Default():
                 m.d.comb += wresp.eq(AXI_RESP_DECERR)
+        return _WriteDecode(wresp=wresp, clear_next=clear_next, start_set=start_set, push=push,
+                            cycles_clear=cycles_clear)
 
-        for t in range(T):
+    def _write_commit(self, m, wc: _WriteChannel, dec: _WriteDecode, regs: _Regs):
+        """The cycle a write takes effect (``do_write``): CMD3 pushes ``{CMD3, CMD2, CMD1, CMD0}``
+        into the tile's queue, the AW / W registers empty, the B response is registered (``bvalid``
+        the next cycle), START / CONTROL update ``started`` and the ``clear_t`` pulses (next cycle).
+        Also the CYCLES counter: cleared by a CYCLES_LO write, else +1 per cycle with ACTIVE != 0."""
+        started, cycles, do_write = regs.started, regs.cycles, wc.do_write
+        for t in range(self.tiles):
+            hold = regs.hold[t]
             m.d.comb += [
-                fifos[t].w_en.eq(do_write & push[t]),
-                fifos[t].w_data.eq(Cat(hold[t][0], hold[t][1], hold[t][2], wmasked)),
+                regs.fifos[t].w_en.eq(do_write & dec.push[t]),
+                regs.fifos[t].w_data.eq(Cat(hold[0], hold[1], hold[2], wc.wmasked)),
             ]
 
         with m.If(do_write):
-            m.d.sync += [aw_full.eq(0), w_full.eq(0), b_valid.eq(1), b_resp.eq(wresp), clear_q.eq(clear_next)]
-        m.d.sync += started.eq(Mux(do_write, (started | start_set) & ~clear_next, started))
-        with m.If(do_write & cycles_clear):
+            m.d.sync += [wc.aw_full.eq(0), wc.w_full.eq(0), wc.b_valid.eq(1), wc.b_resp.eq(dec.wresp),
+                         regs.clear_q.eq(dec.clear_next)]
+        m.d.sync += started.eq(Mux(do_write, (started | dec.start_set) & ~dec.clear_next, started))
+        with m.If(do_write & dec.cycles_clear):
             m.d.sync += cycles.eq(0)
-        with m.Elif(active.any()):
+        with m.Elif(regs.active.any()):
             m.d.sync += cycles.eq(cycles + 1)
 
-        # ---- read channel --------------------------------------------------------------------
+    # ---- read channel ------------------------------------------------------------------------
+    def _read_channel(self, m, bus) -> _ReadChannel:
+        """AR holding register and the R response registers: ``arready`` is high while no read is in
+        progress (AR empty and no R pending); ``rvalid`` stays until ``rready``."""
         ar_full = Signal()
         ar_addr = Signal(ADDR_BITS)
         r_valid = Signal()
@@ -257,17 +357,19 @@ class Csr(wiring.Component):
             m.d.sync += [ar_full.eq(1), ar_addr.eq(bus.araddr)]
         with m.If(r_valid & bus.rready):
             m.d.sync += r_valid.eq(0)
+        return _ReadChannel(ar_full=ar_full, ar_addr=ar_addr, r_valid=r_valid, r_data=r_data, r_resp=r_resp)
 
-        rd_value = Signal(32)
-        rd_resp = Signal(2)
-        rd_cycles_lo = Signal()
+    def _read_map(self, m, regs: _Regs):
+        """The readable registers as ``(byte address, value)`` pairs and the word addresses of the
+        write-only ones (read -> SLVERR). Drives the per-queue free / used levels (combinational)."""
+        T = self.tiles
         reads: list[tuple[int, object]] = [
             (REG["ID"], Const(ID_VALUE, 32)),
             (REG["CONFIG"], Const(self.config_word(), 32)),
-            (REG["START"], started),
-            (REG["ACTIVE"], active),
-            (REG["CYCLES_LO"], cycles[:32]),
-            (REG["CYCLES_HI"], cycles_hi_snap),
+            (REG["START"], regs.started),
+            (REG["ACTIVE"], regs.active),
+            (REG["CYCLES_LO"], regs.cycles[:32]),
+            (REG["CYCLES_HI"], regs.cycles_hi_snap),
             (REG["FLUSH"], self.flush_busy),
             (REG["FLUSH_ERRORS"], self.flush_errors),
         ]
@@ -277,7 +379,7 @@ class Csr(wiring.Component):
         used = [Signal(16, name=f"queue{t}_used") for t in range(T)]
         for t in range(T):
             status = getattr(self, f"status_{t}")
-            level = fifos[t].level
+            level = regs.fifos[t].level
             m.d.comb += [free[t].eq(self.depth - level), used[t].eq(level)]
             reads += [
                 (tile_reg(t, "STATUS"), Cat(status.state.as_value(), Const(0, 2), status.error.as_value(),
@@ -285,14 +387,24 @@ class Csr(wiring.Component):
                 (tile_reg(t, "QUEUE"), Cat(free[t], used[t])),
             ]
             reads += [(tile_reg(t, n.upper()), getattr(self, f"{n}_{t}")) for n in TILE_COUNTERS]
-            wo_words += [word(tile_reg(t, r)) for r in ("CMD0", "CMD1", "CMD2", "CMD3", "CONTROL")]
+            wo_words += [_word(tile_reg(t, r)) for r in ("CMD0", "CMD1", "CMD2", "CMD3", "CONTROL")]
         for s in range(self.slices):
             ctr = getattr(self, f"l2_counters_{s}")
             reads += [(slice_reg(s, i), getattr(ctr, n)) for i, n in enumerate(L2_COUNTERS)]
+        return reads, wo_words
 
-        with m.Switch(ar_addr[2:]):
+    def _read_decode(self, m, rc: _ReadChannel, regs: _Regs):
+        """Decodes the held AR address (combinational) and registers value and response into R in the
+        cycle after the AR handshake (so ``rvalid`` rises two cycles after it). A read of CYCLES_LO
+        snapshots the high word of CYCLES in the same edge."""
+        rd_value = Signal(32)
+        rd_resp = Signal(2)
+        rd_cycles_lo = Signal()
+        reads, wo_words = self._read_map(m, regs)
+
+        with m.Switch(rc.ar_addr[2:]):
             for addr, value in reads:
-                with m.Case(word(addr)):
+                with m.Case(_word(addr)):
                     m.d.comb += [rd_value.eq(value), rd_resp.eq(AXI_RESP_OKAY)]
                     if addr == REG["CYCLES_LO"]:
                         m.d.comb += rd_cycles_lo.eq(1)
@@ -301,8 +413,7 @@ class Csr(wiring.Component):
             with m.Default():
                 m.d.comb += [rd_value.eq(0), rd_resp.eq(AXI_RESP_DECERR)]
 
-        with m.If(ar_full):
-            m.d.sync += [ar_full.eq(0), r_valid.eq(1), r_data.eq(rd_value), r_resp.eq(rd_resp)]
+        with m.If(rc.ar_full):
+            m.d.sync += [rc.ar_full.eq(0), rc.r_valid.eq(1), rc.r_data.eq(rd_value), rc.r_resp.eq(rd_resp)]
             with m.If(rd_cycles_lo):
-                m.d.sync += cycles_hi_snap.eq(cycles[32:])
-        return m
+                m.d.sync += regs.cycles_hi_snap.eq(regs.cycles[32:])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -33,6 +35,43 @@ class _Step(enum.Enum, shape=3):
     CHECK = 2   # comparing them with the limits: the error code
     ISSUE = 3   # offering its descriptor / waiting for its BARRIER, SYNC or END condition
     STOP = 4    # DONE or ERROR, until ``clear``
+
+
+@dataclass
+class _Control:
+    """The instruction register and the control registers, shared by the parts of the sequencer."""
+    instr: Signal   # the word being checked / issued
+    step: Signal    # _Step
+    state: Signal   # State, as reported in ``status``
+    error: Signal   # ErrorCode, as reported in ``status``
+    pc: Signal      # index of the word in ``instr`` since the last clear
+
+
+@dataclass
+class _Pitches:
+    """Row pitches in bytes of the word in ``instr`` (registered as it is taken from ``cmd``)."""
+    x: Signal       # LOAD / STORE rows
+    a: Signal       # MATMUL A rows
+    b: Signal       # MATMUL B rows
+    acc: Signal     # MATMUL accumulator rows
+
+
+@dataclass
+class _Sizes:
+    """Products of the word in ``instr``, registered in SIZE."""
+    x_span: Signal      # (rows - 1) * stride
+    x_extent: Signal    # rows * pitch
+    a: Signal           # k * A pitch
+    b: Signal           # k * B pitch
+    d: Signal           # m * accumulator pitch
+
+
+@dataclass
+class _Counts:
+    """Outstanding descriptors per class."""
+    load: Signal
+    store: Signal
+    matmul: Signal
 
 
 class Sequencer(wiring.Component):
@@ -105,55 +144,88 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, tile = self.cfg, self.cfg.tile
-        wb = tile.word_bytes
-        lsb = (wb - 1).bit_length()          # address bits below a word
-
         instr = Signal(INSTRUCTION)
         step = Signal(_Step)
         state = Signal(State)
         error = Signal(ErrorCode)
         pc = Signal(16)
-        op = instr.header.opcode
+        ctl = _Control(instr, step, state, error, pc)
+        is_sync = instr.header.opcode == Opcode.SYNC
 
-        def roundup(x):
-            """``x`` rounded up to a whole word (``x`` a value in bytes)."""
-            return ((x + (wb - 1)) >> lsb) << lsb
+        known, reserved = self._decode(m, instr)
+        pitches = self._pitches(m)
+        sizes = self._sizes(m, ctl, pitches)
+        code = self._error_code(m, instr, known, reserved, sizes, is_sync)
+        in_rect = self._descriptors(m, instr, pitches)
+        counts = _Counts(load=self._outstanding(m, "load", self.load, self.load_done),
+                         store=self._outstanding(m, "store", self.store, self.store_done),
+                         matmul=self._outstanding(m, "matmul", self.matmul, self.matmul_done))
+        sync_count, synced = self._sync_wait(m, in_rect)
+        retire = self._issue(m, ctl, counts, synced)
+        self._advance(m, ctl, retire, code, is_sync, sync_count)
+        return m
 
-        def misaligned(*values):
-            return Cat(*(v[:lsb] for v in values)).any()
+    # ---- helpers on byte values -----------------------------------------------------------------
+    def _roundup(self, x):
+        """``x`` rounded up to a whole word (``x`` a value in bytes)."""
+        wb = self.cfg.tile.word_bytes
+        lsb = (wb - 1).bit_length()          # address bits below a word
+        return ((x + (wb - 1)) >> lsb) << lsb
 
-        # ---- CHECK: the error code of the word in ``instr`` (docs/isa.md order) ----------------
-        x, mm = instr.xfer, instr.matmul
-        is_load, is_store = op == Opcode.LOAD, op == Opcode.STORE
+    def _misaligned(self, *values):
+        """True if any of ``values`` (byte addresses or sizes) is not a whole number of words."""
+        lsb = (self.cfg.tile.word_bytes - 1).bit_length()
+        return Cat(*(v[:lsb] for v in values)).any()
+
+    # ---- CHECK: the error code of the word in ``instr`` (docs/isa.md order) --------------------
+    def _decode(self, m, instr):
+        """Opcode decode of ``instr``: ``known`` (a defined opcode) and ``reserved`` (a reserved bit of
+        its format is set). Combinational."""
         known = Signal()
         reserved = Signal()
-        with m.Switch(op):
+        with m.Switch(instr.header.opcode):
             for opcode, layout in FORMATS.items():
                 with m.Case(opcode):
                     m.d.comb += [known.eq(1), reserved.eq((instr.raw & reserved_mask(layout)).any())]
+        return known, reserved
 
-        # Row pitches: computed from the word as it is taken, kept beside it.
+    def _pitches(self, m) -> _Pitches:
+        """Row pitches (bytes, rounded up to a word) of the word on ``cmd``: registered in the cycle
+        it is taken, so they are valid from SIZE on and kept beside ``instr`` until the next word."""
         word = self.cmd.payload
         x_pitch = Signal(PITCH_BITS)
         a_pitch, b_pitch, acc_pitch = Signal(PITCH_BITS), Signal(PITCH_BITS), Signal(PITCH_BITS)
         w_bf16 = word.matmul.dtype == Dtype.BF16
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [
-                x_pitch.eq(roundup(word.xfer.row_bytes)),
-                a_pitch.eq(roundup(Mux(w_bf16, word.matmul.m << 1, word.matmul.m))),
-                b_pitch.eq(roundup(Mux(w_bf16, word.matmul.n << 1, word.matmul.n))),
-                acc_pitch.eq(roundup(word.matmul.n * ACC_BYTES)),
+                x_pitch.eq(self._roundup(word.xfer.row_bytes)),
+                a_pitch.eq(self._roundup(Mux(w_bf16, word.matmul.m << 1, word.matmul.m))),
+                b_pitch.eq(self._roundup(Mux(w_bf16, word.matmul.n << 1, word.matmul.n))),
+                acc_pitch.eq(self._roundup(word.matmul.n * ACC_BYTES)),
             ]
-        # SIZE: the products, registered.
+        return _Pitches(x=x_pitch, a=a_pitch, b=b_pitch, acc=acc_pitch)
+
+    def _sizes(self, m, ctl: _Control, pitches: _Pitches) -> _Sizes:
+        """SIZE: the extents of the regions of ``instr`` (one multiplier each), registered in the
+        SIZE cycle and read by the checks in CHECK."""
+        x, mm = ctl.instr.xfer, ctl.instr.matmul
         x_span = Signal(36)     # (rows - 1) * stride
         x_extent = Signal(31)   # rows * pitch
         a_size, b_size, d_size = Signal(35), Signal(35), Signal(35)
-        with m.If(step == _Step.SIZE):
+        with m.If(ctl.step == _Step.SIZE):
             m.d.sync += [
-                x_span.eq((x.rows - 1) * x.stride), x_extent.eq(x.rows * x_pitch),
-                a_size.eq(mm.k * a_pitch), b_size.eq(mm.k * b_pitch), d_size.eq(mm.m * acc_pitch),
+                x_span.eq((x.rows - 1) * x.stride), x_extent.eq(x.rows * pitches.x),
+                a_size.eq(mm.k * pitches.a), b_size.eq(mm.k * pitches.b), d_size.eq(mm.m * pitches.acc),
             ]
+        return _Sizes(x_span=x_span, x_extent=x_extent, a=a_size, b=b_size, d=d_size)
+
+    def _error_code(self, m, instr, known, reserved, sizes: _Sizes, is_sync):
+        """``code``: the error code of ``instr`` (``ErrorCode.NONE`` if it passes), the first failing
+        check in docs/isa.md order. Combinational from ``instr`` and ``sizes``; valid in CHECK."""
+        cfg, tile = self.cfg, self.cfg.tile
+        x, mm = instr.xfer, instr.matmul
+        op = instr.header.opcode
+        is_load, is_store = op == Opcode.LOAD, op == Opcode.STORE
         group = Cat(x.x0, x.y0, x.x1, x.y1)
         x_field = ((is_load & (x.mode.as_value() == 3))
                    | (is_store & ((x.mode != Mode.LOCAL) | (x.space != Space.ACC)))
@@ -161,23 +233,23 @@ class Sequencer(wiring.Component):
         bad_rect = (x.x0 > x.x1) | (x.y0 > x.y1) | (x.x1 >= cfg.noc.width) | (x.y1 >= cfg.noc.height)
         x_group = (x.mode != Mode.LOCAL) & bad_rect
         x_size = (x.rows == 0) | (x.row_bytes == 0)
-        x_align = misaligned(x.local_addr, x.mem_addr, x.stride) | (
+        x_align = self._misaligned(x.local_addr, x.mem_addr, x.stride) | (
             (x.space == Space.ACC) & x.row_bytes[:2].any())
-        x_mem_end = x.mem_addr + x_span + x.row_bytes
+        x_mem_end = x.mem_addr + sizes.x_span + x.row_bytes
         x_range = x_mem_end > (1 << cfg.cache.addr_bits)
-        x_top = x.local_addr + x_extent
+        x_top = x.local_addr + sizes.x_extent
         x_sp = (x.space == Space.SP) & (x_top > tile.scratchpad_bytes)
         x_acc = (x.space == Space.ACC) & (x_top > tile.accumulator_bytes)
 
         m_field = mm.dtype.as_value() > Dtype.INT8.value
         m_size = ((mm.m == 0) | (mm.n == 0) | (mm.k == 0) | (mm.m > cfg.tensor.max_m)
                   | (mm.n > cfg.tensor.max_n) | (mm.k > cfg.tensor.max_k))
-        m_align = misaligned(mm.a_addr, mm.b_addr, mm.acc_addr)
-        m_sp = (mm.a_addr + a_size > tile.scratchpad_bytes) | (mm.b_addr + b_size > tile.scratchpad_bytes)
-        m_acc = mm.acc_addr + d_size > tile.accumulator_bytes
+        m_align = self._misaligned(mm.a_addr, mm.b_addr, mm.acc_addr)
+        m_sp = (mm.a_addr + sizes.a > tile.scratchpad_bytes) | (mm.b_addr + sizes.b > tile.scratchpad_bytes)
+        m_acc = mm.acc_addr + sizes.d > tile.accumulator_bytes
 
         code = Signal(ErrorCode)
-        is_xfer, is_mm, is_sync = is_load | is_store, op == Opcode.MATMUL, op == Opcode.SYNC
+        is_xfer, is_mm = is_load | is_store, op == Opcode.MATMUL
         checks = [
             (~known, ErrorCode.ILLEGAL_OPCODE),
             (reserved | (is_xfer & x_field) | (is_mm & m_field), ErrorCode.BAD_FIELD),
@@ -191,9 +263,15 @@ class Sequencer(wiring.Component):
         for cond, value in reversed(checks):     # the first failing check wins
             with m.If(cond):
                 m.d.comb += code.eq(value)
+        return code
 
-        # ---- descriptors (combinational from ``instr``; offered in ISSUE) -----------------------
-        # The rectangle x0..x1 x y0..y1 as a node mask (SEND/RECV group, or SYNC group: same bits).
+    # ---- descriptors (combinational from ``instr``; offered in ISSUE) ---------------------------
+    def _descriptors(self, m, instr, pitches: _Pitches):
+        """Drives the ``load``, ``store`` and ``matmul`` payloads from ``instr`` and ``pitches``
+        (combinational; ``valid`` is driven by :meth:`_issue`). Returns ``in_rect``, the rectangle
+        x0..x1 x y0..y1 as a node mask (SEND/RECV group, or SYNC group: same bits)."""
+        cfg = self.cfg
+        x, mm = instr.xfer, instr.matmul
         in_rect = Signal(cfg.noc.nodes)
         for node in range(cfg.noc.nodes):
             nx, ny = node % cfg.noc.width, node // cfg.noc.width
@@ -203,7 +281,7 @@ class Sequencer(wiring.Component):
         for port in (self.load, self.store):
             p = port.payload
             m.d.comb += [
-                p.mode.eq(x.mode), p.space.eq(x.space), p.local_addr.eq(x.local_addr), p.pitch.eq(x_pitch),
+                p.mode.eq(x.mode), p.space.eq(x.space), p.local_addr.eq(x.local_addr), p.pitch.eq(pitches.x),
                 p.mem_addr.eq(x.mem_addr), p.stride.eq(x.stride), p.rows.eq(x.rows),
                 p.row_bytes.eq(x.row_bytes), p.dest.eq(dest),
             ]
@@ -211,26 +289,30 @@ class Sequencer(wiring.Component):
         m.d.comb += [
             q.dtype.eq(mm.dtype), q.accumulate.eq(mm.accumulate), q.m.eq(mm.m), q.n.eq(mm.n), q.k.eq(mm.k),
             q.a_addr.eq(mm.a_addr), q.b_addr.eq(mm.b_addr), q.acc_addr.eq(mm.acc_addr),
-            q.a_pitch.eq(a_pitch), q.b_pitch.eq(b_pitch), q.acc_pitch.eq(acc_pitch),
+            q.a_pitch.eq(pitches.a), q.b_pitch.eq(pitches.b), q.acc_pitch.eq(pitches.acc),
         ]
+        return in_rect
 
-        # ---- outstanding counts, one per class --------------------------------------------------
-        def outstanding(name, port, done):
-            count = Signal(range(tile.max_outstanding + 1), name=f"{name}_outstanding")
-            issued = port.valid & port.ready
-            retired = done & (count != 0)
-            with m.If(issued & ~retired):
-                m.d.sync += count.eq(count + 1)
-            with m.Elif(retired & ~issued):
-                m.d.sync += count.eq(count - 1)
-            return count
+    # ---- outstanding counts, one per class ------------------------------------------------------
+    def _outstanding(self, m, name, port, done):
+        """``{name}_outstanding``: descriptors of one class taken by ``port`` and not yet completed
+        (a ``done`` pulse). Registered: +1 in the cycle of the handshake, -1 in the cycle of the pulse
+        (a pulse with the count at 0 is ignored); both in one cycle leave it unchanged."""
+        count = Signal(range(self.cfg.tile.max_outstanding + 1), name=f"{name}_outstanding")
+        issued = port.valid & port.ready
+        retired = done & (count != 0)
+        with m.If(issued & ~retired):
+            m.d.sync += count.eq(count + 1)
+        with m.Elif(retired & ~issued):
+            m.d.sync += count.eq(count - 1)
+        return count
 
-        n_load = outstanding("load", self.load, self.load_done)
-        n_store = outstanding("store", self.store, self.store_done)
-        n_mm = outstanding("matmul", self.matmul, self.matmul_done)
-        room = tile.max_outstanding
-
-        # ---- SYNC: own count, and whether every tile of the rectangle has caught up -------------
+    # ---- SYNC: own count, and whether every tile of the rectangle has caught up -----------------
+    def _sync_wait(self, m, in_rect):
+        """Own SYNC count (the register behind the ``sync_count`` port; updated by :meth:`_advance`)
+        and ``synced``: no tile of ``in_rect`` has executed fewer SYNCs than this one, combinational
+        on this cycle's ``sync_counts``."""
+        cfg = self.cfg
         sync_count = Signal(SYNC_COUNT_BITS)
         behind = Signal(cfg.noc.nodes)          # tile t has executed fewer SYNCs than this one
         for node in range(cfg.noc.nodes):
@@ -239,12 +321,21 @@ class Sequencer(wiring.Component):
             m.d.comb += [diff.eq(theirs - sync_count), behind[node].eq(diff[-1])]
         synced = ~(behind & in_rect).any()
         m.d.comb += self.sync_count.eq(sync_count)
+        return sync_count, synced
 
-        # ---- the instruction loop --------------------------------------------------------------
+    # ---- the instruction loop -------------------------------------------------------------------
+    def _issue(self, m, ctl: _Control, counts: _Counts, synced):
+        """ISSUE: offers the descriptor of ``instr`` (``valid`` held back while ``max_outstanding``
+        of its class are outstanding; it depends on state only, never on ``ready``) or waits for the
+        BARRIER / SYNC / END condition. Returns ``retire``: the instruction completes in this cycle
+        (a descriptor handshake, or the condition met; combinational). END does not retire: when
+        nothing is outstanding it moves to STOP / DONE at the next edge."""
+        room = self.cfg.tile.max_outstanding
+        n_load, n_store, n_mm = counts.load, counts.store, counts.matmul
         retire = Signal()      # the instruction in ISSUE completes in this cycle
-        bar = instr.barrier
-        with m.If(step == _Step.ISSUE):
-            with m.Switch(op):
+        bar = ctl.instr.barrier
+        with m.If(ctl.step == _Step.ISSUE):
+            with m.Switch(ctl.instr.header.opcode):
                 with m.Case(Opcode.LOAD):
                     m.d.comb += [self.load.valid.eq(n_load < room),
                                  retire.eq(self.load.valid & self.load.ready)]
@@ -261,14 +352,22 @@ class Sequencer(wiring.Component):
                     m.d.comb += retire.eq(synced)
                 with m.Case(Opcode.END):
                     with m.If((n_load == 0) & (n_store == 0) & (n_mm == 0)):
-                        m.d.sync += [step.eq(_Step.STOP), state.eq(State.DONE)]
+                        m.d.sync += [ctl.step.eq(_Step.STOP), ctl.state.eq(State.DONE)]
+        return retire
 
+    def _advance(self, m, ctl: _Control, retire, code, is_sync, sync_count):
+        """The step / state / pc registers: ``cmd.ready`` (high in FETCH and in a retiring cycle,
+        unless stopping), FETCH -> SIZE -> CHECK -> ISSUE (or STOP with the error code), the SYNC
+        count, ``clear`` and ``fault``, and the ``status`` port. One step per cycle. Priority (later
+        wins): the step sequence, then ``clear``, then ``fault`` (a fault with ``clear`` in the same
+        cycle still stops with FAULT; pc and ``sync_count`` are cleared)."""
+        step, state, error, pc = ctl.step, ctl.state, ctl.error, ctl.pc
         stopping = self.clear | (self.fault & (state != State.ERROR))
         m.d.comb += self.cmd.ready.eq(((step == _Step.FETCH) | retire) & ~stopping)
         with m.If(retire):
             m.d.sync += [pc.eq(pc + 1), step.eq(_Step.FETCH)]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [instr.eq(self.cmd.payload), step.eq(_Step.SIZE), state.eq(State.RUN)]
+            m.d.sync += [ctl.instr.eq(self.cmd.payload), step.eq(_Step.SIZE), state.eq(State.RUN)]
         with m.If(step == _Step.SIZE):
             m.d.sync += step.eq(_Step.CHECK)
         with m.If(step == _Step.CHECK):
@@ -289,4 +388,3 @@ class Sequencer(wiring.Component):
                 m.d.sync += sync_count.eq(sync_count)
 
         m.d.comb += [self.status.state.eq(state), self.status.error.eq(error), self.status.pc.eq(pc)]
-        return m
