@@ -53,6 +53,9 @@ class AxiBram(wiring.Component):
         self.data_bytes, self.addr_bits, self.id_bits = data_bytes, addr_bits, id_bits
         self.memory_bytes = memory_bytes
         self.depth = memory_bytes // data_bytes
+        self._shift = (data_bytes - 1).bit_length()              # byte address -> word index
+        self._word_bits = max(1, (self.depth - 1).bit_length())
+        self._lane_bits = max(0, self._shift - 2)                # 32-bit lanes in a word
         self.axi_fields = axi4_fields(addr_bits, 8 * data_bytes, id_bits)
         self.host_fields = axil_fields(32, 32)
         super().__init__({
@@ -63,28 +66,48 @@ class AxiBram(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        db = self.data_bytes
-        shift = (db - 1).bit_length()
-        word_bits = max(1, (self.depth - 1).bit_length())
-        m.submodules.mem = mem = memory.Memory(shape=unsigned(8 * db), depth=self.depth, init=[])
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(8 * self.data_bytes), depth=self.depth, init=[])
         wp = mem.write_port(granularity=8)
         rp = mem.read_port(domain="sync")
         axi = bus_view(self, "s_axi", self.axi_fields)
         host = bus_view(self, "h_axil", self.host_fields)
+        # The host takes the write / read port this cycle (the AXI side then holds off AW / AR).
+        # Keep the host after the AXI side: its ``rp.addr`` assignment overrides the AXI default.
+        host_w_go = Signal()
+        host_r_go = Signal()
+        w_active, b_valid = self._axi_write(m, axi, wp, host_w_go)
+        r_left, r_valid = self._axi_read(m, axi, rp, host_r_go)
+        self._host_write(m, host, wp, host_w_go, w_active, b_valid)
+        self._host_read(m, host, axi, rp, host_r_go, r_left, r_valid)
+        return m
 
-        def in_range(byte_addr, beats):
-            """The burst's last byte is inside the memory (``beats`` = AxLEN + 1)."""
-            last = (byte_addr >> shift) + beats - 1
-            return last < self.depth
+    def _in_range(self, byte_addr, beats):
+        """The burst's last byte is inside the memory (``beats`` = AxLEN + 1)."""
+        last = (byte_addr >> self._shift) + beats - 1
+        return last < self.depth
 
-        # ---- AXI4 write: AW -> W beats -> B --------------------------------------------------
+    def _host_decode(self, addr):
+        """(in the memory, word index, 32-bit lane in the word) of a host byte address."""
+        shift = self._shift
+        off = addr[:31]
+        lane = off[2:shift] if self._lane_bits else Const(0, 1)
+        return addr[31] & (off < self.memory_bytes), off[shift:shift + self._word_bits], lane
+
+    def _axi_write(self, m, axi, wp, host_w_go):
+        """AXI4 write: AW -> W beats -> B. Returns ``(w_active, b_valid)``, the registers that keep
+        the write port (and the next AW) away from the host.
+
+        AW is taken (``awready``) when no burst or B is pending and the host is not writing this
+        cycle. Each W beat is written into memory in the cycle it is accepted (``wready`` while the
+        burst is active, so W is never back-pressured within a burst); an out-of-range burst
+        writes nothing. B is valid the cycle after the last beat and holds until ``bready``.
+        """
         w_active = Signal()
-        w_addr = Signal(word_bits)
+        w_addr = Signal(self._word_bits)
         w_ok = Signal()
         b_valid = Signal()
         b_id = Signal(self.id_bits)
         b_resp = Signal(2)
-        host_w_go = Signal()
         m.d.comb += [
             axi.awready.eq(~w_active & ~b_valid & ~host_w_go),
             axi.wready.eq(w_active),
@@ -95,8 +118,8 @@ class AxiBram(wiring.Component):
         with m.If(axi.awvalid & axi.awready):
             m.d.sync += [
                 w_active.eq(1),
-                w_addr.eq(axi.awaddr >> shift),
-                w_ok.eq(in_range(axi.awaddr, axi.awlen + 1)),
+                w_addr.eq(axi.awaddr >> self._shift),
+                w_ok.eq(self._in_range(axi.awaddr, axi.awlen + 1)),
                 b_id.eq(axi.awid),
             ]
         with m.If(axi.wvalid & axi.wready):
@@ -108,13 +131,19 @@ class AxiBram(wiring.Component):
                              b_resp.eq(Mux(w_ok, AXI_RESP_OKAY, AXI_RESP_DECERR))]
         with m.If(axi.bvalid & axi.bready):
             m.d.sync += b_valid.eq(0)
+        return w_active, b_valid
 
-        # ---- AXI4 read: AR -> R beats, read port held under back-pressure -----------------------
-        # A beat is *issued* (read port enabled at its address) when R is empty or being taken; its
-        # data, id and response appear in R the next cycle. The next burst's AR is taken in the
-        # cycle the previous burst's last beat is issued; the beat takes the old id and response.
+    def _axi_read(self, m, axi, rp, host_r_go):
+        """AXI4 read: AR -> R beats, read port held under back-pressure. Returns ``(r_left, r_valid)``.
+
+        A beat is *issued* (read port enabled at its address) when R is empty or being taken; its
+        data, id and response appear in R the next cycle (latency 1 from issue). Under
+        back-pressure (``rvalid`` and not ``rready``) the read port's enable drops, so R holds
+        without a skid buffer. The next burst's AR is taken in the cycle the previous burst's last
+        beat is issued (the beat takes the old id and response); AR waits while the host reads.
+        """
         r_left = Signal(9)  # beats still to issue
-        r_addr = Signal(word_bits)
+        r_addr = Signal(self._word_bits)
         r_ok = Signal()
         r_id = Signal(self.id_bits)
         r_valid = Signal()
@@ -123,7 +152,6 @@ class AxiBram(wiring.Component):
         r_beat_id = Signal(self.id_bits)
         advance = ~r_valid | axi.rready
         issue = advance & (r_left != 0)
-        host_r_go = Signal()
         m.d.comb += [
             axi.arready.eq(((r_left == 0) | (issue & (r_left == 1))) & ~host_r_go),
             axi.rvalid.eq(r_valid),
@@ -142,13 +170,20 @@ class AxiBram(wiring.Component):
         with m.If(axi.arvalid & axi.arready):
             m.d.sync += [
                 r_left.eq(axi.arlen + 1),
-                r_addr.eq(axi.araddr >> shift),
-                r_ok.eq(in_range(axi.araddr, axi.arlen + 1)),
+                r_addr.eq(axi.araddr >> self._shift),
+                r_ok.eq(self._in_range(axi.araddr, axi.arlen + 1)),
                 r_id.eq(axi.arid),
             ]
+        return r_left, r_valid
 
-        # ---- host port: one 32-bit access at a time, when the AXI side leaves the port free ------
-        lane_bits = max(0, shift - 2)
+    def _host_write(self, m, host, wp, host_w_go, w_active, b_valid):
+        """Host write: AW and W (in either order) -> one 32-bit lane written -> B.
+
+        ``host_w_go`` rises once both AW and W are held and no AXI write burst or B holds the
+        write port; the lane is written in that cycle (nothing if the address is outside the
+        memory: DECERR) and B is valid the next cycle, until ``bready``. A new AW / W is taken only
+        after B is accepted. Latency 2 cycles from AW and W with the port free.
+        """
         h_aw = Signal(32)
         h_aw_seen = Signal()
         h_w_seen = Signal()
@@ -166,31 +201,35 @@ class AxiBram(wiring.Component):
         with m.If(host.wvalid & host.wready):
             m.d.sync += [h_wdata.eq(host.wdata), h_w_seen.eq(1)]
 
-        def host_decode(addr):
-            """(in the memory, word index, 32-bit lane in the word) of a host byte address."""
-            off = addr[:31]
-            lane = off[2:shift] if lane_bits else Const(0, 1)
-            return addr[31] & (off < self.memory_bytes), off[shift:shift + word_bits], lane
-
-        hw_ok, hw_word, hw_lane = host_decode(h_aw)
+        hw_ok, hw_word, hw_lane = self._host_decode(h_aw)
         # The write port is free when no AXI write burst holds it (and no AW is taken this cycle).
         m.d.comb += host_w_go.eq(h_aw_seen & h_w_seen & ~w_active & ~b_valid)
         with m.If(host_w_go):
             with m.If(hw_ok):
-                m.d.comb += [wp.addr.eq(hw_word), wp.data.eq(h_wdata.replicate(db // 4)),
-                             wp.en.eq(Const(0xF, db) << (hw_lane * 4))]
+                m.d.comb += [wp.addr.eq(hw_word), wp.data.eq(h_wdata.replicate(self.data_bytes // 4)),
+                             wp.en.eq(Const(0xF, self.data_bytes) << (hw_lane * 4))]
             m.d.sync += [h_aw_seen.eq(0), h_w_seen.eq(0), h_bvalid.eq(1),
                          h_bresp.eq(Mux(hw_ok, AXI_RESP_OKAY, AXI_RESP_DECERR))]
         with m.If(host.bvalid & host.bready):
             m.d.sync += h_bvalid.eq(0)
 
+    def _host_read(self, m, host, axi, rp, host_r_go, r_left, r_valid):
+        """Host read: AR -> read port -> lane selected into R.
+
+        ``host_r_go`` rises when AR is held and the AXI read side leaves the read port free (no
+        beat to issue or held in R, no AR waiting); the port reads the word that cycle, the lane
+        is registered from its output the next, and R is valid the cycle after, until ``rready``
+        (data 0 and DECERR outside the memory). The next AR is taken after R is accepted.
+        Latency 3 cycles from AR with the port free.
+        """
+        lane_bits = self._lane_bits
         h_ar = Signal(32)
         h_ar_seen = Signal()
         h_r_wait = Signal()  # read port output is the host's word this cycle
         h_rvalid = Signal()
         h_rdata = Signal(32)
         h_rresp = Signal(2)
-        hr_ok, hr_word, hr_lane = host_decode(h_ar)
+        hr_ok, hr_word, hr_lane = self._host_decode(h_ar)
         hr_lane_q = Signal(max(1, lane_bits))
         hr_ok_q = Signal()
         m.d.comb += [
@@ -212,5 +251,3 @@ class AxiBram(wiring.Component):
                          h_rresp.eq(Mux(hr_ok_q, AXI_RESP_OKAY, AXI_RESP_DECERR))]
         with m.If(host.rvalid & host.rready):
             m.d.sync += h_rvalid.eq(0)
-        return m
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -30,6 +32,16 @@ def allowed_turn(src: str, dst: str) -> bool:
     if src in ("w", "e"):
         return dst in (onward, "n", "s")
     return dst == onward
+
+
+class _VcState(NamedTuple):
+    """Signals of one (output, class, VC) of a router (names ``<field>_<output>_c<class>_v<vc>``)."""
+
+    credit: Signal   # free slots in the downstream FIFO (register, reset ``depth``)
+    owned: Signal    # held by a packet between its head and its tail (register)
+    nz: Signal       # a credit is left: a body flit may go
+    free_u: Signal   # unowned and a credit left: a unicast head may go
+    free_m: Signal   # unowned and the downstream FIFO empty: a multicast head may go (cut-through)
 
 
 class Router(wiring.Component):
@@ -99,15 +111,28 @@ class Router(wiring.Component):
         return mask
 
     def elaborate(self, platform):
-        cfg = self.cfg
         m = Module()
-        layout = flit_layout(cfg)
-        ports = self.ports
-        V, D = cfg.vcs, cfg.depth
+        inputs = self._input_buffers(m)
+        self._input_routes(m, inputs)
+        state = self._output_vc_state(m)
+        mc_win = self._multicast_arbiter(m, inputs, state)
+        for o in self.ports:
+            self._output_port(m, o, inputs, state, mc_win)
+        self._input_pops(m, inputs)
+        return m
 
-        # One FIFO per (input port, class, VC): its head flit, route and what is still to send.
-        inputs = []   # dicts: port, cls, vc, fifo, head, want
-        for p in ports:
+    def _input_buffers(self, m: Module) -> list[dict]:
+        """One FIFO of ``depth`` flits per (input port, class, VC), written from the input link.
+
+        Returns one dict per FIFO (``port``, ``cls``, ``vc``, ``fifo`` and ``head``, a view of the
+        FIFO's head flit), in port, class, VC order. A flit is written at the clock edge it
+        arrives; the credit for a slot goes back upstream (combinationally) in the cycle the flit
+        is popped. No back-pressure here: the upstream credits guarantee a free slot.
+        """
+        layout = flit_layout(self.cfg)
+        V, D = self.cfg.vcs, self.cfg.depth
+        inputs = []   # dicts: port, cls, vc, fifo, head
+        for p in self.ports:
             link = getattr(self, f"in_{p}")
             for c in range(CLASSES):
                 for v in range(V):
@@ -120,17 +145,29 @@ class Router(wiring.Component):
                     ]
                     head = data.View(layout, fifo.r_data)
                     inputs.append({"port": p, "cls": c, "vc": v, "fifo": fifo, "head": head})
+        return inputs
 
-        def route_of(head, out: str):
-            if out.startswith("l"):
-                return head.dest[self.node] & (head.port == Const(int(out[1:]), len(head.port)))
-            return (head.dest & self.branch_mask(out)).any()
+    def _route_of(self, head, out: str):
+        """Whether the flit ``head`` (its destination bitmask and port) has a branch through ``out``."""
+        if out.startswith("l"):
+            return head.dest[self.node] & (head.port == Const(int(out[1:]), len(head.port)))
+        return (head.dest & self.branch_mask(out)).any()
 
+    def _input_routes(self, m: Module, inputs: list[dict]):
+        """Each FIFO head's route and the outputs it still wants, added to its ``inputs`` dict.
+
+        Adds ``outs`` (the output ports an XY turn from this input can reach), ``want`` (one bit
+        per ``outs``: the branches the head flit still has to be sent to, zero when the FIFO is
+        empty), ``done`` (branches already taken, a register updated by :meth:`_input_pops`)
+        and an empty ``sent`` list for the outputs' grants. A head flit's route is combinational
+        (same cycle); it is registered in ``route_<i>`` while the head is at the FIFO output and
+        reused by the body flits of the packet.
+        """
         for i, inp in enumerate(inputs):
             head, fifo = inp["head"], inp["fifo"]
-            outs = [o for o in ports if allowed_turn(inp["port"], o)]
+            outs = [o for o in self.ports if allowed_turn(inp["port"], o)]
             route_now = Signal(len(outs), name=f"route_now_{i}")
-            m.d.comb += route_now.eq(Cat(route_of(head, o) for o in outs))
+            m.d.comb += route_now.eq(Cat(self._route_of(head, o) for o in outs))
             route_held = Signal(len(outs), name=f"route_{i}")   # of the packet in progress
             done = Signal(len(outs), name=f"done_{i}")          # branches the head flit already took
             with m.If(fifo.r_rdy & head.head):
@@ -139,11 +176,18 @@ class Router(wiring.Component):
             m.d.comb += want.eq(Mux(fifo.r_rdy, Mux(head.head, route_now, route_held) & ~done, 0))
             inp.update(outs=outs, want=want, done=done, sent=[])
 
-        # Per output and (class, VC): credits, owner, and the three eligibility conditions.
+    def _output_vc_state(self, m: Module) -> dict[tuple[str, int, int], _VcState]:
+        """Per output and (class, VC): credits, owner, and the three eligibility conditions.
+
+        Returns ``{(output, class, vc): _VcState}``. ``credit`` and ``owned`` are registers
+        updated by :meth:`_output_vc_update`; ``nz``, ``free_u`` and ``free_m`` are combinational
+        from them (same cycle).
+        """
+        D = self.cfg.depth
         state = {}
-        for o in ports:
+        for o in self.ports:
             for c in range(CLASSES):
-                for v in range(V):
+                for v in range(self.cfg.vcs):
                     credit = Signal(range(D + 1), init=D, name=f"credit_{o}_c{c}_v{v}")
                     owned = Signal(name=f"owned_{o}_c{c}_v{v}")
                     nz, free_u, free_m = (Signal(name=f"{k}_{o}_c{c}_v{v}")
@@ -153,15 +197,24 @@ class Router(wiring.Component):
                         free_u.eq(~owned & credit.any()),
                         free_m.eq(~owned & (credit == D)),     # empty downstream: cut-through
                     ]
-                    state[o, c, v] = (credit, owned, nz, free_u, free_m)
+                    state[o, c, v] = _VcState(credit, owned, nz, free_u, free_m)
+        return state
 
-        # Multicast heads are granted atomically: all their branches in the same cycle, and only
-        # when every branch's downstream (class, VC) is empty and unowned. One multicast per cycle
-        # per router wins (round-robin); the winner overrides the arbiters of its outputs.
+    def _multicast_arbiter(self, m: Module, inputs: list[dict], state: dict) -> Signal:
+        """Pick at most one multicast head per cycle to send on all its branches at once.
+
+        Multicast heads are granted atomically: all their branches in the same cycle, and only
+        when every branch's downstream (class, VC) is empty and unowned (``free_m``). One
+        multicast per cycle per router wins (round-robin over the input FIFOs, priority advanced
+        at the edge after a win); the winner overrides the arbiters of its outputs. Returns the
+        one-hot winner over ``inputs``, combinational (same cycle as the request). A candidate
+        that is blocked holds no output: it simply requests again the next cycle.
+        """
         mc_cand = []
         for i, inp in enumerate(inputs):
             head, want = inp["head"], inp["want"]
-            all_free = Cat(~want[k] | state[o, inp["cls"], inp["vc"]][4] for k, o in enumerate(inp["outs"]))
+            vcs = [state[o, inp["cls"], inp["vc"]] for o in inp["outs"]]
+            all_free = Cat(~want[k] | vc.free_m for k, vc in enumerate(vcs))
             cand = Signal(name=f"mc_cand_{i}")
             m.d.comb += cand.eq(head.head & head.mcast & want.any() & all_free.all())
             mc_cand.append(cand)
@@ -171,58 +224,94 @@ class Router(wiring.Component):
         m.d.comb += mc_win.eq(round_robin(Cat(mc_cand), mc_prio))
         with m.If(mc_win.any()):
             m.d.sync += mc_prio.eq(after(mc_win, n_in))
+        return mc_win
 
-        for o in ports:
-            link = getattr(self, f"out_{o}")
-            cands = [(i, inp) for i, inp in enumerate(inputs) if o in inp["outs"]]
-            n = len(cands)
-            if n == 0:
-                m.d.comb += link.valid.eq(0)
-                continue
-            want_o = Cat(inp["want"][inp["outs"].index(o)] for _, inp in cands)
-            is_head = Cat(inp["head"].head for _, inp in cands)
-            is_mc = Cat(inp["head"].mcast for _, inp in cands)
-            nz = Cat(state[o, inp["cls"], inp["vc"]][2] for _, inp in cands)
-            free_u = Cat(state[o, inp["cls"], inp["vc"]][3] for _, inp in cands)
-            # Unicast heads need a free credited VC, body flits a credit; multicast heads go only
-            # through the atomic path above.
-            req = Signal(n, name=f"req_{o}")
-            m.d.comb += req.eq(want_o & ((is_head & ~is_mc & free_u) | (~is_head & nz)))
-            mc_here = Signal(n, name=f"mc_here_{o}")
-            m.d.comb += mc_here.eq(Cat(mc_win[i] for i, _ in cands) & want_o)
-            prio = Signal(n, init=(1 << n) - 1, name=f"prio_{o}")
-            rr = Signal(n, name=f"rr_{o}")
-            grant = Signal(n, name=f"grant_{o}")
-            m.d.comb += [rr.eq(round_robin(req, prio)), grant.eq(Mux(mc_here.any(), mc_here, rr))]
-            with m.If(~mc_here.any() & req.any()):
-                m.d.sync += prio.eq(after(rr, n))
-            for k, (_, inp) in enumerate(cands):
-                inp["sent"].append((o, grant[k]))
+    def _output_port(self, m: Module, o: str, inputs: list[dict], state: dict, mc_win: Signal):
+        """Output ``o``: grant one input FIFO, drive the link with its head flit, count the flit.
 
-            sel = Signal(layout, name=f"sel_{o}")
-            m.d.comb += sel.eq(onehot_mux(grant, [inp["head"] for _, inp in cands]))
-            m.d.comb += [link.valid.eq(grant.any()), link.flit.eq(sel)]
-            if not o.startswith("l"):
-                m.d.comb += link.flit.dest.eq(sel.dest & self.branch_mask(o))
-            else:
-                m.d.comb += link.flit.dest.eq(sel.dest & (1 << self.node))
+        The flit goes out in the cycle it is granted (combinational from the FIFO head), with its
+        destination bitmask cut down to the branch behind ``o``. Each grant is recorded in the
+        input's ``sent`` list for :meth:`_input_pops`. An output no input can turn into is tied
+        off (``valid`` 0). ``count_o`` counts the flits sent, registered (one cycle later).
+        """
+        link = getattr(self, f"out_{o}")
+        cands = [(i, inp) for i, inp in enumerate(inputs) if o in inp["outs"]]
+        if not cands:
+            m.d.comb += link.valid.eq(0)
+            return
+        grant = self._output_grant(m, o, cands, state, mc_win)
+        for k, (_, inp) in enumerate(cands):
+            inp["sent"].append((o, grant[k]))
 
-            for c in range(CLASSES):
-                for v in range(V):
-                    credit, owned = state[o, c, v][:2]
-                    send = Signal(name=f"send_{o}_c{c}_v{v}")
-                    m.d.comb += send.eq(link.valid & (sel.cls == c) & (sel.vc == Const(v, len(sel.vc))))
-                    m.d.sync += credit.eq(credit + link.credit[c * V + v] - send)
-                    with m.If(send & sel.head & ~sel.tail):
-                        m.d.sync += owned.eq(1)
-                    with m.If(send & sel.tail):
-                        m.d.sync += owned.eq(0)
+        sel = Signal(flit_layout(self.cfg), name=f"sel_{o}")
+        m.d.comb += sel.eq(onehot_mux(grant, [inp["head"] for _, inp in cands]))
+        m.d.comb += [link.valid.eq(grant.any()), link.flit.eq(sel)]
+        if not o.startswith("l"):
+            m.d.comb += link.flit.dest.eq(sel.dest & self.branch_mask(o))
+        else:
+            m.d.comb += link.flit.dest.eq(sel.dest & (1 << self.node))
 
-            count = getattr(self, f"count_{o}")
-            with m.If(link.valid):
-                m.d.sync += count.eq(count + 1)
+        self._output_vc_update(m, o, link, sel, state)
 
-        # A flit leaves its FIFO once every branch of its route has taken it.
+        count = getattr(self, f"count_{o}")
+        with m.If(link.valid):
+            m.d.sync += count.eq(count + 1)
+
+    def _output_grant(self, m: Module, o: str, cands: list[tuple[int, dict]], state: dict,
+                      mc_win: Signal) -> Signal:
+        """One-hot grant of output ``o`` over ``cands`` (the ``(index, input)`` that can reach it).
+
+        Unicast heads need a free credited VC (``free_u``), body flits a credit (``nz``);
+        multicast heads go only through the atomic path of :meth:`_multicast_arbiter`, whose
+        winner overrides the round-robin here. Combinational (same cycle); the round-robin
+        priority advances at the edge after a unicast/body grant. A request without a credit is
+        back-pressured simply by not being eligible.
+        """
+        n = len(cands)
+        want_o = Cat(inp["want"][inp["outs"].index(o)] for _, inp in cands)
+        is_head = Cat(inp["head"].head for _, inp in cands)
+        is_mc = Cat(inp["head"].mcast for _, inp in cands)
+        nz = Cat(state[o, inp["cls"], inp["vc"]].nz for _, inp in cands)
+        free_u = Cat(state[o, inp["cls"], inp["vc"]].free_u for _, inp in cands)
+        req = Signal(n, name=f"req_{o}")
+        m.d.comb += req.eq(want_o & ((is_head & ~is_mc & free_u) | (~is_head & nz)))
+        mc_here = Signal(n, name=f"mc_here_{o}")
+        m.d.comb += mc_here.eq(Cat(mc_win[i] for i, _ in cands) & want_o)
+        prio = Signal(n, init=(1 << n) - 1, name=f"prio_{o}")
+        rr = Signal(n, name=f"rr_{o}")
+        grant = Signal(n, name=f"grant_{o}")
+        m.d.comb += [rr.eq(round_robin(req, prio)), grant.eq(Mux(mc_here.any(), mc_here, rr))]
+        with m.If(~mc_here.any() & req.any()):
+            m.d.sync += prio.eq(after(rr, n))
+        return grant
+
+    def _output_vc_update(self, m: Module, o: str, link, sel, state: dict):
+        """Credit and owner registers of every (class, VC) of output ``o``, at each clock edge.
+
+        A credit is spent by a flit sent on that (class, VC) and returned by the downstream
+        router's credit pulse; a head that is not also a tail takes ownership, its tail releases
+        it. Both take effect at the edge after the send (the eligibility in :meth:`_output_vc_state`
+        sees them the next cycle).
+        """
+        V = self.cfg.vcs
+        for c in range(CLASSES):
+            for v in range(V):
+                vc = state[o, c, v]
+                send = Signal(name=f"send_{o}_c{c}_v{v}")
+                m.d.comb += send.eq(link.valid & (sel.cls == c) & (sel.vc == Const(v, len(sel.vc))))
+                m.d.sync += vc.credit.eq(vc.credit + link.credit[c * V + v] - send)
+                with m.If(send & sel.head & ~sel.tail):
+                    m.d.sync += vc.owned.eq(1)
+                with m.If(send & sel.tail):
+                    m.d.sync += vc.owned.eq(0)
+
+    def _input_pops(self, m: Module, inputs: list[dict]):
+        """A flit leaves its FIFO once every branch of its route has taken it.
+
+        Pops in the cycle the last outstanding branch is granted (combinational ``r_en``); until
+        then the branches granted so far are remembered in ``done`` (registered) so that they are
+        not sent twice. An empty route pops at once (the flit is discarded).
+        """
         for inp in inputs:
             fifo, want, done = inp["fifo"], inp["want"], inp["done"]
             sent = Cat(dict(inp["sent"]).get(o, Const(0, 1)) for o in inp["outs"])
@@ -233,4 +322,3 @@ class Router(wiring.Component):
                     m.d.sync += done.eq(done | sent)
                 with m.Else():
                     m.d.sync += done.eq(0)
-        return m
