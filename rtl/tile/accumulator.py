@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal
+from dataclasses import dataclass
+
+from amaranth import Cat, Const, Module, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -59,6 +61,47 @@ def acc_core_read_signature(cfg: FabricConfig) -> wiring.Signature:
     })
 
 
+@dataclass(frozen=True)
+class _Geometry:
+    """The banking of an :class:`Accumulator` and its address arithmetic (Python-time constants)."""
+
+    B: int                  # banks
+    W: int                  # word bytes
+    C: int                  # core lanes (tensor cols)
+    wbits: int              # word bits
+    wlog: int               # log2(W)
+    blog: int               # log2(B)
+    row_bits: int           # bits of a bank row address
+    chunks: int             # core rows per word (B == 1 only)
+    clog: int               # log2(chunks)
+    lanes_per_word: int     # core lanes in one bank word
+
+    @classmethod
+    def of(cls, acc: Accumulator) -> _Geometry:
+        """The geometry of ``acc`` (from its config, ``banks`` and ``bank_words``)."""
+        tile, C = acc.cfg.tile, acc.cfg.tensor.cols
+        B, W = acc.banks, tile.word_bytes
+        chunks = max(1, W // (4 * C))
+        return cls(B=B, W=W, C=C, wbits=W * 8, wlog=ceil_log2(W), blog=ceil_log2(B),
+                   row_bits=max(1, ceil_log2(acc.bank_words)), chunks=chunks, clog=ceil_log2(chunks),
+                   lanes_per_word=W // 4 if B > 1 else C)
+
+    def word_bank(self, waddr: Value) -> Value:
+        """The bank of word address ``waddr``."""
+        return waddr[:self.blog] if self.B > 1 else Const(0, 1)
+
+    def word_row(self, waddr: Value) -> Value:
+        """The row (in its bank) of word address ``waddr``."""
+        return waddr[self.blog:self.blog + self.row_bits]
+
+    # ---- core row addressing: word w0 and (B == 1) chunk index
+    def core_split(self, addr: Value) -> tuple[Value, Value]:
+        """A core row's byte ``addr`` -> (its first word address, its chunk in that word)."""
+        w0 = addr[self.wlog:]
+        chunk = addr[self.wlog - self.clog:self.wlog] if self.chunks > 1 else Const(0, 1)
+        return w0, chunk
+
+
 class Accumulator(wiring.Component):
     """``accumulator_bytes`` of SRAM in B = max(1, 4*cols/W) banks of W-byte words.
 
@@ -107,45 +150,38 @@ class Accumulator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        tile, C = self.cfg.tile, self.cfg.tensor.cols
-        B, W = self.banks, tile.word_bytes
-        wbits = W * 8
-        wlog = ceil_log2(W)
-        blog = ceil_log2(B)
-        row_bits = max(1, ceil_log2(self.bank_words))
-        chunks = max(1, W // (4 * C))        # core rows per word (B == 1 only)
-        clog = ceil_log2(chunks)
-        lanes_per_word = W // 4 if B > 1 else C
+        geo = _Geometry.of(self)
 
         mems = []
-        for b in range(B):
-            mem = Memory(shape=wbits, depth=self.bank_words, init=[])
+        for b in range(geo.B):
+            mem = Memory(shape=geo.wbits, depth=self.bank_words, init=[])
             m.submodules[f"bank{b}"] = mem
             w = mem.write_port(granularity=8)
             r = mem.read_port(domain="sync")
             m.d.comb += r.en.eq(0)
             mems.append((w, r))
 
-        def word_bank(waddr):
-            return waddr[:blog] if B > 1 else Const(0, 1)
+        self._writes(m, geo, mems)
+        # ---- reads: core_rd first, then dma_rd on the banks core_rd leaves free
+        core_rbank = self._core_read(m, geo, mems)
+        self._dma_read(m, geo, mems, core_rbank)
+        return m
 
-        def word_row(waddr):
-            return waddr[blog:blog + row_bits]
-
-        # ---- core row addressing: word w0 and (B == 1) chunk index
-        def core_split(addr):
-            w0 = addr[wlog:]
-            chunk = addr[wlog - clog:wlog] if chunks > 1 else Const(0, 1)
-            return w0, chunk
-
-        # ---- writes: core_wr has priority; dma_wr waits if core_wr writes its bank
+    # ---- writes: core_wr has priority; dma_wr waits if core_wr writes its bank
+    def _writes(self, m: Module, geo: _Geometry, mems: list):
+        """The write ports of the banks: a ``core_wr`` row (lane masks -> byte masks, its words
+        rotated onto their banks) or else a ``dma_wr`` word. Combinational into the memories'
+        write ports (written at the clock edge). Back-pressure: ``core_wr`` is always ready;
+        ``dma_wr.ready`` is low when ``core_wr`` writes the bank of its word this cycle."""
+        B, W, C, wbits, blog = geo.B, geo.W, geo.C, geo.wbits, geo.blog
+        row_bits, chunks, lanes_per_word = geo.row_bits, geo.chunks, geo.lanes_per_word
         cw = self.core_wr.payload
-        cw_w0, cw_chunk = core_split(cw.addr)
+        cw_w0, cw_chunk = geo.core_split(cw.addr)
         m.d.comb += self.core_wr.ready.eq(1)
         core_wbank = Signal(B, name="core_wr_bank")    # banks core_wr writes this cycle
         dw = self.dma_wr.payload
         dw_hot = Signal(B, name="dma_wr_bank")
-        m.d.comb += dw_hot.eq(Const(1, B) << word_bank(dw.addr))
+        m.d.comb += dw_hot.eq(Const(1, B) << geo.word_bank(dw.addr))
         for b, (w, _) in enumerate(mems):
             if B > 1:
                 g = Signal(blog, name=f"core_wr_g{b}")          # lane group of this bank
@@ -160,13 +196,13 @@ class Accumulator(wiring.Component):
                                 wlanes.eq(cw.lanes[x * lanes_per_word:(x + 1) * lanes_per_word]),
                             ]
                 waddr = Signal(row_bits, name=f"core_wr_row{b}")
-                m.d.comb += waddr.eq(word_row(cw_w0 + g))
+                m.d.comb += waddr.eq(geo.word_row(cw_w0 + g))
                 bmask = Cat(*[wlanes[j].replicate(4) for j in range(lanes_per_word)])
             else:
                 wdata = Signal(wbits, name="core_wr_data0")
                 m.d.comb += wdata.eq(cw.data.replicate(chunks))
                 waddr = Signal(row_bits, name="core_wr_row0")
-                m.d.comb += waddr.eq(word_row(cw_w0))
+                m.d.comb += waddr.eq(geo.word_row(cw_w0))
                 lane_mask = Cat(*[cw.lanes[j].replicate(4) for j in range(C)])
                 bmask = Signal(W, name="core_wr_mask0")
                 m.d.comb += bmask.eq(lane_mask << (cw_chunk * (4 * C)) if chunks > 1 else lane_mask)
@@ -175,15 +211,18 @@ class Accumulator(wiring.Component):
             with m.If(hit):
                 m.d.comb += [w.addr.eq(waddr), w.data.eq(wdata), w.en.eq(bmask)]
             with m.Elif(self.dma_wr.valid & dw_hot[b]):
-                m.d.comb += [w.addr.eq(word_row(dw.addr)), w.data.eq(dw.data), w.en.eq(dw.mask)]
+                m.d.comb += [w.addr.eq(geo.word_row(dw.addr)), w.data.eq(dw.data), w.en.eq(dw.mask)]
         m.d.comb += self.dma_wr.ready.eq(~(core_wbank & dw_hot).any())
 
-        # ---- reads: core_rd first, then dma_rd on the banks core_rd leaves free
+    def _core_read(self, m: Module, geo: _Geometry, mems: list) -> Signal:
+        """The ``core_rd`` port: reads one word of each bank (B > 1) or one word (B == 1) and, one
+        cycle later, rotates the words into row order (or selects the row's chunk of the word).
+        Latency 1 (response held by :func:`hold_response`); back-pressure: ``req.ready`` while no
+        response is held or the held one is being taken. Returns the banks it reads this cycle."""
+        B, C, blog, chunks, clog = geo.B, geo.C, geo.blog, geo.chunks, geo.clog
         rdata = [r.data for _, r in mems]
-
-        # core_rd
         crp = self.core_rd
-        cr_w0, cr_chunk = core_split(crp.req.payload)
+        cr_w0, cr_chunk = geo.core_split(crp.req.payload)
         cr_free = ~crp.resp.valid | crp.resp.ready
         cr_grant = Signal(name="core_rd_grant")
         m.d.comb += [cr_grant.eq(crp.req.valid & cr_free), crp.req.ready.eq(cr_free)]
@@ -193,10 +232,10 @@ class Accumulator(wiring.Component):
                 g = Signal(blog, name=f"core_rd_g{b}")
                 m.d.comb += g.eq(Const(b, blog) - cr_w0[:blog])
                 with m.If(cr_grant):
-                    m.d.comb += [r.en.eq(1), r.addr.eq(word_row(cr_w0 + g)), core_rbank[b].eq(1)]
+                    m.d.comb += [r.en.eq(1), r.addr.eq(geo.word_row(cr_w0 + g)), core_rbank[b].eq(1)]
             else:
                 with m.If(cr_grant):
-                    m.d.comb += [r.en.eq(1), r.addr.eq(word_row(cr_w0)), core_rbank[b].eq(1)]
+                    m.d.comb += [r.en.eq(1), r.addr.eq(geo.word_row(cr_w0)), core_rbank[b].eq(1)]
         cr_rot = Signal(max(1, blog), name="core_rd_rot")   # bank of the row's first word
         cr_sel = Signal(max(1, clog), name="core_rd_chunk")
         cr_word = Signal(32 * C, name="core_rd_word")
@@ -215,11 +254,18 @@ class Accumulator(wiring.Component):
         else:
             m.d.comb += cr_word.eq(rdata[0])
         hold_response(m, crp.resp, cr_grant, cr_word, "core_rd")
+        return core_rbank
 
-        # dma_rd
+    def _dma_read(self, m: Module, geo: _Geometry, mems: list, core_rbank: Signal):
+        """The ``dma_rd`` port: reads the bank of its word unless ``core_rd`` reads that bank this
+        cycle (``core_rbank``), and selects that bank's output one cycle later. Latency 1
+        (response held by :func:`hold_response`); back-pressure: ``req.ready`` is the grant, high
+        only with ``req.valid``, no held response left untaken and the bank free of ``core_rd``."""
+        B = geo.B
+        rdata = [r.data for _, r in mems]
         drp = self.dma_rd
         dr_hot = Signal(B, name="dma_rd_bank")
-        m.d.comb += dr_hot.eq(Const(1, B) << word_bank(drp.req.payload))
+        m.d.comb += dr_hot.eq(Const(1, B) << geo.word_bank(drp.req.payload))
         dr_free = ~drp.resp.valid | drp.resp.ready
         dr_grant = Signal(name="dma_rd_grant")
         m.d.comb += [
@@ -228,12 +274,12 @@ class Accumulator(wiring.Component):
         ]
         for b, (_, r) in enumerate(mems):
             with m.If(dr_grant & dr_hot[b]):
-                m.d.comb += [r.en.eq(1), r.addr.eq(word_row(drp.req.payload))]
-        dr_sel = Signal(max(1, blog), name="dma_rd_sel")
-        dr_word = Signal(wbits, name="dma_rd_word")
+                m.d.comb += [r.en.eq(1), r.addr.eq(geo.word_row(drp.req.payload))]
+        dr_sel = Signal(max(1, geo.blog), name="dma_rd_sel")
+        dr_word = Signal(geo.wbits, name="dma_rd_word")
         if B > 1:
             with m.If(dr_grant):
-                m.d.sync += dr_sel.eq(word_bank(drp.req.payload))
+                m.d.sync += dr_sel.eq(geo.word_bank(drp.req.payload))
         if B > 1:
             with m.Switch(dr_sel):
                 for b in range(B):
@@ -242,4 +288,3 @@ class Accumulator(wiring.Component):
         else:
             m.d.comb += dr_word.eq(rdata[0])
         hold_response(m, drp.resp, dr_grant, dr_word, "dma_rd")
-        return m

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from dataclasses import dataclass
+
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -59,6 +61,72 @@ class _Walk2D:
         with m.Else():
             m.d.sync += [self.rem.eq(self.rem - W), self.mem.eq(self.mem + W), self.local.eq(self.local + 1)]
         return (self.rem <= W) & (self.rows_left == 1)
+
+
+@dataclass(frozen=True)
+class _Params:
+    """Elaboration constants of a :class:`TensorDma`, shared by its sections."""
+
+    W: int                        # word bytes
+    wb: int                       # byte-offset bits of a word
+    L: int                        # cache line bytes
+    ob: int                       # byte-offset bits of a line
+    own: Value                    # one-hot of this tile's node (a signal when ``node_id`` is a port)
+    lwb: int                      # local word address bits
+    cw: int                       # width of one descriptor's word counts
+    tagl: data.StructLayout       # request tag (:func:`tessera.rtl.fabric.messages.tag_layout`)
+    rqh: data.StructLayout        # request head
+    rsh: data.StructLayout        # response head
+    beat: data.StructLayout       # NoC beat
+
+
+@dataclass(frozen=True)
+class _LoadSide:
+    """Signals of :meth:`TensorDma._load_requests` used by the other sections."""
+
+    active: Signal                # a LOCAL / SEND LOAD is generating requests: ``beat`` is valid
+    beat: Signal                  # the current word's READ request beat
+    take: Signal                  # driven by the tx arbiter: ``beat`` is taken this cycle
+    expected: Array               # per slot: words the LOAD brings to this tile
+    arrived: Array                # per slot: words written (or skipped) so far
+    armed: Signal                 # per slot: the LOAD has been taken and its requests have all left
+    done_seq: Signal              # slot of the next LOAD to complete
+    arm_recv: Signal              # per slot, one cycle: a RECV LOAD is taken
+    arm_sent: Signal              # per slot, one cycle: a LOAD's last request leaves on tx
+
+
+@dataclass(frozen=True)
+class _StoreSide:
+    """State of the STORE in progress and its word queues (:meth:`TensorDma._store_reads`)."""
+
+    busy: Signal                  # a STORE is in progress
+    gen: Signal                   # still reading words of the accumulator
+    sent: Signal                  # acknowledged WRITEs sent
+    resps: Signal                 # acknowledgements received
+    meta_l: data.StructLayout     # a ``meta`` entry: addr, mask, alloc, ack
+    meta: SyncFIFOBuffered        # per word read: its packet metadata
+    dfifo: SyncFIFOBuffered       # per word read: its data
+
+
+@dataclass(frozen=True)
+class _StorePackets:
+    """The STORE's packet beat offered to the tx arbiter (:meth:`TensorDma._store_packets`)."""
+
+    in_data: Signal               # the WRITE head has gone, its data beat is next
+    need_alloc: Value             # the word at the queue head still needs its ALLOC
+    cand: Signal                  # the beat offered
+    cand_valid: Signal
+    take: Signal                  # driven by the tx arbiter: ``cand`` is taken this cycle
+
+
+@dataclass(frozen=True)
+class _Responses:
+    """Signals of :meth:`TensorDma._responses` used by the completion sections."""
+
+    w_valid: Signal               # the write register holds a data word
+    w_done: Signal                # its write is taken (or skipped) this cycle
+    w_slot: Signal                # the LOAD slot of that word
+    st_resp_inc: Signal           # a STORE acknowledgement is received this cycle
 
 
 class TensorDma(wiring.Component):
@@ -148,45 +216,64 @@ class TensorDma(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, tile, noc = self.cfg, self.cfg.tile, self.cfg.noc
-        W = tile.word_bytes
-        wb = (W - 1).bit_length()
-        L = cfg.cache.line_bytes
-        ob = cfg.cache.offset_bits
+        cfg, noc = self.cfg, self.cfg.noc
+        W = cfg.tile.word_bytes
         if self.node is None:
             own = Signal(noc.nodes, name="own")
             m.d.comb += own.eq(Const(1, noc.nodes) << self.node_id)
         else:
             own = Const(1 << self.node, noc.nodes)
         lwb = local_word_bits(cfg)
-        cw = lwb + 2                      # word counts of one descriptor
-        tagl = tag_layout(cfg)
-        rqh = req_head_layout(cfg)
-        rsh = resp_head_layout(cfg)
-        beat = beat_layout(noc)
+        k = _Params(W=W, wb=(W - 1).bit_length(), L=cfg.cache.line_bytes, ob=cfg.cache.offset_bits,
+                    own=own, lwb=lwb, cw=lwb + 2, tagl=tag_layout(cfg), rqh=req_head_layout(cfg),
+                    rsh=resp_head_layout(cfg), beat=beat_layout(noc))
 
-        def request_beat(name, op, addr, tag, dest, mask, last):
-            b = Signal(beat, name=name)
-            h = Signal(rqh, name=name + "_head")
-            m.d.comb += [
-                h.op.as_value().eq(op), h.addr.eq(addr), h.mask.eq(mask), h.id.eq(tag), h.dest.eq(dest),
-                b.data.eq(h.as_value()), b.last.eq(last),
-                b.hdr.cls.eq(REQUEST), b.hdr.mcast.eq(0), b.hdr.port.eq(SLICE_PORT),
-                b.hdr.dest.eq(owner(cfg, addr)),
-            ]
-            return b
+        ld = self._load_requests(m, k)
+        st = self._store_reads(m, k)
+        sp = self._store_packets(m, k, st)
+        self._tx_arbiter(m, ld, sp)
+        rsp = self._responses(m, k, st)
+        self._load_completion(m, ld, rsp)
+        self._store_completion(m, st, sp, rsp)
 
-        # ================================ LOAD request generator ==============================
+        m.d.comb += self.busy.eq(ld.active | st.busy | ld.armed.any() | rsp.w_valid | self.tx.valid)
+        return m
+
+    def _request_beat(self, m, k: _Params, name, op, addr, tag, dest, mask, last) -> Signal:
+        """The beat ``name`` of a request packet's head (combinational): ``op`` at byte ``addr``, to
+        the L2 slice that owns ``addr``, with ``tag`` as ``id``; ``last`` for a one-beat packet."""
+        b = Signal(k.beat, name=name)
+        h = Signal(k.rqh, name=name + "_head")
+        m.d.comb += [
+            h.op.as_value().eq(op), h.addr.eq(addr), h.mask.eq(mask), h.id.eq(tag), h.dest.eq(dest),
+            b.data.eq(h.as_value()), b.last.eq(last),
+            b.hdr.cls.eq(REQUEST), b.hdr.mcast.eq(0), b.hdr.port.eq(SLICE_PORT),
+            b.hdr.dest.eq(owner(self.cfg, addr)),
+        ]
+        return b
+
+    # ================================ LOAD request generator ==================================
+    def _load_requests(self, m, k: _Params) -> _LoadSide:
+        """LOAD request generator: takes a ``load`` descriptor, sets its slot's expected word count,
+        and walks a LOCAL / SEND LOAD word by word, offering one READ request beat per word
+        (``beat`` while ``active``; the tx arbiter pulses ``take`` when it takes it). Also holds the
+        per-slot completion state (used by :meth:`_load_completion`) and arms a slot: a RECV LOAD's
+        when it is taken, a LOCAL / SEND LOAD's when its last request beat leaves the ``tx`` register.
+
+        Latency: a descriptor taken at edge t has its first request beat on ``tx`` from edge t + 1;
+        one word per beat taken. Back-pressure: ``load.ready`` is low while a LOAD is generating (a
+        RECV LOAD is taken in one cycle and generates nothing)."""
+        cfg, W, wb, own = self.cfg, k.W, k.wb, k.own
         ld = Signal(xfer_desc_layout(cfg), name="ld")
         ld_active = Signal()
-        ldw = _Walk2D("ld", lwb + 1)
+        ldw = _Walk2D("ld", k.lwb + 1)
         ld_rem, ld_cur_mem, ld_cur_local = ldw.rem, ldw.mem, ldw.local
-        ld_dest = Signal(noc.nodes)
+        ld_dest = Signal(cfg.noc.nodes)
         ld_slot = Signal(SLOT_BITS)
         load_seq = Signal(SLOT_BITS)
 
-        expected = Array(Signal(cw, name=f"expected{i}") for i in range(LOAD_SLOTS))
-        arrived = Array(Signal(cw, name=f"arrived{i}") for i in range(LOAD_SLOTS))
+        expected = Array(Signal(k.cw, name=f"expected{i}") for i in range(LOAD_SLOTS))
+        arrived = Array(Signal(k.cw, name=f"arrived{i}") for i in range(LOAD_SLOTS))
         armed = Signal(LOAD_SLOTS)
         done_seq = Signal(SLOT_BITS)
         arm_recv = Signal(LOAD_SLOTS)     # a RECV LOAD is taken (it sends nothing)
@@ -212,14 +299,15 @@ class TensorDma(wiring.Component):
             with m.Else():
                 m.d.sync += ld_active.eq(1)
 
-        ld_tag = Signal(tagl)
+        ld_tag = Signal(k.tagl)
         m.d.comb += [
             ld_tag.valid.eq(Mux(ld_rem <= W, ld_rem[:wb], 0)),
             ld_tag.word.eq(ld_cur_local),
             ld_tag.space.eq(ld.space),
             ld_tag.slot.eq(ld_slot),
         ]
-        ld_beat = request_beat("ld_beat", CacheOp.READ.value, ld_cur_mem, ld_tag.as_value(), ld_dest, 0, 1)
+        ld_beat = self._request_beat(m, k, "ld_beat", CacheOp.READ.value, ld_cur_mem, ld_tag.as_value(),
+                                     ld_dest, 0, 1)
         ld_take = Signal()                # the arbiter takes ld_beat this cycle
         # A LOAD's slot is armed when its last request beat leaves on ``tx`` (not when the beat
         # enters the ``tx`` register): a LOAD that brings nothing to this tile (a SEND whose group
@@ -233,14 +321,28 @@ class TensorDma(wiring.Component):
             with m.If(ldw.advance(m, ld, W, wb)):
                 m.d.sync += [ld_active.eq(0), last_in_tx.eq(1), last_slot.eq(ld_slot)]
 
-        # ================================ STORE ===============================================
+        return _LoadSide(active=ld_active, beat=ld_beat, take=ld_take, expected=expected, arrived=arrived,
+                         armed=armed, done_seq=done_seq, arm_recv=arm_recv, arm_sent=arm_sent)
+
+    # ================================ STORE ===================================================
+    def _store_reads(self, m, k: _Params) -> _StoreSide:
+        """STORE word walk: takes a ``store`` descriptor and reads its words from the accumulator in
+        order (``acc_rd``), queueing per word the packet metadata (address, valid-byte mask, ALLOC
+        and acknowledge flags) in ``meta`` and the read data in ``dfifo``.
+
+        Latency: a descriptor taken at edge t has its first accumulator read taken at edge t + 1 at
+        the earliest (so its first beat is on ``tx`` from t + 3); one read per cycle. Back-pressure:
+        ``store.ready`` is low while a STORE is in progress; a read is issued only while ``meta``
+        has room and its response is taken while ``dfifo`` has room, so the reads run at most 4
+        words ahead of the packets."""
+        W, wb, L, ob = k.W, k.wb, k.L, k.ob
         st_busy = Signal()
-        st = Signal(xfer_desc_layout(cfg), name="st")
+        st = Signal(xfer_desc_layout(self.cfg), name="st")
         st_gen = Signal()                 # still reading words of the accumulator
-        stw = _Walk2D("st", lwb + 1)
+        stw = _Walk2D("st", k.lwb + 1)
         st_rem, st_cur_mem, st_cur_local = stw.rem, stw.mem, stw.local
-        st_sent = Signal(cw + 1)
-        st_resps = Signal(cw + 1)
+        st_sent = Signal(k.cw + 1)
+        st_resps = Signal(k.cw + 1)
         m.d.comb += self.store.ready.eq(~st_busy)
         sd = self.store.payload
         with m.If(self.store.valid & self.store.ready):
@@ -271,21 +373,34 @@ class TensorDma(wiring.Component):
             with m.If(stw.advance(m, st, W, wb)):
                 m.d.sync += st_gen.eq(0)
 
-        rmeta = Signal(meta_l)
+        return _StoreSide(busy=st_busy, gen=st_gen, sent=st_sent, resps=st_resps, meta_l=meta_l,
+                          meta=meta, dfifo=dfifo)
+
+    def _store_packets(self, m, k: _Params, st: _StoreSide) -> _StorePackets:
+        """STORE packets: for the word at the heads of ``meta`` / ``dfifo``, an ALLOC beat first when
+        the word starts a line the row covers completely, then the WRITE head beat and its data
+        beat, offered one at a time on ``cand`` / ``cand_valid`` (combinational from the FIFO heads);
+        the tx arbiter pulses ``take``. Counts the acknowledged WRITEs sent (``st.sent``) and the
+        ``write_requests`` / ``alloc_requests``.
+
+        Back-pressure: the word's FIFO entries are popped when its data beat is taken; once the
+        WRITE head is taken, the data beat is offered unconditionally (``in_data``)."""
+        meta, dfifo, st_sent = st.meta, st.dfifo, st.sent
+        rmeta = Signal(st.meta_l)
         m.d.comb += rmeta.as_value().eq(meta.r_data)
         st_alloc_sent = Signal()
         st_in_data = Signal()             # the WRITE head has gone, its data beat is next
-        alloc_tag, write_tag = Signal(tagl), Signal(tagl)
+        alloc_tag, write_tag = Signal(k.tagl), Signal(k.tagl)
         m.d.comb += [alloc_tag.space.eq(Space.ACC.value), alloc_tag.quiet.eq(1),
                      write_tag.space.eq(Space.ACC.value), write_tag.quiet.eq(~rmeta.ack)]
         need_alloc = rmeta.alloc & ~st_alloc_sent
-        alloc_beat = request_beat("alloc_beat", CacheOp.ALLOC.value, rmeta.addr, alloc_tag.as_value(), own,
-                                  0, 1)
-        whead_beat = request_beat("whead_beat", CacheOp.WRITE.value, rmeta.addr, write_tag.as_value(), own,
-                                  rmeta.mask, 0)
-        wdata_beat = Signal(beat)
+        alloc_beat = self._request_beat(m, k, "alloc_beat", CacheOp.ALLOC.value, rmeta.addr,
+                                        alloc_tag.as_value(), k.own, 0, 1)
+        whead_beat = self._request_beat(m, k, "whead_beat", CacheOp.WRITE.value, rmeta.addr,
+                                        write_tag.as_value(), k.own, rmeta.mask, 0)
+        wdata_beat = Signal(k.beat)
         m.d.comb += [wdata_beat.eq(whead_beat), wdata_beat.data.eq(dfifo.r_data), wdata_beat.last.eq(1)]
-        st_cand = Signal(beat)
+        st_cand = Signal(k.beat)
         st_cand_valid = Signal()
         with m.If(st_in_data):
             m.d.comb += [st_cand.eq(wdata_beat), st_cand_valid.eq(1)]
@@ -306,26 +421,48 @@ class TensorDma(wiring.Component):
             with m.Else():
                 m.d.sync += st_in_data.eq(1)
 
-        # ================================ tx arbitration ======================================
+        return _StorePackets(in_data=st_in_data, need_alloc=need_alloc, cand=st_cand,
+                             cand_valid=st_cand_valid, take=st_take)
+
+    # ================================ tx arbitration ==========================================
+    def _tx_arbiter(self, m, ld: _LoadSide, sp: _StorePackets):
+        """tx arbitration: loads the ``tx`` register whenever it is free (empty or being taken),
+        round-robin between LOAD requests and STORE packets, packet by packet (a WRITE's head and
+        data beats go back to back); pulses ``ld.take`` / ``sp.take`` and counts ``read_requests``.
+
+        Latency: a beat taken at edge t is on ``tx`` from t + 1. Back-pressure: ``tx.valid`` never
+        depends on ``tx.ready``; nothing is taken while the register is full and not being taken."""
         tx_free = ~self.tx.valid | self.tx.ready
-        ld_valid = ld_active
+        ld_valid = ld.active
         prefer_st = Signal()
         with m.If(tx_free):
-            with m.If(st_in_data | (st_cand_valid & (prefer_st | ~ld_valid))):
-                m.d.comb += st_take.eq(1)
-                m.d.sync += [self.tx.payload.eq(st_cand), self.tx.valid.eq(1)]
-                with m.If(st_in_data):
+            with m.If(sp.in_data | (sp.cand_valid & (prefer_st | ~ld_valid))):
+                m.d.comb += sp.take.eq(1)
+                m.d.sync += [self.tx.payload.eq(sp.cand), self.tx.valid.eq(1)]
+                with m.If(sp.in_data):
                     m.d.sync += prefer_st.eq(0)
             with m.Elif(ld_valid):
-                m.d.comb += ld_take.eq(1)
-                m.d.sync += [self.tx.payload.eq(ld_beat), self.tx.valid.eq(1), prefer_st.eq(1),
+                m.d.comb += ld.take.eq(1)
+                m.d.sync += [self.tx.payload.eq(ld.beat), self.tx.valid.eq(1), prefer_st.eq(1),
                              self.read_requests.eq(self.read_requests + 1)]
             with m.Else():
                 m.d.sync += self.tx.valid.eq(0)
-        with m.If(st_take & ~st_in_data & need_alloc):
+        with m.If(sp.take & ~sp.in_data & sp.need_alloc):
             m.d.sync += prefer_st.eq(0)
 
-        # ================================ responses ===========================================
+    # ================================ responses ===============================================
+    def _responses(self, m, k: _Params, st: _StoreSide) -> _Responses:
+        """Responses from ``rx``: a READ's data word goes into the write register, offered on
+        ``sp_wr`` or ``acc_wr`` by the tag's space with the tag's valid bytes as mask (not written,
+        only counted, when the READ failed), and counts in ``resp_words``; a STORE acknowledgement
+        counts in ``st.resps``; a non-OK status pulses ``fault`` (registered). Other beats up to
+        ``last`` are dropped.
+
+        Latency: a data beat taken from ``rx`` at edge t is offered on the write port from t + 1;
+        ``fault`` follows the head beat by one cycle. Back-pressure: ``rx.ready`` is high for a head
+        beat, and for a data beat when the write register is free (empty or being written)."""
+        cfg, W, tagl, rsh = self.cfg, k.W, k.tagl, k.rsh
+        st_resps = st.resps
         rx = self.rx
         head = Signal(rsh)
         m.d.comb += head.as_value().eq(rx.payload.data[:rsh.size])
@@ -339,7 +476,7 @@ class TensorDma(wiring.Component):
         w_space = Signal()
         w_skip = Signal()
         w_slot = Signal(SLOT_BITS)
-        w_addr = Signal(lwb)
+        w_addr = Signal(k.lwb)
         w_data = Signal(W * 8)
         w_mask = Signal(W)
         w_done = Signal()
@@ -382,25 +519,37 @@ class TensorDma(wiring.Component):
         with m.If(st_resp_inc):
             m.d.sync += st_resps.eq(st_resps + 1)
 
-        # ================================ LOAD completion =====================================
+        return _Responses(w_valid=w_valid, w_done=w_done, w_slot=w_slot, st_resp_inc=st_resp_inc)
+
+    # ================================ LOAD completion =========================================
+    def _load_completion(self, m, ld: _LoadSide, rsp: _Responses):
+        """LOAD completion, in order: counts each written (or skipped) data word in its slot's
+        ``arrived``; the LOAD of slot ``done_seq`` completes when the slot is armed and ``arrived``
+        has reached ``expected``, which clears the slot (``expected`` is subtracted, so words of the
+        slot's next LOAD that came early stay counted) and pulses ``load_done`` the next cycle.
+
+        Latency: ``load_done`` comes at the earliest two cycles after the write of the LOAD's last
+        word is taken (or after its last request beat is taken from ``tx``, whichever is later)."""
+        expected, arrived, armed, done_seq = ld.expected, ld.arrived, ld.armed, ld.done_seq
         complete = Signal()
         m.d.comb += complete.eq(armed.bit_select(done_seq, 1) & (arrived[done_seq] == expected[done_seq]))
         clear = Signal(LOAD_SLOTS)
         with m.If(complete):
             m.d.comb += clear.eq(Const(1, LOAD_SLOTS) << done_seq)
             m.d.sync += done_seq.eq(done_seq + 1)
-        m.d.sync += [armed.eq((armed & ~clear) | arm_recv | arm_sent), self.load_done.eq(complete)]
+        m.d.sync += [armed.eq((armed & ~clear) | ld.arm_recv | ld.arm_sent), self.load_done.eq(complete)]
         for i in range(LOAD_SLOTS):
-            inc = w_done & (w_slot == i)
+            inc = rsp.w_done & (rsp.w_slot == i)
             m.d.sync += arrived[i].eq(arrived[i] + inc - Mux(clear[i], expected[i], 0))
 
-        # ================================ STORE completion ====================================
+    # ================================ STORE completion ========================================
+    def _store_completion(self, m, st: _StoreSide, sp: _StorePackets, rsp: _Responses):
+        """STORE completion: once every word is read, queued and sent and every acknowledgement is
+        back, ``store_done`` pulses the next cycle and ``store`` is ready again (the cycle after
+        the last response is received)."""
         st_done = Signal()
-        m.d.comb += st_done.eq(st_busy & ~st_gen & (meta.level == 0) & ~st_in_data & ~meta.w_en
-                               & (st_resps == st_sent) & ~st_resp_inc)
+        m.d.comb += st_done.eq(st.busy & ~st.gen & (st.meta.level == 0) & ~sp.in_data & ~st.meta.w_en
+                               & (st.resps == st.sent) & ~rsp.st_resp_inc)
         m.d.sync += self.store_done.eq(st_done)
         with m.If(st_done):
-            m.d.sync += st_busy.eq(0)
-
-        m.d.comb += self.busy.eq(ld_active | st_busy | armed.any() | w_valid | self.tx.valid)
-        return m
+            m.d.sync += st.busy.eq(0)
