@@ -113,14 +113,22 @@ class MshrFile(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        cfg, N, W = self.cfg, self.cfg.mshrs, self.cfg.ways
-        ib = cfg.index_bits
+        E = self._entries()
+        free_i, ar_i, wb_i, in_i = self._offers(m, E)
+        self._index_lookups(m, E)
+        self._cam(m, E)
+        self._entry_updates(m, E, free_i=free_i, ar_i=ar_i, wb_i=wb_i, in_i=in_i)
+        return m
 
-        def setof(line):
-            return line[:ib] if ib else 0
+    def _set_of(self, line):
+        """The set index bits of a line address (0 for a single-set cache)."""
+        ib = self.cfg.index_bits
+        return line[:ib] if ib else 0
 
+    def _entries(self) -> list[dict]:
+        """The state registers of every entry, ``m{i}_<field>``, as one dict of Signals per entry."""
         E = []
-        for i in range(N):
+        for i in range(self.cfg.mshrs):
             E.append(
                 dict(
                     active=Signal(name=f"m{i}_active"),
@@ -140,21 +148,30 @@ class MshrFile(wiring.Component):
                     way=Signal(self.alloc_way.shape(), name=f"m{i}_way"),
                 )
             )
+        return E
 
-        def prio(name, cond):
-            """Lowest index whose cond(e) holds -> (valid, idx)."""
-            valid, idx = Signal(name=f"{name}_v"), Signal(self.idx_w, name=f"{name}_i")
-            for i in reversed(range(N)):
-                with m.If(cond(E[i])):
-                    m.d.comb += [valid.eq(1), idx.eq(i)]
-            return valid, idx
+    def _prio(self, m, E, name, cond):
+        """Lowest index whose cond(e) holds -> (valid, idx)."""
+        valid, idx = Signal(name=f"{name}_v"), Signal(self.idx_w, name=f"{name}_i")
+        for i in reversed(range(len(E))):
+            with m.If(cond(E[i])):
+                m.d.comb += [valid.eq(1), idx.eq(i)]
+        return valid, idx
 
-        def lookup(idx, field, out):
-            for i in range(N):
-                with m.If(idx == i):
-                    m.d.comb += out.eq(E[i][field])
+    def _lookup(self, m, E, idx, field, out):
+        """``out`` = field ``field`` of entry ``idx`` (combinational mux)."""
+        for i in range(len(E)):
+            with m.If(idx == i):
+                m.d.comb += out.eq(E[i][field])
 
-        free_v, free_i = prio("free", lambda e: ~e["active"])
+    def _offers(self, m, E):
+        """Free entry, AR, write-back and install offers: lowest-index priority among the entries
+        that qualify, with their line / way / set. Combinational from the state; an offer is taken
+        (``alloc_en``, ``ar_take``, ``wb_take``, ``install_take``) at the clock edge. Returns the
+        chosen indices ``(free_i, ar_i, wb_i, in_i)``.
+        """
+        N = self.cfg.mshrs
+        free_v, free_i = self._prio(m, E, "free", lambda e: ~e["active"])
         m.d.comb += [
             self.any_free.eq(free_v),
             self.free_idx.eq(free_i),
@@ -162,17 +179,19 @@ class MshrFile(wiring.Component):
             self.idle.eq(self.free_count == N),
         ]
 
-        ar_v, ar_i = prio("ar", lambda e: e["active"] & e["ar_needed"])
+        ar_v, ar_i = self._prio(m, E, "ar", lambda e: e["active"] & e["ar_needed"])
         m.d.comb += [self.ar_valid.eq(ar_v), self.ar_idx.eq(ar_i)]
-        lookup(ar_i, "line", self.ar_line)
-        wb_v, wb_i = prio("wb", lambda e: e["active"] & e["wb_needed"])
+        self._lookup(m, E, ar_i, "line", self.ar_line)
+        wb_v, wb_i = self._prio(m, E, "wb", lambda e: e["active"] & e["wb_needed"])
         m.d.comb += [self.wb_valid.eq(wb_v), self.wb_idx.eq(wb_i)]
-        lookup(wb_i, "victim", self.wb_line)
-        lookup(wb_i, "way", self.wb_way)
+        self._lookup(m, E, wb_i, "victim", self.wb_line)
+        self._lookup(m, E, wb_i, "way", self.wb_way)
         wl = Signal(self.line_w)
-        lookup(wb_i, "victim", wl)
-        m.d.comb += self.wb_set.eq(setof(wl))
-        in_v, in_i = prio(
+        self._lookup(m, E, wb_i, "victim", wl)
+        m.d.comb += self.wb_set.eq(self._set_of(wl))
+        in_v, in_i = self._prio(
+            m,
+            E,
             "inst",
             lambda e: (
                 e["active"]
@@ -185,14 +204,20 @@ class MshrFile(wiring.Component):
             ),
         )
         m.d.comb += [self.install_valid.eq(in_v), self.install_idx.eq(in_i)]
-        lookup(in_i, "line", self.install_line)
-        lookup(in_i, "way", self.install_way)
-        lookup(in_i, "fill_err", self.install_fill_err)
+        self._lookup(m, E, in_i, "line", self.install_line)
+        self._lookup(m, E, in_i, "way", self.install_way)
+        self._lookup(m, E, in_i, "fill_err", self.install_fill_err)
+        return free_i, ar_i, wb_i, in_i
+
+    def _index_lookups(self, m, E):
+        """Per-index read ports, combinational: way / set / beat of the filling entry ``r_idx``, and
+        the state of the entry ``q_idx`` (the one the head of the slice's parking queue waits on).
+        """
         rl = Signal(self.line_w)
-        lookup(self.r_idx, "way", self.r_way)
-        lookup(self.r_idx, "beat", self.r_beat)
-        lookup(self.r_idx, "line", rl)
-        m.d.comb += self.r_set.eq(setof(rl))
+        self._lookup(m, E, self.r_idx, "way", self.r_way)
+        self._lookup(m, E, self.r_idx, "beat", self.r_beat)
+        self._lookup(m, E, self.r_idx, "line", rl)
+        m.d.comb += self.r_set.eq(self._set_of(rl))
         for field, out in (
             ("installed", self.q_installed),
             ("filling", self.q_filling),
@@ -202,8 +227,13 @@ class MshrFile(wiring.Component):
             ("beat", self.q_beat),
             ("waiters", self.q_waiters),
         ):
-            lookup(self.q_idx, field, out)
+            self._lookup(m, E, self.q_idx, field, out)
 
+    def _cam(self, m, E):
+        """CAM ports, combinational: ``look_*`` (the line in the slice's stage 1 being fetched),
+        ``adm_*`` (the line of the request offered for admission being fetched, or still being
+        written back as a victim: ``adm_wb_hit``) and the ways reserved in ``adm_set`` / ``s1_set``.
+        """
         for i, e in enumerate(E):
             fetch = e["active"] & ~e["wb_only"]
             with m.If(fetch & (e["line"] == self.look_line)):
@@ -212,12 +242,18 @@ class MshrFile(wiring.Component):
                 m.d.comb += [self.adm_hit.eq(1), self.adm_hit_filling.eq(~e["installed"])]
             with m.If(e["active"] & e["wb_pending"] & (e["victim"] == self.adm_line)):
                 m.d.comb += self.adm_wb_hit.eq(1)
-            for w in range(W):
-                with m.If(fetch & (e["way"] == w) & (setof(e["line"]) == self.adm_set)):
+            for w in range(self.cfg.ways):
+                with m.If(fetch & (e["way"] == w) & (self._set_of(e["line"]) == self.adm_set)):
                     m.d.comb += self.adm_reserved[w].eq(1)
-                with m.If(fetch & (e["way"] == w) & (setof(e["line"]) == self.s1_set)):
+                with m.If(fetch & (e["way"] == w) & (self._set_of(e["line"]) == self.s1_set)):
                     m.d.comb += self.s1_reserved[w].eq(1)
 
+    def _entry_updates(self, m, E, *, free_i, ar_i, wb_i, in_i):
+        """Every entry's state at the clock edge: waiter count (``push_en`` / ``pop_en``), the steps
+        of its life (``ar_take``, ``wb_take``, ``wb_done_en``, ``b_en``, ``r_en``, ``install_take``),
+        freeing, and allocation at ``free_i`` (``alloc_en``).
+        ``ar_i`` / ``wb_i`` / ``in_i`` are the offered indices from :meth:`_offers`.
+        """
         for i, e in enumerate(E):
             push = self.push_en & (self.push_idx == i)
             pop = self.pop_en & (self.pop_idx == i)
@@ -259,4 +295,3 @@ class MshrFile(wiring.Component):
                     e["victim"].eq(self.alloc_victim_line),
                     e["way"].eq(self.alloc_way),
                 ]
-        return m
