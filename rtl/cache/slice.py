@@ -211,10 +211,10 @@ class CacheSlice(wiring.Component):
             | (r1.op == CacheOp.INVALIDATE)
         )
         m.d.comb += [
-            mshr.look_line.eq(self._line_of(r1.addr)),
-            mshr.s1_set.eq(self._set_of(r1.addr)),
+            mshr.s1.line.eq(self._line_of(r1.addr)),
+            mshr.s1.set.eq(self._set_of(r1.addr)),
             lru.valid.eq(tv),
-            lru.reserved.eq(mshr.s1_reserved),
+            lru.reserved.eq(mshr.s1.reserved),
             lru.ages.eq(tags.rd_ages),
         ]
         n.add(
@@ -247,9 +247,9 @@ class CacheSlice(wiring.Component):
 
         k_mal = s1_valid & malformed
         k_err = s1_valid & s1_replay & s1_fill_err
-        k_sec = s1_valid & ~s1_replay & ~malformed & mshr.look_hit
-        k_hit = s1_valid & ((s1_replay & ~s1_fill_err) | (~s1_replay & ~malformed & ~mshr.look_hit & hit))
-        k_miss = s1_valid & ~s1_replay & ~malformed & ~mshr.look_hit & ~hit
+        k_sec = s1_valid & ~s1_replay & ~malformed & mshr.s1.hit
+        k_hit = s1_valid & ((s1_replay & ~s1_fill_err) | (~s1_replay & ~malformed & ~mshr.s1.hit & hit))
+        k_miss = s1_valid & ~s1_replay & ~malformed & ~mshr.s1.hit & ~hit
         gives_resp = k_mal | k_err | k_hit
         # Stage 1 waits while a line install or an R beat needs the tag / data write port of the
         # way it would write (installs and fills are never starved by a run of writes).
@@ -359,15 +359,15 @@ class CacheSlice(wiring.Component):
         entry = Signal(plo)
         m.d.comb += [entry.req.eq(r1), queue.w_data.eq(entry), queue.w_en.eq(s1_push)]
         with m.If(k_sec):
-            m.d.comb += [entry.m.eq(mshr.look_idx), entry.secondary.eq(1)]
+            m.d.comb += [entry.m.eq(mshr.s1.idx), entry.secondary.eq(1)]
         with m.Else():
             m.d.comb += [
-                entry.m.eq(mshr.free_idx),
+                entry.m.eq(mshr.free.idx),
                 entry.primary.eq(1),
                 entry.evict.eq(lru.victim_valid),
                 entry.writeback.eq(n.victim_dirty),
             ]
-        m.d.comb += [mshr.push_en.eq(s1_push), mshr.push_idx.eq(entry.m)]
+        m.d.comb += [mshr.park.push_en.eq(s1_push), mshr.park.push_idx.eq(entry.m)]
 
         with m.If(n.s1_fire):
             with m.If(~s1_replay):
@@ -439,7 +439,9 @@ class CacheSlice(wiring.Component):
         f_set = Signal(max(1, ib))
         f_way = Signal(range(W + 1))
         is_flush_op = (self.req.payload.op == CacheOp.FLUSH) | (self.req.payload.op == CacheOp.INVALIDATE)
-        f_accept = ~flushing & self.req.valid & is_flush_op & ~n.s1_valid & (n.queue.level == 0) & n.mshr.idle
+        f_accept = (
+            ~flushing & self.req.valid & is_flush_op & ~n.s1_valid & (n.queue.level == 0) & n.mshr.free.idle
+        )
 
         n.add(
             flushing=flushing,
@@ -464,13 +466,13 @@ class CacheSlice(wiring.Component):
         k_hit, k_miss, hit_way = n.k_hit, n.k_miss, n.hit_way
         is_write, is_alloc = n.is_write, n.is_alloc
 
-        r_conflict = (n.s1_data_we >> mshr.r_way)[0]  # never high: s1_hold gives R the port
+        r_conflict = (n.s1_data_we >> mshr.r.way)[0]  # never high: s1_hold gives R the port
         s1_tag_way = Mux(k_miss, n.victim, hit_way)
         s1_writes_tag = k_miss | (k_hit & (is_write | is_alloc))
-        m.d.comb += n.z_write.eq(n.z_alloc & ~n.z_done & ~(rb.valid & (hit_way == mshr.r_way)))
+        m.d.comb += n.z_write.eq(n.z_alloc & ~n.z_done & ~(rb.valid & (hit_way == mshr.r.way)))
         m.d.comb += n.s1_hold.eq(
-            (mshr.install_valid & ~n.flushing & s1_writes_tag & (s1_tag_way == mshr.install_way))
-            | (rb.valid & k_hit & is_write & (hit_way == mshr.r_way))
+            (mshr.install.valid & ~n.flushing & s1_writes_tag & (s1_tag_way == mshr.install.way))
+            | (rb.valid & k_hit & is_write & (hit_way == mshr.r.way))
             | (n.z_alloc & ~n.z_ready)
         )
         n.add(r_conflict=r_conflict)
@@ -490,7 +492,7 @@ class CacheSlice(wiring.Component):
 
         head = Signal(n.plo)
         head_beat = head.req.addr[lo:ob] if ob > lo else 0
-        r_beat_no = mshr.r_beat[: ob - lo] if ob > lo else 0
+        r_beat_no = mshr.r.beat[: ob - lo] if ob > lo else 0
         fast = Signal()
         m.d.comb += fast.eq(
             ~n.flushing
@@ -498,12 +500,12 @@ class CacheSlice(wiring.Component):
             & rb.valid
             & ~n.r_conflict
             & ~rb.payload.err
-            & (head.m == mshr.r_idx)
-            & mshr.q_filling
-            & ~mshr.q_wb_pending
+            & (head.m == mshr.r.idx)
+            & mshr.q.filling
+            & ~mshr.q.wb_pending
             & (head.req.op == CacheOp.READ)
             & (head_beat == r_beat_no)
-            & ~(head.primary & (mshr.q_waiters == 1))
+            & ~(head.primary & (mshr.q.waiters == 1))
             & ~(n.s1_fire & n.gives_resp)
             & n.resp_free
         )
@@ -511,7 +513,7 @@ class CacheSlice(wiring.Component):
             self._respond(
                 m,
                 op=head.req.op,
-                status=Mux(head.primary & mshr.q_wb_err, CacheStatus.WB_ERROR, CacheStatus.OK),
+                status=Mux(head.primary & mshr.q.wb_err, CacheStatus.WB_ERROR, CacheStatus.OK),
                 hit=0,
                 secondary=head.secondary,
                 evict=head.evict,
@@ -539,23 +541,23 @@ class CacheSlice(wiring.Component):
         s1_alloc, victim_dirty = n.s1_alloc, n.victim_dirty
 
         # ------------------------------------------------------------------ stage 0
-        m.d.comb += [head.eq(queue.r_data), mshr.q_idx.eq(head.m)]
-        sel_replay = ~flushing & queue.r_rdy & mshr.q_installed & advance
+        m.d.comb += [head.eq(queue.r_data), mshr.q.idx.eq(head.m)]
+        sel_replay = ~flushing & queue.r_rdy & mshr.q.installed & advance
 
         req = self.req.payload
-        m.d.comb += [mshr.adm_line.eq(self._line_of(req.addr)), mshr.adm_set.eq(self._set_of(req.addr))]
+        m.d.comb += [mshr.adm.line.eq(self._line_of(req.addr)), mshr.adm.set.eq(self._set_of(req.addr))]
         same_set = self._set_of(req.addr) == self._set_of(r1.addr)
         reserved = Signal(W)
-        m.d.comb += reserved.eq(mshr.adm_reserved | Mux(s1_alloc & same_set, 1 << n.victim, 0))
-        adm_line_hit = mshr.adm_hit | (s1_alloc & (self._line_of(req.addr) == self._line_of(r1.addr)))
+        m.d.comb += reserved.eq(mshr.adm.reserved | Mux(s1_alloc & same_set, 1 << n.victim, 0))
+        adm_line_hit = mshr.adm.hit | (s1_alloc & (self._line_of(req.addr) == self._line_of(r1.addr)))
         # A request to a line still being fetched parks without an MSHR of its own.
         mshr_ok = (
-            (mshr.free_count > s1_alloc)
-            | mshr.adm_hit_filling
+            (mshr.free.count > s1_alloc)
+            | mshr.adm.hit_filling
             | (s1_alloc & (self._line_of(req.addr) == self._line_of(r1.addr)))
         )
         set_ok = adm_line_hit | (reserved != (1 << W) - 1)
-        wb_ok = ~mshr.adm_wb_hit & ~(s1_alloc & victim_dirty & (n.victim_line == self._line_of(req.addr)))
+        wb_ok = ~mshr.adm.wb_hit & ~(s1_alloc & victim_dirty & (n.victim_line == self._line_of(req.addr)))
         queue_ok = (queue.level + n.s1_push) < Q
         admit = mshr_ok & set_ok & wb_ok & queue_ok
         sel_new = ~flushing & ~sel_replay & self.req.valid & ~n.is_flush_op & admit & advance
@@ -568,8 +570,8 @@ class CacheSlice(wiring.Component):
             m.d.comb += s0.req.eq(req)
         m.d.comb += [
             queue.r_en.eq(sel_replay | n.fast),
-            mshr.pop_en.eq(sel_replay | n.fast),
-            mshr.pop_idx.eq(head.m),
+            mshr.park.pop_en.eq(sel_replay | n.fast),
+            mshr.park.pop_idx.eq(head.m),
             darr.rd_addr.eq(self._row_of(s0.req.addr)),
             darr.rd_en.eq(advance),
         ]
@@ -582,8 +584,8 @@ class CacheSlice(wiring.Component):
                 n.s1_valid.eq(sel_replay | sel_new),
                 n.s1_replay.eq(sel_replay),
                 n.s1.eq(s0),
-                n.s1_fill_err.eq(mshr.q_fill_err),
-                n.s1_wb_err.eq(mshr.q_wb_err),
+                n.s1_fill_err.eq(mshr.q.fill_err),
+                n.s1_wb_err.eq(mshr.q.wb_err),
             ]
 
     # ---------------------------------------------------------------------- MSHRs, memory, arrays
@@ -599,21 +601,21 @@ class CacheSlice(wiring.Component):
         f_victim = Signal(mshr.line_w)
         with m.If(f_alloc):
             m.d.comb += [
-                mshr.alloc_en.eq(1),
-                mshr.alloc_line.eq(0),
-                mshr.alloc_way.eq(n.f_way),
-                mshr.alloc_victim_line.eq(f_victim),
-                mshr.alloc_victim_dirty.eq(1),
-                mshr.alloc_wb_only.eq(1),
+                mshr.alloc.en.eq(1),
+                mshr.alloc.line.eq(0),
+                mshr.alloc.way.eq(n.f_way),
+                mshr.alloc.victim_line.eq(f_victim),
+                mshr.alloc.victim_dirty.eq(1),
+                mshr.alloc.wb_only.eq(1),
             ]
         with m.Else():
             m.d.comb += [
-                mshr.alloc_en.eq(n.s1_alloc),
-                mshr.alloc_line.eq(self._line_of(n.r1.addr)),
-                mshr.alloc_way.eq(n.victim),
-                mshr.alloc_victim_line.eq(n.victim_line),
-                mshr.alloc_victim_dirty.eq(n.victim_dirty),
-                mshr.alloc_nofill.eq(n.is_alloc),
+                mshr.alloc.en.eq(n.s1_alloc),
+                mshr.alloc.line.eq(self._line_of(n.r1.addr)),
+                mshr.alloc.way.eq(n.victim),
+                mshr.alloc.victim_line.eq(n.victim_line),
+                mshr.alloc.victim_dirty.eq(n.victim_dirty),
+                mshr.alloc.nofill.eq(n.is_alloc),
             ]
         n.add(f_alloc=f_alloc, f_victim=f_victim)
 
@@ -627,35 +629,35 @@ class CacheSlice(wiring.Component):
 
         # ------------------------------------------------------------------ memory side
         m.d.comb += [
-            port.ar_cmd.valid.eq(mshr.ar_valid),
-            port.ar_cmd.payload.line.eq(mshr.ar_line),
-            port.ar_cmd.payload.id.eq(mshr.ar_idx),
-            mshr.ar_take.eq(port.ar_cmd.valid & port.ar_cmd.ready),
-            port.wb_cmd.valid.eq(mshr.wb_valid),
-            port.wb_cmd.payload.line.eq(mshr.wb_line),
-            port.wb_cmd.payload.id.eq(mshr.wb_idx),
-            port.wb_cmd.payload.set.eq(mshr.wb_set),
-            port.wb_cmd.payload.way.eq(mshr.wb_way),
-            mshr.wb_take.eq(port.wb_cmd.valid & port.wb_cmd.ready),
+            port.ar_cmd.valid.eq(mshr.ar.valid),
+            port.ar_cmd.payload.line.eq(mshr.ar.line),
+            port.ar_cmd.payload.id.eq(mshr.ar.idx),
+            mshr.ar.take.eq(port.ar_cmd.valid & port.ar_cmd.ready),
+            port.wb_cmd.valid.eq(mshr.wb.valid),
+            port.wb_cmd.payload.line.eq(mshr.wb.line),
+            port.wb_cmd.payload.id.eq(mshr.wb.idx),
+            port.wb_cmd.payload.set.eq(mshr.wb.set),
+            port.wb_cmd.payload.way.eq(mshr.wb.way),
+            mshr.wb.take.eq(port.wb_cmd.valid & port.wb_cmd.ready),
             darr.wb_way.eq(port.wb_way),
             darr.wb_addr.eq(port.wb_addr),
             darr.wb_en.eq(port.wb_en),
             port.wb_data.eq(darr.wb_data),
-            mshr.wb_done_en.eq(port.wb_done),
-            mshr.wb_done_idx.eq(port.wb_done_id),
-            mshr.b_en.eq(port.b_valid),
-            mshr.b_idx.eq(port.b_id),
-            mshr.b_err.eq(port.b_err),
+            mshr.wb_done.en.eq(port.wb_done),
+            mshr.wb_done.idx.eq(port.wb_done_id),
+            mshr.b.en.eq(port.b_valid),
+            mshr.b.idx.eq(port.b_id),
+            mshr.b.err.eq(port.b_err),
         ]
         self._count(m, "wb_errors", port.b_valid & port.b_err)
 
         # R beats go straight into the reserved way, unless stage 1 writes that way this cycle.
         m.d.comb += [
-            mshr.r_idx.eq(rb.payload.id),
-            mshr.r_last.eq(rb.payload.last),
-            mshr.r_err.eq(rb.payload.err),
+            mshr.r.idx.eq(rb.payload.id),
+            mshr.r.last.eq(rb.payload.last),
+            mshr.r.err.eq(rb.payload.err),
         ]
-        m.d.comb += [rb.ready.eq(~n.r_conflict), mshr.r_en.eq(rb.valid & ~n.r_conflict)]
+        m.d.comb += [rb.ready.eq(~n.r_conflict), mshr.r.en.eq(rb.valid & ~n.r_conflict)]
 
     def _data_writes(self, m, n):
         """The data array's write port of each way, by priority: a WRITE hit in stage 1, an ALLOC's
@@ -666,7 +668,7 @@ class CacheSlice(wiring.Component):
         ob, ib, lo = cfg.offset_bits, cfg.index_bits, self._lo
         r1 = n.r1
 
-        r_row = Cat(mshr.r_beat[: ob - lo], mshr.r_set[:ib]) if (ob - lo) + ib else 0
+        r_row = Cat(mshr.r.beat[: ob - lo], mshr.r.set[:ib]) if (ob - lo) + ib else 0
 
         for w in range(cfg.ways):
             with m.If(n.s1_data_we[w]):
@@ -681,7 +683,7 @@ class CacheSlice(wiring.Component):
                     darr.wr_addr[w].eq(n.z_row),
                     darr.wr_data[w].eq(0),
                 ]
-            with m.Elif(rb.valid & (mshr.r_way == w)):
+            with m.Elif(rb.valid & (mshr.r.way == w)):
                 m.d.comb += [
                     darr.wr_be[w].eq(-1),
                     darr.wr_addr[w].eq(r_row),
@@ -700,10 +702,10 @@ class CacheSlice(wiring.Component):
         r1, k_hit, f_op, f_set, flushing = n.r1, n.k_hit, n.f_op, n.f_set, n.flushing
 
         # Line install: the tag of the fetched line, once its fill (and write-back) completed.
-        inst_way_busy = (n.s1_tag_we >> mshr.install_way)[0]
-        install = mshr.install_valid & ~inst_way_busy & ~flushing
-        m.d.comb += mshr.install_take.eq(install)
-        self._count(m, "fill_errors", install & mshr.install_fill_err)
+        inst_way_busy = (n.s1_tag_we >> mshr.install.way)[0]
+        install = mshr.install.valid & ~inst_way_busy & ~flushing
+        m.d.comb += mshr.install.take.eq(install)
+        self._count(m, "fill_errors", install & mshr.install.fill_err)
 
         f_tag_we = Signal()
         f_clear = Signal()
@@ -724,13 +726,13 @@ class CacheSlice(wiring.Component):
                     tags.wr_dirty[w].eq(k_hit),
                     tags.wr_tag[w].eq(Mux(k_hit, tt[w], self._tag_of(r1.addr))),
                 ]
-            with m.Elif(install & (mshr.install_way == w)):
+            with m.Elif(install & (mshr.install.way == w)):
                 m.d.comb += [
                     tags.wr_en[w].eq(1),
-                    tags.wr_set[w].eq(mshr.install_line[:ib] if ib else 0),
-                    tags.wr_valid[w].eq(~mshr.install_fill_err),
+                    tags.wr_set[w].eq(mshr.install.line[:ib] if ib else 0),
+                    tags.wr_valid[w].eq(~mshr.install.fill_err),
                     tags.wr_dirty[w].eq(0),
-                    tags.wr_tag[w].eq(mshr.install_line[ib:]),
+                    tags.wr_tag[w].eq(mshr.install.line[ib:]),
                 ]
         n.add(f_tag_we=f_tag_we, f_clear=f_clear)
 
@@ -801,7 +803,7 @@ class CacheSlice(wiring.Component):
                     m.next = "WRITE"
                 with m.Elif(~dirty):
                     m.d.sync += f_way.eq(f_way + 1)
-                with m.Elif(mshr.any_free):
+                with m.Elif(mshr.free.any):
                     m.d.comb += n.f_alloc.eq(1)
                     self._count(m, "flush_writebacks")
                     m.d.sync += f_way.eq(f_way + 1)
@@ -810,7 +812,7 @@ class CacheSlice(wiring.Component):
                 m.next = "READ"
                 next_set("DRAIN")
             with m.State("DRAIN"):
-                with m.If(mshr.idle):
+                with m.If(mshr.free.idle):
                     m.next = "RESP"
             with m.State("RESP"):
                 with m.If(n.resp_free):
