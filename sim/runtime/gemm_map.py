@@ -365,156 +365,198 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
     _build_programs(plan)
     return plan
 
-
 def _build_programs(plan: GemmPlan) -> None:
-    cfg = plan.cfg
-    w = cfg.tile.word_bytes
-    mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
-    e, dt = plan.e, plan.dtype
-    quarter = cfg.tile.scratchpad_bytes // 4
-    buf_a, buf_b = (0, quarter), (2 * quarter, 3 * quarter)
-    nch, rounds = plan.chunks, plan.rounds
-    dbuf = plan.acc_buffers == 2
-    half = cfg.tile.accumulator_bytes // 2
+    """Fill ``plan.programs`` (one program per tile of the mesh) and ``plan.counts``."""
+    builder = _ProgramBuilder(plan)
+    for y in range(builder.mesh_h):
+        for x in range(builder.mesh_w):
+            prog = Program(plan.cfg)
+            plan.programs[y * builder.mesh_w + x] = prog
+            _TileProgram(builder, prog, x, y).emit()
+    plan.counts = builder.counts
 
-    def acc_base(r):
-        return (r % 2) * half if dbuf else 0
-    total = rounds * nch
 
-    def round_geom(r):
+class _ProgramBuilder:
+    """What the programs of all tiles share: buffer addresses, the geometry of rounds and chunks,
+    and the traffic counters (``plan.counts``) they add to."""
+
+    def __init__(self, plan: GemmPlan):
+        cfg = plan.cfg
+        self.plan = plan
+        self.w = cfg.tile.word_bytes
+        self.mesh_w, self.mesh_h = cfg.noc.width, cfg.noc.height
+        quarter = cfg.tile.scratchpad_bytes // 4
+        self.buf_a, self.buf_b = (0, quarter), (2 * quarter, 3 * quarter)
+        self.nch, self.rounds = plan.chunks, plan.rounds
+        self.total = self.rounds * self.nch          # chunks of all rounds: the global sequence g
+        self.dbuf = plan.acc_buffers == 2
+        self.half = cfg.tile.accumulator_bytes // 2
+        self.ever = {(x, y) for r in range(self.rounds) for y in range(self.mesh_h)
+                     for x in range(self.mesh_w) if self.block(r, x, y) is not None}
+        self.counts = {"read_words": 0, "read_words_mc": 0, "read_words_uc": 0, "write_words": 0,
+                       "dummy_loads": 0, "tiles_used": len(self.ever)}
+
+    def acc_base(self, r: int) -> int:
+        """Accumulator address of round r's output tile."""
+        return (r % 2) * self.half if self.dbuf else 0
+
+    def round_geom(self, r: int) -> tuple[int, int, int, int]:
         """(ry, rx, active rows ha, active columns wa) of round r."""
+        plan = self.plan
         ry, rx = divmod(r, plan.rounds_x)
-        ha = min(mesh_h, plan.row_blocks - ry * mesh_h)
-        wa = min(mesh_w, plan.col_blocks - rx * mesh_w)
+        ha = min(self.mesh_h, plan.row_blocks - ry * self.mesh_h)
+        wa = min(self.mesh_w, plan.col_blocks - rx * self.mesh_w)
         return ry, rx, ha, wa
 
-    def block(r, x, y):
+    def block(self, r: int, x: int, y: int) -> tuple[int, int, int, int] | None:
         """(row0, mi, col0, ni) of tile (x, y) in round r, or None when it is idle."""
-        ry, rx, ha, wa = round_geom(r)
+        plan = self.plan
+        ry, rx, ha, wa = self.round_geom(r)
         if x >= wa or y >= ha:
             return None
-        row0 = (ry * mesh_h + y) * plan.mt
-        col0 = (rx * mesh_w + x) * plan.nt
+        row0 = (ry * self.mesh_h + y) * plan.mt
+        col0 = (rx * self.mesh_w + x) * plan.nt
         return row0, min(plan.mt, plan.m - row0), col0, min(plan.nt, plan.n - col0)
 
-    def chunk(i):
-        k0 = i * plan.kc
-        return k0, min(plan.kc, plan.k - k0)
+    def chunk(self, i: int) -> tuple[int, int]:
+        """(first K row, rows) of K chunk i of a round."""
+        k0 = i * self.plan.kc
+        return k0, min(self.plan.kc, self.plan.k - k0)
 
-    ever = {(x, y) for r in range(rounds) for y in range(mesh_h) for x in range(mesh_w)
-            if block(r, x, y) is not None}
-    counts = {"read_words": 0, "read_words_mc": 0, "read_words_uc": 0, "write_words": 0,
-              "dummy_loads": 0, "tiles_used": len(ever)}
 
-    for y in range(mesh_h):
-        for x in range(mesh_w):
-            prog = Program(cfg)
-            plan.programs[y * mesh_w + x] = prog
-            p = _Emitter(prog, cfg, w)
-            padded = plan.multicast and (x, y) in ever     # keeps the LOAD sequence of the others
+class _TileProgram:
+    """Emits the program of tile (x, y) (see the module docstring) into ``prog``."""
 
-            def dummy(space_addr, acc=False, p=p):
-                counts["dummy_loads"] += 1
-                counts["read_words"] += 1
-                if acc:
-                    p.load(acc=space_addr, mem=plan.a_addr, rows=1, bytes=w)
-                else:
-                    p.load(sp=space_addr, mem=plan.a_addr, rows=1, bytes=w)
+    def __init__(self, builder: _ProgramBuilder, prog: Program, x: int, y: int):
+        self.b = builder
+        self.plan = builder.plan
+        self.counts = builder.counts
+        self.x, self.y = x, y
+        self.p = _Emitter(prog, self.plan.cfg, builder.w)
+        self.padded = self.plan.multicast and (x, y) in builder.ever   # keeps the LOAD sequence of the others
+        self.stored_in = None          # round whose D store may still be outstanding
 
-            def load_c(r, p=p, x=x, y=y, padded=padded):
-                if not plan.has_c:
-                    return
-                blk = block(r, x, y)
-                if blk is None:
-                    if padded:
-                        dummy(acc_base(r), acc=True)
-                    return
-                row0, mi, col0, ni = blk
-                p.load(acc=acc_base(r), mem=plan.c_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
-                       bytes=4 * ni, stride=plan.d_pitch)
-                nw = _words(mi, 4 * ni, w)
-                counts["read_words"] += nw
-                counts["read_words_mc"] += nw
-                counts["read_words_uc"] += nw
+    def emit(self) -> None:
+        """The whole program: C and the first chunk, every chunk of every round, END."""
+        self.load_c(0)
+        self.load_chunk(0)
+        for g in range(self.b.total):
+            self.chunk_step(g)
+        self.p.end()
 
-            def load_chunk(g, p=p, x=x, y=y, padded=padded):
-                r, i = divmod(g, nch)
-                blk = block(r, x, y)
-                sa, sb = buf_a[g % 2], buf_b[g % 2]
-                if blk is None:
-                    if padded:
-                        dummy(sa)
-                        dummy(sb)
-                    return
-                _, _, ha, wa = round_geom(r)
-                row0, mi, col0, ni = blk
-                k0, kci = chunk(i)
-                a = dict(sp=sa, mem=plan.a_addr + k0 * plan.a_pitch + row0 * e, rows=kci, bytes=mi * e,
-                         stride=plan.a_pitch)
-                b = dict(sp=sb, mem=plan.b_addr + k0 * plan.b_pitch + col0 * e, rows=kci, bytes=ni * e,
-                         stride=plan.b_pitch)
-                wa_words, wb_words = _words(kci, mi * e, w), _words(kci, ni * e, w)
-                counts["read_words_uc"] += wa_words + wb_words
-                if plan.multicast:
-                    a_send = x == (g + y) % wa
-                    b_send = y == (g + x + 1) % ha
-                    if wa > 1:
-                        p.load(**a, mode="send" if a_send else "recv", x=(0, wa - 1), y=(y, y))
-                    else:                                   # a group of one: a LOCAL LOAD
-                        p.load(**a)
-                    if ha > 1:
-                        p.load(**b, mode="send" if b_send else "recv", x=(x, x), y=(0, ha - 1))
-                    else:
-                        p.load(**b)
-                    got = (wa_words if a_send else 0) + (wb_words if b_send else 0)
-                    counts["read_words"] += got
-                    counts["read_words_mc"] += got
-                else:
-                    p.load(**a)
-                    p.load(**b)
-                    counts["read_words"] += wa_words + wb_words
-                    counts["read_words_mc"] += (wa_words if x == (g + y) % wa else 0) \
-                        + (wb_words if y == (g + x + 1) % ha else 0)
+    def dummy(self, space_addr: int, acc: bool = False) -> None:
+        """A one-word LOCAL LOAD that only keeps this tile's LOAD sequence in step."""
+        self.counts["dummy_loads"] += 1
+        self.counts["read_words"] += 1
+        if acc:
+            self.p.load(acc=space_addr, mem=self.plan.a_addr, rows=1, bytes=self.b.w)
+        else:
+            self.p.load(sp=space_addr, mem=self.plan.a_addr, rows=1, bytes=self.b.w)
 
-            stored_in = None          # round whose D store may still be outstanding
-            load_c(0)
-            load_chunk(0)
-            for g in range(total):
-                r, i = divmod(g, nch)
-                blk = block(r, x, y)
-                if i == 0 and stored_in is not None and not plan.has_c and blk is not None and not dbuf:
-                    p.barrier("loads", "stores", "matmuls")
-                    stored_in = None
-                else:
-                    p.barrier("loads", "matmuls")
-                p.sync(x=(0, mesh_w - 1), y=(0, mesh_h - 1))
-                # The MATMUL first: the sequencer is in order, and a LOAD is handed to the DMA only
-                # when the previous LOAD's requests are out, so LOADs first would hold the MATMUL
-                # back for the whole time it takes to issue them.
-                if blk is not None:
-                    row0, mi, col0, ni = blk
-                    _, kci = chunk(i)
-                    p.matmul(dt, m=mi, n=ni, k=kci, a=buf_a[g % 2], b=buf_b[g % 2], acc=acc_base(r),
-                             accumulate=i > 0 or plan.has_c)
-                if g + 1 < total:
-                    load_chunk(g + 1)
-                if i == nch - 1 and dbuf and r + 1 < rounds:
-                    # the other accumulator buffer: its STORE (round r - 1) must be done
-                    if stored_in is not None:
-                        p.barrier("stores")
-                        stored_in = None
-                    load_c(r + 1)
-                if i == nch - 1:
-                    if blk is not None:
-                        p.barrier("matmuls")
-                        p.store(acc=acc_base(r), mem=plan.d_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
-                                bytes=4 * ni, stride=plan.d_pitch)
-                        counts["write_words"] += _words(mi, 4 * ni, w)
-                        stored_in = r
-                    if r + 1 < rounds and plan.has_c and not dbuf:
-                        if stored_in is not None:
-                            p.barrier("stores")
-                            stored_in = None
-                        load_c(r + 1)
-            p.end()
-    plan.counts = counts
+    def load_c(self, r: int) -> None:
+        """LOAD of round r's C block into its accumulator buffer (a dummy when idle but padded)."""
+        plan, b = self.plan, self.b
+        if not plan.has_c:
+            return
+        blk = b.block(r, self.x, self.y)
+        if blk is None:
+            if self.padded:
+                self.dummy(b.acc_base(r), acc=True)
+            return
+        row0, mi, col0, ni = blk
+        self.p.load(acc=b.acc_base(r), mem=plan.c_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
+                    bytes=4 * ni, stride=plan.d_pitch)
+        nw = _words(mi, 4 * ni, b.w)
+        self.counts["read_words"] += nw
+        self.counts["read_words_mc"] += nw
+        self.counts["read_words_uc"] += nw
+
+    def load_chunk(self, g: int) -> None:
+        """LOADs of the A and B chunks of global chunk g into buffer pair g % 2 (multicast SEND /
+        RECV or LOCAL; dummies when idle but padded)."""
+        plan, b, x, y, p, counts = self.plan, self.b, self.x, self.y, self.p, self.counts
+        e, w = plan.e, b.w
+        r, i = divmod(g, b.nch)
+        blk = b.block(r, x, y)
+        sa, sb = b.buf_a[g % 2], b.buf_b[g % 2]
+        if blk is None:
+            if self.padded:
+                self.dummy(sa)
+                self.dummy(sb)
+            return
+        _, _, ha, wa = b.round_geom(r)
+        row0, mi, col0, ni = blk
+        k0, kci = b.chunk(i)
+        a = dict(sp=sa, mem=plan.a_addr + k0 * plan.a_pitch + row0 * e, rows=kci, bytes=mi * e,
+                 stride=plan.a_pitch)
+        bb = dict(sp=sb, mem=plan.b_addr + k0 * plan.b_pitch + col0 * e, rows=kci, bytes=ni * e,
+                  stride=plan.b_pitch)
+        wa_words, wb_words = _words(kci, mi * e, w), _words(kci, ni * e, w)
+        counts["read_words_uc"] += wa_words + wb_words
+        if plan.multicast:
+            a_send = x == (g + y) % wa
+            b_send = y == (g + x + 1) % ha
+            if wa > 1:
+                p.load(**a, mode="send" if a_send else "recv", x=(0, wa - 1), y=(y, y))
+            else:                                   # a group of one: a LOCAL LOAD
+                p.load(**a)
+            if ha > 1:
+                p.load(**bb, mode="send" if b_send else "recv", x=(x, x), y=(0, ha - 1))
+            else:
+                p.load(**bb)
+            got = (wa_words if a_send else 0) + (wb_words if b_send else 0)
+            counts["read_words"] += got
+            counts["read_words_mc"] += got
+        else:
+            p.load(**a)
+            p.load(**bb)
+            counts["read_words"] += wa_words + wb_words
+            counts["read_words_mc"] += (wa_words if x == (g + y) % wa else 0) \
+                + (wb_words if y == (g + x + 1) % ha else 0)
+
+    def chunk_step(self, g: int) -> None:
+        """Chunk g: barrier, SYNC, MATMUL, LOADs of chunk g + 1, and the round's end at its last chunk."""
+        b, p, plan = self.b, self.p, self.plan
+        r, i = divmod(g, b.nch)
+        blk = b.block(r, self.x, self.y)
+        if i == 0 and self.stored_in is not None and not plan.has_c and blk is not None and not b.dbuf:
+            p.barrier("loads", "stores", "matmuls")
+            self.stored_in = None
+        else:
+            p.barrier("loads", "matmuls")
+        p.sync(x=(0, b.mesh_w - 1), y=(0, b.mesh_h - 1))
+        # The MATMUL first: the sequencer is in order, and a LOAD is handed to the DMA only
+        # when the previous LOAD's requests are out, so LOADs first would hold the MATMUL
+        # back for the whole time it takes to issue them.
+        if blk is not None:
+            _, mi, _, ni = blk
+            _, kci = b.chunk(i)
+            p.matmul(plan.dtype, m=mi, n=ni, k=kci, a=b.buf_a[g % 2], b=b.buf_b[g % 2], acc=b.acc_base(r),
+                     accumulate=i > 0 or plan.has_c)
+        if g + 1 < b.total:
+            self.load_chunk(g + 1)
+        if i == b.nch - 1:
+            self.round_end(r, blk)
+
+    def round_end(self, r: int, blk) -> None:
+        """After round r's last chunk: the next C (into the other accumulator buffer first, with two),
+        then D stored."""
+        b, p, plan = self.b, self.p, self.plan
+        if b.dbuf and r + 1 < b.rounds:
+            # the other accumulator buffer: its STORE (round r - 1) must be done
+            if self.stored_in is not None:
+                p.barrier("stores")
+                self.stored_in = None
+            self.load_c(r + 1)
+        if blk is not None:
+            row0, mi, col0, ni = blk
+            p.barrier("matmuls")
+            p.store(acc=b.acc_base(r), mem=plan.d_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
+                    bytes=4 * ni, stride=plan.d_pitch)
+            self.counts["write_words"] += _words(mi, 4 * ni, b.w)
+            self.stored_in = r
+        if r + 1 < b.rounds and plan.has_c and not b.dbuf:
+            if self.stored_in is not None:
+                p.barrier("stores")
+                self.stored_in = None
+            self.load_c(r + 1)
