@@ -9,6 +9,7 @@ from pathlib import Path
 
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.lib.cdc import ResetSynchronizer
+
 from tessera.rtl.board.host_link import HostLink
 from tessera.synth.flow import (
     ABC_FALLBACK,

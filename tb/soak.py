@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from tessera.tools import harness
 
 SOAK_HEAVY_SHARE = 10             # a heavy test soaks SEEDS // 10 seeds

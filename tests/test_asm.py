@@ -3,6 +3,7 @@
 import random
 
 import pytest
+
 from tessera.cli.main import main
 from tessera.rtl.config import preset
 from tessera.rtl.tile import isa
@@ -249,6 +250,7 @@ def test_hazard_checker(drop, expect):
 def test_matmul_descriptor_fits_tensor_core_op(name):
     """The MATMUL descriptor carries the tensor core's op fields (docs/isa.md, docs/tensor.md)."""
     from amaranth.hdl import Shape
+
     from tessera.rtl.tensor.interface import DTYPES, op_layout
 
     cfg = preset(name)

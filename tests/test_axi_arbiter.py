@@ -7,6 +7,7 @@ import warnings
 import pytest
 from amaranth import Shape
 from amaranth.hdl import UnusedElaboratable
+
 from tessera.rtl.bus.axi_arbiter import AxiArbiter
 from tessera.tools.harness import run
 

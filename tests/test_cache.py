@@ -2,6 +2,7 @@
 (serial, with malformed requests mixed in), hit timing, hits under a miss, ALLOC (tb/cache/test_slice.py)."""
 
 import pytest
+
 from tessera.rtl.cache.slice import CacheSlice
 from tessera.rtl.config import CacheConfig
 from tessera.tools.harness import run

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+
+from tessera.cli import bench_cache
 from tessera.cli.main import main
 from tessera.rtl.config import CacheConfig
 from tessera.tb.models.cache import LruCacheModel
-
-from sim import bench_cache
 
 
 def test_trace_parsing_and_word_split(tmp_path):

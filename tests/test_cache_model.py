@@ -4,6 +4,7 @@ import random
 
 import cachesim
 import pytest
+
 from tessera.rtl.config import CacheConfig
 from tessera.tb.models.cache import LruCacheModel
 

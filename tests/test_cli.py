@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from tessera.cli.main import build_parser, main
 
 

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import pytest
+
 from tessera.rtl.config import (
     PRESETS,
     CacheConfig,

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+
 from tessera.cli.cmd_gemm import store_acks
 from tessera.rtl.config import preset
 from tessera.runtime.gemm_map import plan_gemm

@@ -1,6 +1,7 @@
 """Fabric CSR block under Verilator through its AXI4-Lite host port (tb/fabric/test_csr.py)."""
 
 import pytest
+
 from tessera.rtl.config import preset
 from tessera.rtl.fabric.csr import Csr
 from tessera.tools.harness import run

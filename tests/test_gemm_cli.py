@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from tessera.cli.main import main
 from tessera.rtl.config import preset
 from tessera.runtime.gemm_map import plan_gemm

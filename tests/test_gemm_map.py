@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+
 from tessera.rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfig, TileConfig, preset
 from tessera.runtime.asm import assemble
 from tessera.runtime.gemm_map import plan_gemm

@@ -4,6 +4,7 @@ import pytest
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+
 from tessera.tools.harness import run
 
 
@@ -43,6 +44,7 @@ def test_stream_vip_through_fifo_at_os():
 
 def test_bad_cxx_opt_raises():
     import pytest
+
     from tessera.tools.harness import build
 
     with pytest.raises(ValueError, match="cxx_opt"):

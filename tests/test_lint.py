@@ -2,6 +2,7 @@
 (with the commented waiver file sim/verilator_waivers.vlt)."""
 
 import pytest
+
 from tessera.rtl.blocks import export_verilog, registry
 from tessera.rtl.config import preset
 from tessera.tools.lint import lint_file

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from tessera.rtl.config import NocConfig
 from tessera.tb.noc.flat_mesh import FlatMesh, mesh_verilog
 from tessera.tools.harness import run
@@ -149,6 +150,7 @@ def test_noc_8x8_elaborates():
     checks: drivers, widths), and its structure matches XY routing on the model's 8 x 8 mesh."""
     from amaranth.back import rtlil
     from amaranth.hdl import Fragment
+
     from tessera.rtl.noc.layouts import CLASSES
     from tessera.rtl.noc.mesh import Mesh
     from tessera.rtl.noc.ni import NetworkInterface

@@ -8,6 +8,7 @@ every pair of special classes plus 100,000 biased random operand sets per unit.
 import json
 
 import pytest
+
 from tessera.rtl.config import NumericConfig, preset
 from tessera.rtl.numeric import BLOCKS, BF16Multiplier, FP32Adder, Int8Mac
 from tessera.tb.numeric import vectors

@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+
 from tessera.tb.models import numerics as nm
 from tessera.tb.numeric import vectors
 

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import pytest
+
 from tessera.rtl.config import preset
 from tessera.tb.fabric.slice_port_top import SlicePortTop
 from tessera.tools.harness import run

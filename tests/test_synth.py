@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from tessera.cli.main import main
 from tessera.rtl.board.boundary import BoundaryRegisters
 from tessera.rtl.board.probe import SynthProbe

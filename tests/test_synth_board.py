@@ -8,6 +8,7 @@ from amaranth import Module, Signal
 from amaranth.hdl import UnusedElaboratable
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.board.host_link import HostLink
 from tessera.rtl.board.port_bank import PortBank, port_map
 from tessera.rtl.board.uart import UartRx

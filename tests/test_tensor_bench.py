@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from tessera.cli.main import main
 from tessera.tb.models.gemm import gemm, scalesim_os_cycles
 

@@ -14,6 +14,7 @@ import math
 import random
 
 import pytest
+
 from tessera.cli.bench_tensor import core_verilog
 from tessera.rtl.config import TensorConfig, preset
 from tessera.rtl.tensor.tensor_core import TensorCore

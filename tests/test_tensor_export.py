@@ -4,6 +4,7 @@ tests/test_tensor_core.py)."""
 import re
 
 import pytest
+
 from tessera.rtl.blocks import registry
 from tessera.rtl.config import TensorConfig
 from tessera.rtl.tensor.export import verilog_hierarchical

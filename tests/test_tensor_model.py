@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from tessera.rtl.config import NumericConfig, TensorConfig, preset
 from tessera.rtl.tensor import ProcessingElement, SystolicArray, TensorCore
 from tessera.rtl.tensor.interface import check_op

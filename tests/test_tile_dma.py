@@ -2,6 +2,7 @@
 (tb/fabric/test_dma.py)."""
 
 import pytest
+
 from tessera.rtl.config import preset
 from tessera.rtl.tile.dma import TensorDma
 from tessera.tools.harness import run

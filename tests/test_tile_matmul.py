@@ -5,6 +5,7 @@ import json
 from dataclasses import replace
 
 import pytest
+
 from tessera.rtl.config import preset
 from tessera.rtl.tensor.export import verilog_with_pe
 from tessera.rtl.tile.matmul_engine import MatmulEngine

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from tessera.rtl.config import preset
 from tessera.rtl.tile import Scratchpad
 from tessera.tools.harness import run

@@ -14,6 +14,7 @@ from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
+
 from tessera.rtl.cache.lru import LruPolicy
 from tessera.rtl.noc.arbiter import after, round_robin
 from tessera.tools.harness import resolve_seed

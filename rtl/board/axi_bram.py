@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
+
 from tessera.rtl.bus.axi import (
     AXI_RESP_DECERR,
     AXI_RESP_OKAY,

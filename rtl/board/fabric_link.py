@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux
+
 from tessera.rtl.board.axi_bram import HOST_MEM_BASE, AxiBram
 from tessera.rtl.board.host_link import UartLink
 from tessera.rtl.bus.axi import axi4_fields, axil_fields, bus_view, connect_flat

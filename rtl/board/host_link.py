@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.board.port_bank import PortBank
 from tessera.rtl.board.uart import UartRx, UartTx, check_divisor
 from tessera.rtl.board.uart_axil import UartAxiLiteBridge

@@ -8,6 +8,7 @@ from amaranth import Cat, Module, Signal, Value
 from amaranth.hdl import EnableInserter, ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
+
 from tessera.rtl.bus.axi import AXI_RESP_DECERR, AXI_RESP_OKAY, axil_fields, axil_members, bus_view
 from tessera.rtl.fabric.csr_map import ID_VALUE  # the same ID as the fabric's CSRs (docs/csr.md)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.bus.axi import axil_fields, axil_members, bus_view
 
 __all__ = ["UartAxiLiteBridge", "CMD_WRITE", "CMD_READ", "REPLY_BAD_COMMAND"]

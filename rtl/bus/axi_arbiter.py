@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
+
 from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view
 
 __all__ = ["AxiArbiter", "sel_bits"]

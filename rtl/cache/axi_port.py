@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.bus.axi import AXI_BURST_INCR, AXI_RESP_OKAY, axi4_fields, axi4_members, bus_view
 from tessera.rtl.cache.lru import way_bits
 from tessera.rtl.cache.mshr import mshr_bits

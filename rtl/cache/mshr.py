@@ -7,6 +7,7 @@ from typing import NamedTuple
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.cache.lru import way_bits
 
 

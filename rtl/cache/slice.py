@@ -8,6 +8,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
 from tessera.rtl.cache.axi_port import AxiMemPort, axi_params
 from tessera.rtl.cache.data import DataArray

@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth import Module
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.cache.lru import lru_age_bits
 
 

@@ -19,6 +19,7 @@ from amaranth.hdl import ResetInserter
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.bus.axi import (
     AXI_RESP_DECERR,
     AXI_RESP_OKAY,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
+
 from tessera.rtl.bus.axi import axi4_fields, axi4_members, axil_fields, axil_members, bus_view, connect_flat
 from tessera.rtl.bus.axi_arbiter import AxiArbiter
 from tessera.rtl.cache.axi_port import axi_params

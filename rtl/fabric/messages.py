@@ -38,6 +38,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat
 from amaranth.lib import data
 from amaranth.utils import ceil_log2
+
 from tessera.rtl.cache.layouts import CacheOp, CacheStatus
 
 __all__ = [

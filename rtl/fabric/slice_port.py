@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.cache.layouts import CacheOp, CacheStatus, request_layout, response_layout
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.fabric.messages import TILE_PORT, quiet_bit, req_head_layout, resp_head_layout, slice_addr

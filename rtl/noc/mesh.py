@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.noc.layouts import beat_layout, node_id, node_xy
 from tessera.rtl.noc.ni import NetworkInterface
 from tessera.rtl.noc.router import Router

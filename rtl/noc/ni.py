@@ -6,6 +6,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.noc.arbiter import after, onehot_mux, round_robin
 from tessera.rtl.noc.layouts import (
     CLASSES,

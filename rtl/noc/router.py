@@ -8,6 +8,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.noc.arbiter import after, onehot_mux, round_robin
 from tessera.rtl.noc.layouts import CLASSES, DIRS, flit_layout, link_signature, node_id, node_xy, vc_is
 

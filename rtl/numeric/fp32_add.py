@@ -3,6 +3,7 @@
 from amaranth import Cat, Const, Module, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.config import NumericConfig
 from tessera.rtl.numeric.common import Pipeline, check_latency, normalise
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 from amaranth.back import rtlil, verilog
+
 from tessera.rtl.config import TensorConfig
 from tessera.rtl.tensor.pe import ProcessingElement
 from tessera.rtl.tensor.systolic_array import SystolicArray

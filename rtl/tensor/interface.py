@@ -15,6 +15,7 @@ The order of beats on each stream is specified in ``docs/tensor.md``.
 from __future__ import annotations
 
 from amaranth.lib import data
+
 from tessera.rtl.config import TensorConfig
 
 __all__ = [

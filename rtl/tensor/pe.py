@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.config import NumericConfig
 from tessera.rtl.numeric.bf16_mul import BF16Multiplier
 from tessera.rtl.numeric.fp32_add import FP32Adder

@@ -7,6 +7,7 @@ from __future__ import annotations
 from amaranth import ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.config import TensorConfig
 from tessera.rtl.tensor.interface import STEP_CONTROL
 from tessera.rtl.tensor.pe import ProcessingElement

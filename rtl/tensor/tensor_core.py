@@ -10,6 +10,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.config import TensorConfig
 from tessera.rtl.tensor.interface import (
     BUBBLE_A,

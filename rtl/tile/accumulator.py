@@ -9,6 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.tile.scratchpad import hold_response
 

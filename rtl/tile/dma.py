@@ -8,6 +8,7 @@ from amaranth import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.cache.layouts import CacheOp, CacheStatus
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.fabric.messages import (

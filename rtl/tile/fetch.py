@@ -9,6 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
+
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.tensor.interface import a_layout, b_layout, c_layout, d_layout, op_layout
 from tessera.rtl.tile.accumulator import acc_core_read_signature, acc_core_write_layout

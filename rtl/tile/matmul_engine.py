@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.tensor.tensor_core import TensorCore
 from tessera.rtl.tile.accumulator import Accumulator, acc_read_signature, acc_write_layout

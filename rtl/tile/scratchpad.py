@@ -6,6 +6,7 @@ from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
+
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.tile.isa import scratchpad_read_signature, scratchpad_write_layout
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.tile.isa import (
     ACC_BYTES,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.config import FabricConfig
 from tessera.rtl.fabric.csr_map import TILE_COUNTERS
 from tessera.rtl.noc.layouts import beat_layout

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from tessera.runtime.gemm_inputs import add_input_args, inputs, save_inputs
 
 

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 import numpy as np
+
 from tessera.rtl.fabric.csr_map import REG
 from tessera.runtime.board_gemm import gemm_session, run_sync
 from tessera.runtime.gemm_inputs import add_input_args, inputs

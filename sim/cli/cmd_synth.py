@@ -61,6 +61,7 @@ def run(args) -> int:
     import warnings
 
     from amaranth.hdl import UnusedElaboratable
+
     from tessera.synth import table
 
     # A block that fails to elaborate leaves its objects unused; the row records the failure.

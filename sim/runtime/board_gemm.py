@@ -15,6 +15,7 @@ the PC (:func:`run_sync`, over the serial port) and the cocotb test of the board
 from __future__ import annotations
 
 import numpy as np
+
 from tessera.rtl.board.axi_bram import HOST_MEM_BASE
 from tessera.rtl.fabric.csr_map import ID_VALUE, REG, decode_status, tile_reg
 

@@ -82,6 +82,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from tessera.rtl.tile.isa import Dtype, ErrorCode, Mode, Opcode, Space
 from tessera.runtime import isa
 from tessera.runtime.asm import Program, encode

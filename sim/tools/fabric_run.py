@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from tessera import rtl as rtl_package
 from tessera.runtime.gemm_inputs import save_inputs
 

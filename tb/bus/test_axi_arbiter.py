@@ -26,10 +26,11 @@ import random
 from pathlib import Path
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, Combine, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster, AxiRam
+
+import tessera.tb
 from tessera.tb.bus.interleave_mem import InterleavingAxiMem
 from tessera.tb.stream import rng_for
 

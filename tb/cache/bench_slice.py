@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
+
+import tessera.tb
 from tessera.rtl.cache.layouts import CacheOp, CacheStatus, counters_layout, request_layout, response_layout
 from tessera.rtl.config import CacheConfig
 from tessera.tb.cache.axi_mem import LatencyAxiMem

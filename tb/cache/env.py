@@ -15,6 +15,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
+
 from tessera.rtl.cache.layouts import (
     COUNTERS,
     CacheOp,

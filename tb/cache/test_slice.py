@@ -9,8 +9,9 @@ Parameters (``tessera.tb.params()``): ``cache`` (CacheConfig fields), ``count`` 
 from __future__ import annotations
 
 import cocotb
-import tessera.tb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+import tessera.tb
 from tessera.tb.cache.env import OP, CacheEnv, cfg_from
 from tessera.tb.models.cache import LruCacheModel, ShadowMemory
 from tessera.tb.stream import Scoreboard, StreamMonitor, pack, rng_for

@@ -9,9 +9,10 @@ import os
 from pathlib import Path
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
+
+import tessera.tb
 from tessera.tb.stream import BackPressure, Scoreboard, StreamDriver, StreamMonitor, rng_for
 
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
 from tessera.rtl.fabric.csr_map import (
     GLOBAL_COUNTERS,
     L2_COUNTERS,

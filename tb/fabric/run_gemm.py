@@ -26,9 +26,10 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, with_timeout
+
+import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.csr_map import ID_VALUE, REG
 from tessera.rtl.fabric.fabric import mem_prefixes

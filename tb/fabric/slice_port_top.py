@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amaranth import Module
 from amaranth.lib import wiring
+
 from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
 from tessera.rtl.cache.axi_port import axi_params
 from tessera.rtl.cache.slice import CacheSlice

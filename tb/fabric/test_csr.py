@@ -17,10 +17,11 @@ from __future__ import annotations
 import random
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
+
+import tessera.tb
 from tessera.rtl.cache.layouts import COUNTERS
 from tessera.rtl.config import preset
 from tessera.rtl.fabric.csr_map import (

@@ -21,9 +21,10 @@ from __future__ import annotations
 import collections
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
+
+import tessera.tb
 from tessera.rtl.config import preset
 from tessera.rtl.fabric.messages import req_head_layout, resp_head_layout, tag_layout
 from tessera.rtl.noc.layouts import beat_layout, header_layout

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import cocotb
 import numpy as np
+
 import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.csr_map import REG, slice_reg

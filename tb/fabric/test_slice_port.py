@@ -19,10 +19,11 @@ import collections
 from dataclasses import replace
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam
+
+import tessera.tb
 from tessera.rtl.config import preset
 from tessera.rtl.fabric.messages import quiet_bit, req_head_layout, resp_head_layout, slice_addr
 from tessera.rtl.noc.layouts import beat_layout, header_layout

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 import numpy as np
+
 from tessera.tb.models import gemm as gemm_model
 from tessera.tb.models import tile_isa as isa
 

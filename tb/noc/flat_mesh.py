@@ -16,6 +16,7 @@ from pathlib import Path
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl import noc as noc_package
 from tessera.rtl.noc.layouts import beat_layout
 from tessera.rtl.noc.mesh import Mesh
@@ -72,6 +73,7 @@ YOSYS_SCRIPT = ["proc", "flatten", "opt -full", "opt_clean -purge", "memory_coll
 
 def export_optimised(top, name: str) -> str:
     from amaranth.back import rtlil
+
     from tessera.rtl.tensor.export import run_yosys
 
     text = rtlil.convert(top, name=name, emit_src=False)

@@ -21,9 +21,10 @@ import json
 import os
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
+
+import tessera.tb
 from tessera.tb.models.noc import MeshModel
 from tessera.tb.stream import layout_fields, pack, rng_for, unpack
 

@@ -16,9 +16,10 @@ import os
 from pathlib import Path
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
+
+import tessera.tb
 from tessera.tb.models import numerics as model
 from tessera.tb.numeric import vectors
 from tessera.tb.stream import rng_for

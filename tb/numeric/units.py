@@ -11,6 +11,7 @@ Used by tests/test_numeric.py and ``tessera sim``.
 from amaranth import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
 from tessera.rtl.numeric import BF16Multiplier, FP32Adder, Int8Mac
 
 # unit -> (class, port prefix, operand ports and shapes, output port, output shape)

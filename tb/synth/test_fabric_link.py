@@ -8,9 +8,10 @@ Results are compared with the golden model (``tb/models/gemm.py``).
 
 import cocotb
 import numpy as np
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
+
+import tessera.tb
 from tessera.rtl.board.axi_bram import HOST_MEM_BASE
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.csr_map import ID_VALUE, REG

@@ -6,10 +6,11 @@ the bank is the test's accumulator (see tests/test_synth_board.py), modelled bel
 """
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.queue import Queue
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
+
+import tessera.tb
 from tessera.rtl.board.port_bank import (
     ID_VALUE,
     IN_BASE,

@@ -14,6 +14,7 @@ import collections
 
 import numpy as np
 from cocotb.triggers import RisingEdge
+
 from tessera.rtl.tensor.interface import d_layout, op_layout
 from tessera.tb.stream import layout_fields, pack, unpack
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from tessera.runtime.random_data import (  # noqa: F401 (re-exported for the testbenches)
     BF16_FINITE_SPECIALS,
     BF16_SPECIALS,

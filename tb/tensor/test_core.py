@@ -13,9 +13,10 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
+
+import tessera.tb
 from tessera.rtl.config import NumericConfig, TensorConfig
 from tessera.rtl.tensor.interface import DTYPES
 from tessera.tb.models.gemm import gemm

@@ -17,9 +17,10 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
+
+import tessera.tb
 from tessera.rtl.config import preset
 from tessera.tb.models.gemm import gemm
 from tessera.tb.stream import StreamDriver, layout_fields, pack, rng_for

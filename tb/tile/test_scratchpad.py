@@ -13,9 +13,10 @@ import json
 import os
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
+
+import tessera.tb
 from tessera.rtl.config import preset
 from tessera.rtl.tile.isa import scratchpad_write_layout
 from tessera.tb.stream import layout_fields, pack, rng_for

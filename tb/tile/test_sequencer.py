@@ -24,9 +24,10 @@ import json
 import os
 
 import cocotb
-import tessera.tb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
+
+import tessera.tb
 from tessera.rtl.config import preset
 from tessera.rtl.tile.isa import matmul_desc_layout, status_layout, xfer_desc_layout
 from tessera.tb.models import tile_seq
