@@ -36,13 +36,13 @@ def _exporters() -> dict:
 
 def export_verilog(name: str, config, top_name: str | None = None) -> str:
     """Verilog text of block ``name`` for ``config``; the top module is ``top_name``."""
-    from amaranth.back import verilog
-
     top_name = top_name or f"{name}_{config.name}"
     exporter = _exporters().get(name)
     if exporter is not None:
         return exporter(config, top_name)
-    return verilog.convert(make_block(name, config), name=top_name, emit_src=False)
+    from tessera.rtl.export import to_verilog
+
+    return to_verilog(make_block(name, config), top_name, emit_src=False)
 
 
 def make_block(name: str, config):

@@ -59,9 +59,9 @@ def tool(name: str) -> str:
 
 def export_rtlil(component, top: str) -> str:
     """RTLIL text of ``component`` with top-level module ``top`` (no source attributes)."""
-    from amaranth.back import rtlil
+    from tessera.rtl.export import to_rtlil
 
-    return rtlil.convert(component, name=top, emit_src=False)
+    return to_rtlil(component, top, emit_src=False)
 
 
 def run_tool(argv: list[str], log: Path, timeout: float, cwd: Path) -> tuple[str, float]:

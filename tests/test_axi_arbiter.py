@@ -8,6 +8,7 @@ import pytest
 from amaranth import Shape
 from amaranth.hdl import UnusedElaboratable
 
+from tessera.rtl.bus.axi import AXI4Signature
 from tessera.rtl.bus.axi_arbiter import AxiArbiter
 from tessera.tools.harness import run
 
@@ -43,16 +44,18 @@ def test_axi_arbiter_throughput():
 
 
 def test_axi_arbiter_ports_and_errors():
-    def width(arb, port):
-        return Shape.cast(arb.signature.members[port].shape).width
+    def width(arb, port, name):
+        return Shape.cast(arb.signature.members[port].signature.members[name].shape).width
 
     with warnings.catch_warnings():     # these components are never elaborated
         warnings.simplefilter("ignore", UnusedElaboratable)
         arb = AxiArbiter(3, **PARAMS)
-        assert width(arb, "m_axi_arid") == 4 and width(arb, "s2_axi_rid") == 2
-        assert width(AxiArbiter(1, **PARAMS), "m_axi_arid") == 2
-        assert width(AxiArbiter(4, **PARAMS), "m_axi_bid") == 4
-        assert width(AxiArbiter(5, **PARAMS), "m_axi_awid") == 5
+        assert width(arb, "m_axi", "arid") == 4 and width(arb, "s_axi", "rid") == 2
+        assert arb.signature.members["s_axi"].dimensions == (3,)
+        assert arb.signature.members["m_axi"].signature == AXI4Signature(**{**PARAMS, "id_bits": 4})
+        assert width(AxiArbiter(1, **PARAMS), "m_axi", "arid") == 2
+        assert width(AxiArbiter(4, **PARAMS), "m_axi", "bid") == 4
+        assert width(AxiArbiter(5, **PARAMS), "m_axi", "awid") == 5
         for bad, name in [(dict(n=0), "n"), (dict(data_bits=96), "data_bits"), (dict(id_bits=0), "id_bits"),
                           (dict(addr_bits=0), "addr_bits"), (dict(w_fifo_depth=0), "w_fifo_depth")]:
             kw = {"n": 3, **PARAMS, **bad}

@@ -26,15 +26,13 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In
 
 from tessera.rtl.bus.axi import (
     AXI_RESP_DECERR,
     AXI_RESP_OKAY,
-    axi4_fields,
-    axi4_members,
-    axil_fields,
-    axil_members,
-    bus_view,
+    AXI4LiteSignature,
+    AXI4Signature,
 )
 
 __all__ = ["AxiBram", "HOST_MEM_BASE"]
@@ -57,12 +55,9 @@ class AxiBram(wiring.Component):
         self._shift = (data_bytes - 1).bit_length()              # byte address -> word index
         self._word_bits = max(1, (self.depth - 1).bit_length())
         self._lane_bits = max(0, self._shift - 2)                # 32-bit lanes in a word
-        self.axi_fields = axi4_fields(addr_bits, 8 * data_bytes, id_bits)
-        self.host_fields = axil_fields(32, 32)
         super().__init__({
-            **axi4_members("s_axi", addr_bits=addr_bits, data_bits=8 * data_bytes, id_bits=id_bits,
-                           master=False),
-            **axil_members("h_axil", addr_bits=32, data_bits=32),
+            "s_axi": In(AXI4Signature(addr_bits=addr_bits, data_bits=8 * data_bytes, id_bits=id_bits)),
+            "h_axil": In(AXI4LiteSignature(addr_bits=32, data_bits=32)),
         })
 
     def elaborate(self, platform):
@@ -70,8 +65,7 @@ class AxiBram(wiring.Component):
         m.submodules.mem = mem = memory.Memory(shape=unsigned(8 * self.data_bytes), depth=self.depth, init=[])
         wp = mem.write_port(granularity=8)
         rp = mem.read_port(domain="sync")
-        axi = bus_view(self, "s_axi", self.axi_fields)
-        host = bus_view(self, "h_axil", self.host_fields)
+        axi, host = self.s_axi, self.h_axil
         # The host takes the write / read port this cycle (the AXI side then holds off AW / AR).
         # Keep the host after the AXI side: its ``rp.addr`` assignment overrides the AXI default.
         host_w_go = Signal()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
 from tessera.rtl.board.axi_bram import HOST_MEM_BASE, AxiBram
 from tessera.rtl.board.host_link import UartLink
-from tessera.rtl.bus.axi import axi4_fields, axil_fields, bus_view, connect_flat
 from tessera.rtl.config import FabricConfig
-from tessera.rtl.fabric.fabric import HOST_ADDR_BITS, Fabric, mem_port_params, mem_prefixes
+from tessera.rtl.fabric.fabric import HOST_ADDR_BITS, Fabric, mem_port_params
 
 __all__ = ["FabricLink", "HOST_MEM_BASE"]
 
@@ -51,23 +52,20 @@ class FabricLink(UartLink):
         m.submodules.memory = self.memory
         master = self.elaborate_bridge(m)
 
-        mem_fields = axi4_fields(**self.mem_params)
-        connect_flat(m, bus_view(self.fabric, mem_prefixes(self.cfg)[0], mem_fields),
-                     bus_view(self.memory, "s_axi", mem_fields), mem_fields)
+        wiring.connect(m, self.fabric.mem_port(0), self.memory.s_axi)
 
         # Address split: the bridge holds one transaction's address steady until its reply, so
         # the select is combinational on the address it presents.
-        fields = axil_fields(32, 32)
-        csr = bus_view(self.fabric, "s_axil", axil_fields(HOST_ADDR_BITS, 32))
-        mem = bus_view(self.memory, "h_axil", fields)
+        csr, mem = self.fabric.s_axil, self.memory.h_axil
         to_csr_w = master.awaddr[HOST_ADDR_BITS:] == 0
         to_csr_r = master.araddr[HOST_ADDR_BITS:] == 0
-        for name, _, direction in fields:
+        for name, member in master.signature.members.items():
             a, c, b = getattr(master, name), getattr(csr, name), getattr(mem, name)
             sel = to_csr_r if name.startswith(("ar", "r")) else to_csr_w
-            if name.endswith("valid") and direction == "out":
+            out = member.flow == Out
+            if name.endswith("valid") and out:
                 m.d.comb += [c.eq(a & sel), b.eq(a & ~sel)]
-            elif direction == "out":
+            elif out:
                 m.d.comb += [c.eq(a), b.eq(a)]  # the CSR port decodes the low address bits
             else:
                 m.d.comb += a.eq(Mux(sel, c, b))

@@ -9,7 +9,6 @@ from amaranth.lib.wiring import In, Out
 from tessera.rtl.board.port_bank import PortBank
 from tessera.rtl.board.uart import UartRx, UartTx, check_divisor
 from tessera.rtl.board.uart_axil import UartAxiLiteBridge
-from tessera.rtl.bus.axi import axil_fields, bus_view, connect_flat
 
 __all__ = ["HostLink", "UartLink"]
 
@@ -17,7 +16,7 @@ __all__ = ["HostLink", "UartLink"]
 class UartLink(wiring.Component):
     """The serial side shared by the board's links: :class:`UartRx` -> :class:`UartAxiLiteBridge`,
     replies back through :class:`UartTx`; a subclass puts its slaves behind the bridge's AXI4-Lite
-    master (:meth:`elaborate_bridge` returns it, as a :func:`bus_view` of 32-bit ``axil_fields``).
+    master (:meth:`elaborate_bridge` returns it: 32-bit addresses and data).
 
     Ports: ``rx`` in, ``tx`` out (8N1, ``divisor`` clock cycles per bit), and for LEDs ``rx_error``
     (sticky overrun or framing error) and ``busy`` (a command is in progress). Latency and
@@ -43,7 +42,7 @@ class UartLink(wiring.Component):
             self.rx_error.eq(self.rx_unit.overrun | self.rx_unit.frame_error),
             self.busy.eq(~self.bridge.i.ready),
         ]
-        return bus_view(self.bridge, "m_axil", axil_fields(32, 32))
+        return self.bridge.m_axil
 
 
 class HostLink(UartLink):
@@ -61,6 +60,10 @@ class HostLink(UartLink):
         m = Module()
         m.submodules.bank = self.bank
         # The bank decodes the low 16 address bits (the connection truncates the addresses).
-        connect_flat(m, self.elaborate_bridge(m), bus_view(self.bank, "s_axil", axil_fields(16, 32)),
-                     axil_fields(32, 32))
+        master, slave = self.elaborate_bridge(m), self.bank.s_axil
+        for name, member in master.signature.members.items():
+            if member.flow == Out:
+                m.d.comb += getattr(slave, name).eq(getattr(master, name))
+            else:
+                m.d.comb += getattr(master, name).eq(getattr(slave, name))
         return m

@@ -9,7 +9,8 @@ from amaranth.hdl import EnableInserter, ResetInserter
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from tessera.rtl.bus.axi import AXI_RESP_DECERR, AXI_RESP_OKAY, axil_fields, axil_members, bus_view
+from tessera.rtl.bus.axi import AXI_RESP_DECERR, AXI_RESP_OKAY, AXI4LiteSignature
+from tessera.rtl.export import port_name
 from tessera.rtl.fabric.csr_map import ID_VALUE  # the same ID as the fabric's CSRs (docs/csr.md)
 
 __all__ = ["PortBank", "PortField", "port_map", "REG_ID", "REG_SHAPE", "REG_STEP", "REG_CYCLES",
@@ -36,7 +37,7 @@ def port_map(block: wiring.Component) -> list[PortField]:
     fields, offsets = [], {False: 0, True: 0}
     for path, member, value in block.signature.flatten(block):
         out = member.flow != In
-        name = "__".join(str(p) for p in path)
+        name = port_name(block.signature, path)     # the names of its exported Verilog
         width = len(Value.cast(value))  # a port may be a data.View of a layout
         fields.append(PortField(name, out, offsets[out], width))
         offsets[out] += width
@@ -73,11 +74,11 @@ class PortBank(wiring.Component):
         if max(self.in_words, self.out_words) > MAX_WORDS:
             raise ValueError(f"PortBank.block has {max(self.in_bits, self.out_bits)} port bits one way; "
                              f"allowed: at most {MAX_WORDS * 32}")
-        super().__init__(axil_members("s_axil", addr_bits=16, data_bits=32, master=False))
+        super().__init__({"s_axil": In(AXI4LiteSignature(addr_bits=16, data_bits=32))})
 
     def elaborate(self, platform):
         m = Module()
-        bus = bus_view(self, "s_axil", axil_fields(16, 32))
+        bus = self.s_axil
 
         run = Signal()
         hold_reset = Signal()

@@ -6,7 +6,7 @@ from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from tessera.rtl.bus.axi import axil_fields, axil_members, bus_view
+from tessera.rtl.bus.axi import AXI4LiteSignature
 
 __all__ = ["UartAxiLiteBridge", "CMD_WRITE", "CMD_READ", "REPLY_BAD_COMMAND"]
 
@@ -42,12 +42,12 @@ class UartAxiLiteBridge(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(8)),
             "o": Out(stream.Signature(8)),
-            **axil_members("m_axil", addr_bits=32, data_bits=32, master=True),
+            "m_axil": Out(AXI4LiteSignature(addr_bits=32, data_bits=32)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        bus = bus_view(self, "m_axil", axil_fields(32, 32))
+        bus = self.m_axil
 
         is_write = Signal()
         args = Signal(64)  # address in the low word, write data in the high word

@@ -1,24 +1,21 @@
-"""AXI4 and AXI4-Lite port sets, declared once from one field list per bus.
+"""AXI4 and AXI4-Lite ports: one field list per bus, and a ``Signature`` class for each.
 
-Naming problem solved here, once: Amaranth names the Verilog port of a signature member ``m_axi``
-with sub-member ``awaddr`` ``m_axi__awaddr`` (double underscore), while cocotbext-axi's
-``AxiBus.from_prefix(dut, "m_axi")`` looks for ``m_axi_awaddr``. So a component that exposes an
-AXI port does not nest a sub-signature; it splices *flat* members into its own signature:
+A component with an AXI port declares it as one member,
 
-    super().__init__({**axi4_members("m_axi", addr_bits=32, data_bits=128, id_bits=3), ...})
+    super().__init__({"m_axi": Out(AXI4Signature(addr_bits=32, data_bits=128, id_bits=3)), ...})
 
-which become the Verilog ports ``m_axi_awaddr``, ``m_axi_awvalid``, ... Inside ``elaborate``
-:func:`bus_view` gives the same members back as ``bus.awaddr`` etc., and :func:`connect_flat`
-joins two flat port sets (of components or of a component and a :func:`axi4_signature` bundle).
+(``In(...)`` for a slave; several ports as ``Out(AXI4Signature(...)).array(n)``), reaches the
+signals as ``self.m_axi.awaddr`` and wires it with ``wiring.connect``, which checks that both
+sides have the same widths. Signals are named for the master; ``Out`` = driven by the master.
 
-Directions are given for the master side; ``Out`` = driven by the master.
+Exported Verilog uses cocotbext-axi's names: ``AxiBus.from_prefix(dut, "m_axi")`` looks for
+``m_axi_awaddr``, where Amaranth would write ``m_axi__awaddr``. :func:`tessera.rtl.export.verilog_ports`
+names the members of these signatures ``<port>_<signal>`` (and ``<port><i>_<signal>`` in an array),
+every other member as Amaranth does.
 """
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
-from amaranth import Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,12 +27,8 @@ __all__ = [
     "AXI_BURST_INCR",
     "axi4_fields",
     "axil_fields",
-    "axi4_members",
-    "axil_members",
-    "axi4_signature",
-    "axil_signature",
-    "bus_view",
-    "connect_flat",
+    "AXI4Signature",
+    "AXI4LiteSignature",
 ]
 
 AXI_RESP_OKAY, AXI_RESP_EXOKAY, AXI_RESP_SLVERR, AXI_RESP_DECERR = 0, 1, 2, 3
@@ -109,48 +102,47 @@ def axil_fields(addr_bits: int, data_bits: int) -> list[tuple[str, int, str]]:
     ]
 
 
-def _members(prefix: str, fields, master: bool) -> dict:
-    out = {}
-    for name, width, direction in fields:
-        is_out = (direction == "out") == master
-        out[f"{prefix}_{name}"] = Out(width) if is_out else In(width)
-    return out
+def _flow_members(fields) -> dict:
+    return {name: Out(width) if direction == "out" else In(width) for name, width, direction in fields}
 
 
-def axi4_members(prefix: str, *, addr_bits: int, data_bits: int, id_bits: int, master: bool = True) -> dict:
-    """Flat signature members ``{prefix}_awaddr: Out(...)`` ... for a component's signature dict."""
-    return _members(prefix, axi4_fields(addr_bits, data_bits, id_bits), master)
+class AXI4Signature(wiring.Signature):
+    """A full AXI4 master port (no user, QoS or region signals): the five channels' signals by
+    their AXI names (``awaddr`` ... ``rready``), ``Out`` = driven by the master. ``In(...)`` of it
+    is a slave port. Burst type, size and length are the master's to set; the slaves in Tessera
+    serve INCR bursts."""
+
+    def __init__(self, *, addr_bits: int, data_bits: int, id_bits: int):
+        self.addr_bits, self.data_bits, self.id_bits = addr_bits, data_bits, id_bits
+        super().__init__(_flow_members(axi4_fields(addr_bits, data_bits, id_bits)))
+
+    def __eq__(self, other):
+        return (type(other) is type(self)
+                and (self.addr_bits, self.data_bits, self.id_bits)
+                == (other.addr_bits, other.data_bits, other.id_bits))
+
+    def __hash__(self):
+        return hash((type(self), self.addr_bits, self.data_bits, self.id_bits))
+
+    def __repr__(self):
+        return (f"AXI4Signature(addr_bits={self.addr_bits}, data_bits={self.data_bits}, "
+                f"id_bits={self.id_bits})")
 
 
-def axil_members(prefix: str, *, addr_bits: int, data_bits: int, master: bool = False) -> dict:
-    """Flat AXI4-Lite members (slave by default, as the fabric's host port ``s_axil_*``)."""
-    return _members(prefix, axil_fields(addr_bits, data_bits), master)
+class AXI4LiteSignature(wiring.Signature):
+    """An AXI4-Lite master port (``awaddr`` ... ``rready``, no ids, single beats), ``Out`` = driven
+    by the master; ``In(...)`` of it is a slave port, as the fabric's CSR port."""
 
+    def __init__(self, *, addr_bits: int, data_bits: int):
+        self.addr_bits, self.data_bits = addr_bits, data_bits
+        super().__init__(_flow_members(axil_fields(addr_bits, data_bits)))
 
-def axi4_signature(*, addr_bits: int, data_bits: int, id_bits: int) -> wiring.Signature:
-    """The same AXI4 master as a nested signature (members ``awaddr``...), for internal wiring."""
-    return wiring.Signature(
-        {n: (Out(w) if d == "out" else In(w)) for n, w, d in axi4_fields(addr_bits, data_bits, id_bits)}
-    )
+    def __eq__(self, other):
+        return (type(other) is type(self)
+                and (self.addr_bits, self.data_bits) == (other.addr_bits, other.data_bits))
 
+    def __hash__(self):
+        return hash((type(self), self.addr_bits, self.data_bits))
 
-def axil_signature(*, addr_bits: int, data_bits: int) -> wiring.Signature:
-    return wiring.Signature(
-        {n: (Out(w) if d == "out" else In(w)) for n, w, d in axil_fields(addr_bits, data_bits)}
-    )
-
-
-def bus_view(obj, prefix: str, fields) -> SimpleNamespace:
-    """``obj.{prefix}_awaddr`` ... as ``view.awaddr`` (prefix ``""``: ``obj.awaddr``)."""
-    return SimpleNamespace(**{n: getattr(obj, f"{prefix}_{n}" if prefix else n) for n, _, _ in fields})
-
-
-def connect_flat(m, master: SimpleNamespace, slave: SimpleNamespace, fields):
-    """Drive each ``out`` field of ``slave`` from ``master`` and each ``in`` field the other way."""
-    for name, _, direction in fields:
-        a, b = getattr(master, name), getattr(slave, name)
-        assert isinstance(a, Signal) or hasattr(a, "shape")
-        if direction == "out":
-            m.d.comb += b.eq(a)
-        else:
-            m.d.comb += a.eq(b)
+    def __repr__(self):
+        return f"AXI4LiteSignature(addr_bits={self.addr_bits}, data_bits={self.data_bits})"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view
+from tessera.rtl.bus.axi import AXI4Signature, axi4_fields
 
 __all__ = ["AxiArbiter", "sel_bits"]
 
@@ -22,17 +23,17 @@ def _payload(fields, ch: str) -> list[tuple[str, int]]:
 
 
 class AxiArbiter(wiring.Component):
-    """``n`` AXI4 slave ports ``s{i}_axi_*`` arbitrated onto one AXI4 master port ``m_axi_*``.
+    """``n`` AXI4 slave ports ``s_axi[i]`` arbitrated onto one AXI4 master port ``m_axi``.
 
-    Ports: for each upstream master ``i`` a flat slave-side set ``s{i}_axi_*`` (IDs ``id_bits``
-    wide) and one flat master set ``m_axi_*`` whose IDs are ``id_bits + ceil(log2(n))`` wide: the
-    arbiter sends ``{i, id}`` (source index in the high bits) and routes R and B beats back by
-    those high bits (the low bits become the upstream RID/BID). With ``n = 1`` the IDs keep their
-    width and the block is a register slice with the same latencies as below. All other AXI
-    fields pass unchanged.
+    Ports (:class:`AXI4Signature`; exported as ``s_axi{i}_*`` and ``m_axi_*``): for each upstream
+    master ``i`` a slave port ``s_axi[i]`` (IDs ``id_bits`` wide) and one master port ``m_axi`` whose
+    IDs are ``id_bits + ceil(log2(n))`` wide: the arbiter sends ``{i, id}`` (source index in the
+    high bits) and routes R and B beats back by those high bits (the low bits become the upstream
+    RID/BID). With ``n = 1`` the IDs keep their width and the block is a register slice with the
+    same latencies as below. All other AXI fields pass unchanged.
 
     Read address (AR) and write address (AW), each independently: every slave port has a one-entry
-    skid register, so ``s{i}_axi_arready``/``awready`` are registered (high unless that port's
+    skid register, so ``s_axi{i}_arready``/``awready`` are registered (high unless that port's
     skid register is full) and never depend on any valid. A round-robin arbiter (priority starts
     after the last granted port) picks one request per cycle into an output register that drives
     ``m_axi_ar*``/``aw*``; it reloads when empty or when ``m_axi_arready``/``awready`` is high.
@@ -45,8 +46,8 @@ class AxiArbiter(wiring.Component):
     bursts ahead of W). Only the FIFO's head source gets ``wready``; its beats pass through a
     register stage to ``m_axi_w*`` (latency 1, one beat per cycle) and WLAST pops the FIFO, so W
     bursts leave in AW order, never interleaved, and never before their AW was granted (the first
-    W beat reaches ``m_axi`` at the earliest one cycle after its AW). ``s{i}_axi_wready`` depends
-    on ``m_axi_wready`` and the FIFO head, never on ``s{i}_axi_wvalid``.
+    W beat reaches ``m_axi`` at the earliest one cycle after its AW). ``s_axi{i}_wready`` depends
+    on ``m_axi_wready`` and the FIFO head, never on ``s_axi{i}_wvalid``.
 
     Responses (R, B): one register stage each (latency 1, one beat per cycle). A beat is offered to
     the port named by the high ID bits only; ``m_axi_rready``/``bready`` = stage empty or that
@@ -76,13 +77,10 @@ class AxiArbiter(wiring.Component):
         self.m_id_bits = id_bits + self.sel_bits
         self.s_fields = axi4_fields(addr_bits, data_bits, id_bits)
         self.m_fields = axi4_fields(addr_bits, data_bits, self.m_id_bits)
-        members = {}
-        for i in range(n):
-            members.update(axi4_members(f"s{i}_axi", addr_bits=addr_bits, data_bits=data_bits,
-                                        id_bits=id_bits, master=False))
-        members.update(axi4_members("m_axi", addr_bits=addr_bits, data_bits=data_bits,
-                                    id_bits=self.m_id_bits))
-        super().__init__(members)
+        super().__init__({
+            "s_axi": In(AXI4Signature(addr_bits=addr_bits, data_bits=data_bits, id_bits=id_bits)).array(n),
+            "m_axi": Out(AXI4Signature(addr_bits=addr_bits, data_bits=data_bits, id_bits=self.m_id_bits)),
+        })
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -233,8 +231,8 @@ class AxiArbiter(wiring.Component):
     # ------------------------------------------------------------------ elaborate
     def elaborate(self, platform):
         m = Module()
-        dst = bus_view(self, "m_axi", self.m_fields)
-        srcs = [bus_view(self, f"s{i}_axi", self.s_fields) for i in range(self.n)]
+        dst = self.m_axi
+        srcs = list(self.s_axi)
         self._address_channel(m, "ar", srcs, dst)
         aw_ok = Signal(name="aw_fifo_not_full")
         aw_grant, aw_idx = self._address_channel(m, "aw", srcs, dst, gate=aw_ok)

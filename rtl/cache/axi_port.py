@@ -6,7 +6,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from tessera.rtl.bus.axi import AXI_BURST_INCR, AXI_RESP_OKAY, axi4_fields, axi4_members, bus_view
+from tessera.rtl.bus.axi import AXI_BURST_INCR, AXI_RESP_OKAY, AXI4Signature
 from tessera.rtl.cache.lru import way_bits
 from tessera.rtl.cache.mshr import mshr_bits
 
@@ -37,10 +37,9 @@ class AxiMemPort(wiring.Component):
         sb = max(1, cfg.index_bits)
         rows = cfg.sets * cfg.beats_per_line
         self.addr_w = max(1, (rows - 1).bit_length())
-        self.fields = axi4_fields(**axi_params(cfg))
         super().__init__(
             {
-                **axi4_members("m_axi", **axi_params(cfg)),
+                "m_axi": Out(AXI4Signature(**axi_params(cfg))),
                 "ar_cmd": In(stream.Signature(data.StructLayout({"line": lb, "id": ib}))),
                 "r_beat": Out(
                     stream.Signature(
@@ -70,7 +69,7 @@ class AxiMemPort(wiring.Component):
         B = cfg.beats_per_line
         ob = cfg.offset_bits
         size = (cfg.data_bytes - 1).bit_length()
-        axi = bus_view(self, "m_axi", self.fields)
+        axi = self.m_axi
 
         # Constant attributes of every burst.
         m.d.comb += [

@@ -9,7 +9,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
+from tessera.rtl.bus.axi import AXI4Signature
 from tessera.rtl.cache.axi_port import AxiMemPort, axi_params
 from tessera.rtl.cache.data import DataArray
 from tessera.rtl.cache.layouts import CacheOp, CacheStatus, counters_layout, request_layout, response_layout
@@ -88,13 +88,12 @@ class CacheSlice(wiring.Component):
         if not isinstance(cfg, CacheConfig):
             raise ValueError(f"CacheSlice: cfg must be a CacheConfig, not {type(cfg).__name__}")
         self.cfg = cfg
-        self.axi_fields = axi4_fields(**axi_params(cfg))
         super().__init__(
             {
                 "req": In(stream.Signature(request_layout(cfg))),
                 "resp": Out(stream.Signature(response_layout(cfg))),
                 "counters": Out(counters_layout()),
-                **axi4_members("m_axi", **axi_params(cfg)),
+                "m_axi": Out(AXI4Signature(**axi_params(cfg))),
             }
         )
 
@@ -109,12 +108,7 @@ class CacheSlice(wiring.Component):
         m.submodules.port = port = AxiMemPort(cfg)
         plo = parked_layout(cfg)
         m.submodules.queue = queue = SyncFIFOBuffered(width=plo.size, depth=cfg.queue_depth)
-        connect_flat(
-            m,
-            bus_view(port, "m_axi", self.axi_fields),
-            bus_view(self, "m_axi", self.axi_fields),
-            self.axi_fields,
-        )
+        wiring.connect(m, port.m_axi, wiring.flipped(self.m_axi))
         n = _Nets(tags=tags, darr=darr, lru=lru, mshr=mshr, port=port, queue=queue, plo=plo)
 
         # ------------------------------------------------------------------ response register

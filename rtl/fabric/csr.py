@@ -24,9 +24,7 @@ from tessera.rtl.bus.axi import (
     AXI_RESP_DECERR,
     AXI_RESP_OKAY,
     AXI_RESP_SLVERR,
-    axil_fields,
-    axil_members,
-    bus_view,
+    AXI4LiteSignature,
 )
 from tessera.rtl.cache.layouts import counters_layout
 from tessera.rtl.config import FabricConfig
@@ -58,7 +56,7 @@ def _word(addr: int) -> int:
 class _Regs:
     """Register-file state shared by the parts of :class:`Csr` (see :meth:`Csr._tile_state`)."""
     started: Signal         # START, per tile
-    clear_q: Signal         # registered clear pulse per tile (drives clear_t)
+    clear_q: Signal         # registered clear pulse per tile (drives clear[t])
     hold: list              # [tile][i]: the CMD<i> holding registers
     fifos: list             # the command queues, one per tile
     active: Signal          # ACTIVE, per tile
@@ -103,13 +101,15 @@ class _ReadChannel:
 class Csr(wiring.Component):
     """AXI4-Lite slave (16-bit byte address, 32-bit data) holding the fabric's CSRs (docs/csr.md).
 
-    Ports: ``s_axil_*`` (flat AXI4-Lite slave, cocotbext-axi ``AxiLiteBus.from_prefix(dut,
-    "s_axil")``); per tile ``t``: ``cmd_t`` (out, stream of ``INSTRUCTION``), ``status_t`` (in,
-    ``status_layout()``), ``clear_t`` (out, one-cycle pulse), ``busy_cycles_t``, ``loads_t``,
-    ``stores_t``, ``matmuls_t`` (in, 32); per slice ``s``: ``l2_counters_s`` (in,
-    ``counters_layout()``); global: ``noc_link_flits``, ``noc_eject_flits``, ``noc_errors``,
-    ``mcast_packets``, ``l2_resp_flits``, ``flush_errors`` (in, 32), ``flush_busy`` (in, T),
-    ``flush`` (out, one-cycle pulse) and ``flush_op`` (out, held: 0 flush, 1 invalidate).
+    Ports: ``s_axil`` (AXI4-Lite slave, :class:`AXI4LiteSignature`; exported as ``s_axil_*`` for
+    cocotbext-axi's ``AxiLiteBus.from_prefix(dut, "s_axil")``); arrays indexed by tile ``t``:
+    ``cmd[t]`` (out, stream of ``INSTRUCTION``), ``status[t]`` (in, ``status_layout()``),
+    ``clear[t]`` (out, one-cycle pulse), ``busy_cycles[t]``, ``loads[t]``, ``stores[t]``,
+    ``matmuls[t]`` (in, 32); by slice ``s``: ``l2_counters[s]`` (in, ``counters_layout()``);
+    exported as ``cmd__0__valid``, ``status__0`` ...; global: ``noc_link_flits``,
+    ``noc_eject_flits``, ``noc_errors``, ``mcast_packets``, ``l2_resp_flits``, ``flush_errors``
+    (in, 32), ``flush_busy`` (in, T), ``flush`` (out, one-cycle pulse) and ``flush_op`` (out, held:
+    0 flush, 1 invalidate).
 
     Host port timing. Reads: ``arready`` is high when no read is in progress; ``rvalid`` rises two
     cycles after the AR handshake (address registered, then the register value) and stays until
@@ -125,10 +125,10 @@ class Csr(wiring.Component):
 
     Command queues: one ``SyncFIFOBuffered`` of ``cmd_queue_depth`` 128-bit words per tile. A write
     to CMD3 pushes ``{CMD3, CMD2, CMD1, CMD0}`` (the CMD0..2 words are per-tile holding registers,
-    kept after the push). ``cmd_t.valid`` is high while the FIFO has a word and the tile is started
-    (START); it never depends on ``cmd_t.ready``. A word pushed into an empty queue is on offer two
-    cycles after the push (when started). CONTROL bit0: ``clear_t`` pulses for one cycle (the cycle
-    after the write takes effect); in that cycle the tile is un-started (``cmd_t.valid`` low) and the
+    kept after the push). ``cmd[t].valid`` is high while the FIFO has a word and the tile is started
+    (START); it never depends on ``cmd[t].ready``. A word pushed into an empty queue is on offer two
+    cycles after the push (when started). CONTROL bit0: ``clear[t]`` pulses for one cycle (the cycle
+    after the write takes effect); in that cycle the tile is un-started (``cmd[t].valid`` low) and the
     queue is emptied at its end.
 
     CYCLES (64 bits) counts cycles in which ACTIVE != 0 (ACTIVE: started tiles whose state is
@@ -151,15 +151,15 @@ class Csr(wiring.Component):
         self.tiles = cfg.tiles
         self.slices = cfg.noc.nodes
         self.depth = cfg.tile.cmd_queue_depth
-        members = dict(axil_members("s_axil", addr_bits=ADDR_BITS, data_bits=DATA_BITS, master=False))
-        for t in range(self.tiles):
-            members[f"cmd_{t}"] = Out(stream.Signature(INSTRUCTION))
-            members[f"status_{t}"] = In(status_layout())
-            members[f"clear_{t}"] = Out(1)
-            for name in TILE_COUNTERS:
-                members[f"{name}_{t}"] = In(32)
-        for s in range(self.slices):
-            members[f"l2_counters_{s}"] = In(counters_layout())
+        T = self.tiles
+        members = {
+            "s_axil": In(AXI4LiteSignature(addr_bits=ADDR_BITS, data_bits=DATA_BITS)),
+            "cmd": Out(stream.Signature(INSTRUCTION)).array(T),
+            "status": In(status_layout()).array(T),
+            "clear": Out(1).array(T),
+            **{name: In(32).array(T) for name in TILE_COUNTERS},
+            "l2_counters": In(counters_layout()).array(self.slices),
+        }
         for name in GLOBAL_COUNTERS:
             members[name] = In(32)
         members["flush"] = Out(1)
@@ -175,7 +175,7 @@ class Csr(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        bus = bus_view(self, "s_axil", axil_fields(ADDR_BITS, DATA_BITS))
+        bus = self.s_axil
         regs = self._tile_state(m)
         wc = self._write_channel(m, bus)
         dec = self._write_decode(m, wc, regs)
@@ -186,34 +186,30 @@ class Csr(wiring.Component):
 
     # ---- tile state: started mask, command queues, holding registers ----------------------------
     def _tile_state(self, m) -> _Regs:
-        """The per-tile state and the tile ports: ``started``, the registered ``clear_t`` pulses, the
+        """The per-tile state and the tile ports: ``started``, the registered ``clear[t]`` pulses, the
         CMD0..2 holding registers, one command queue per tile (emptied by its clear pulse) drained by
-        ``cmd_t`` (``valid`` = queue not empty and started, never dependent on ``ready``), and
-        ``active``. Also creates the CYCLES counter and its high-word snapshot (driven elsewhere).
-
-        Per-tile ports are reached by name (``cmd_{t}``, ``clear_{t}``, ``status_{t}``): those names
-        are the exported Verilog interface. (A ``.array()`` member per kind would let this index
-        ``self.cmd[t]`` instead, at the cost of renaming the ports.)"""
+        ``cmd[t]`` (``valid`` = queue not empty and started, never dependent on ``ready``), and
+        ``active``. Also creates the CYCLES counter and its high-word snapshot (driven elsewhere)."""
         T = self.tiles
         started = Signal(T)
-        clear_q = Signal(T)          # registered clear pulse per tile (drives clear_t)
+        clear_q = Signal(T)          # registered clear pulse per tile (drives clear[t])
         hold = [[Signal(32, name=f"cmd{t}_w{i}") for i in range(3)] for t in range(T)]
         fifos = []
         for t in range(T):
             fifo = SyncFIFOBuffered(width=128, depth=self.depth)
             m.submodules[f"queue{t}"] = ResetInserter(clear_q[t])(fifo)
             fifos.append(fifo)
-            cmd = getattr(self, f"cmd_{t}")
+            cmd = self.cmd[t]
             m.d.comb += [
                 cmd.valid.eq(fifo.r_rdy & started[t]),
                 cmd.payload.eq(fifo.r_data),
                 fifo.r_en.eq(cmd.ready & started[t]),
-                getattr(self, f"clear_{t}").eq(clear_q[t]),
+                self.clear[t].eq(clear_q[t]),
             ]
 
         active = Signal(T)
         for t in range(T):
-            state = getattr(self, f"status_{t}").state
+            state = self.status[t].state
             m.d.comb += active[t].eq(started[t] & (state != State.DONE) & (state != State.ERROR))
 
         cycles = Signal(64)
@@ -272,7 +268,7 @@ class Csr(wiring.Component):
     def _write_decode(self, m, wc: _WriteChannel, regs: _Regs) -> _WriteDecode:
         """Decodes the held AW address (combinational): the response and the per-register strobes
         taken by :meth:`_write_commit`. Writes the CMD0..2 holding registers and FLUSH directly (at
-        the ``do_write`` edge), and drives ``flush`` / ``flush_op``: ``flush`` and the ``clear_t``
+        the ``do_write`` edge), and drives ``flush`` / ``flush_op``: ``flush`` and the ``clear[t]``
         pulses are one-cycle pulses, cleared every cycle unless set here or by the commit."""
         T = self.tiles
         do_write, wmasked = wc.do_write, wc.wmasked
@@ -320,7 +316,7 @@ class Csr(wiring.Component):
     def _write_commit(self, m, wc: _WriteChannel, dec: _WriteDecode, regs: _Regs):
         """The cycle a write takes effect (``do_write``): CMD3 pushes ``{CMD3, CMD2, CMD1, CMD0}``
         into the tile's queue, the AW / W registers empty, the B response is registered (``bvalid``
-        the next cycle), START / CONTROL update ``started`` and the ``clear_t`` pulses (next cycle).
+        the next cycle), START / CONTROL update ``started`` and the ``clear[t]`` pulses (next cycle).
         Also the CYCLES counter: cleared by a CYCLES_LO write, else +1 per cycle with ACTIVE != 0."""
         started, cycles, do_write = regs.started, regs.cycles, wc.do_write
         for t in range(self.tiles):
@@ -379,7 +375,7 @@ class Csr(wiring.Component):
         free = [Signal(16, name=f"queue{t}_free") for t in range(T)]
         used = [Signal(16, name=f"queue{t}_used") for t in range(T)]
         for t in range(T):
-            status = getattr(self, f"status_{t}")
+            status = self.status[t]
             level = regs.fifos[t].level
             m.d.comb += [free[t].eq(self.depth - level), used[t].eq(level)]
             reads += [
@@ -387,10 +383,10 @@ class Csr(wiring.Component):
                                             Const(0, 8), status.pc)),
                 (tile_reg(t, "QUEUE"), Cat(free[t], used[t])),
             ]
-            reads += [(tile_reg(t, n.upper()), getattr(self, f"{n}_{t}")) for n in TILE_COUNTERS]
+            reads += [(tile_reg(t, n.upper()), getattr(self, n)[t]) for n in TILE_COUNTERS]
             wo_words += [_word(tile_reg(t, r)) for r in ("CMD0", "CMD1", "CMD2", "CMD3", "CONTROL")]
         for s in range(self.slices):
-            ctr = getattr(self, f"l2_counters_{s}")
+            ctr = self.l2_counters[s]
             reads += [(slice_reg(s, i), getattr(ctr, n)) for i, n in enumerate(L2_COUNTERS)]
         return reads, wo_words
 

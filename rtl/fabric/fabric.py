@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-from tessera.rtl.bus.axi import axi4_fields, axi4_members, axil_fields, axil_members, bus_view, connect_flat
+from tessera.rtl.bus.axi import AXI4LiteSignature, AXI4Signature
 from tessera.rtl.bus.axi_arbiter import AxiArbiter
 from tessera.rtl.cache.axi_port import axi_params
 from tessera.rtl.cache.slice import CacheSlice
@@ -41,11 +42,12 @@ def mem_port_params(cfg: FabricConfig) -> dict:
 class Fabric(wiring.Component):
     """A ``width`` x ``height`` mesh of nodes; node ``n`` = compute tile + L2 slice + router.
 
-    Ports (flat, named for cocotbext-axi): ``s_axil_*`` the AXI4-Lite host port (CSRs,
-    docs/csr.md, 16-bit addresses, 32-bit data); :func:`mem_prefixes` AXI4 masters to memory
-    (``cache.data_bytes`` wide, one INCR burst per L2 line). Slice ``n`` uses memory port
-    ``n % mem_ports``; slices sharing a port go through a round-robin :class:`AxiArbiter`
-    (their ids are extended by the source index).
+    Ports: ``s_axil`` the AXI4-Lite host port (CSRs, docs/csr.md, 16-bit addresses, 32-bit data);
+    ``m_axi`` the AXI4 master to memory, an array of ``mem_ports`` of them when there are several
+    (:meth:`mem_port`; ``cache.data_bytes`` wide, one INCR burst per L2 line). Exported with
+    cocotbext-axi's names, ``s_axil_*`` and :func:`mem_prefixes` (``m_axi_*`` or ``m_axi0_*`` ...).
+    Slice ``n`` uses memory port ``n % mem_ports``; slices sharing a port go through a round-robin
+    :class:`AxiArbiter` (their ids are extended by the source index).
 
     Addresses are line-interleaved: line ``L`` lives in slice ``L % tiles``
     (rtl/fabric/messages.py). The tiles reach the slices through the NoC: requests on the
@@ -62,29 +64,29 @@ class Fabric(wiring.Component):
             raise ValueError(f"Fabric: cfg must be a FabricConfig, not {type(cfg).__name__}")
         self.cfg, self.pe_module = cfg, pe_module
         self.tile_module, self.l2_module = tile_module, l2_module
-        self.mem_fields = axi4_fields(**mem_port_params(cfg))
-        self.host_fields = axil_fields(HOST_ADDR_BITS, 32)
-        members = axil_members("s_axil", addr_bits=HOST_ADDR_BITS, data_bits=32)
-        for prefix in mem_prefixes(cfg):
-            members.update(axi4_members(prefix, **mem_port_params(cfg)))
-        super().__init__(members)
+        mem = Out(AXI4Signature(**mem_port_params(cfg)))
+        super().__init__({
+            "s_axil": In(AXI4LiteSignature(addr_bits=HOST_ADDR_BITS, data_bits=32)),
+            "m_axi": mem if cfg.mem_ports == 1 else mem.array(cfg.mem_ports),
+        })
+
+    def mem_port(self, p: int):
+        """Memory port ``p`` (``m_axi`` itself when there is one port, else ``m_axi[p]``)."""
+        return self.m_axi if self.cfg.mem_ports == 1 else self.m_axi[p]
 
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
         m.submodules.mesh = mesh = Mesh(cfg.noc)
         m.submodules.csr = csr = Csr(cfg)
-        connect_flat(m, bus_view(self, "s_axil", self.host_fields), bus_view(csr, "s_axil", self.host_fields),
-                     self.host_fields)
+        wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
 
-        slice_fields = axi4_fields(**axi_params(cfg.cache))
         per_port = cfg.tiles // cfg.mem_ports
         arbiters = []
-        for p, prefix in enumerate(mem_prefixes(cfg)):
+        for p in range(cfg.mem_ports):
             arb = AxiArbiter(per_port, **axi_params(cfg.cache))
             m.submodules[f"mem_arbiter{p}"] = arb
-            connect_flat(m, bus_view(arb, "m_axi", self.mem_fields), bus_view(self, prefix, self.mem_fields),
-                         self.mem_fields)
+            wiring.connect(m, arb.m_axi, wiring.flipped(self.mem_port(p)))
             arbiters.append(arb)
 
         tiles, ports, slices = [], [], []
@@ -113,28 +115,27 @@ class Fabric(wiring.Component):
 
             # The slice's memory port, with the slice-select bits put back into the addresses.
             arb, src = arbiters[n % cfg.mem_ports], n // cfg.mem_ports
-            up = bus_view(arb, f"s{src}_axi", slice_fields)
-            down = bus_view(l2, "m_axi", slice_fields)
-            for name, _, direction in slice_fields:
+            up, down = arb.s_axi[src], l2.m_axi
+            for name, member in down.signature.members.items():
                 a, b = getattr(down, name), getattr(up, name)
                 if name in ("araddr", "awaddr"):
                     m.d.comb += b.eq(memory_addr(cfg, n, a))
-                elif direction == "out":
+                elif member.flow == Out:
                     m.d.comb += b.eq(a)
                 else:
                     m.d.comb += a.eq(b)
 
             # Host side of the tile and the slice.
-            wiring.connect(m, getattr(csr, f"cmd_{n}"), tile.cmd)
+            wiring.connect(m, csr.cmd[n], tile.cmd)
             m.d.comb += [
-                tile.clear.eq(getattr(csr, f"clear_{n}")),
-                getattr(csr, f"status_{n}").eq(tile.status),
-                getattr(csr, f"l2_counters_{n}").eq(l2.counters),
+                tile.clear.eq(csr.clear[n]),
+                csr.status[n].eq(tile.status),
+                csr.l2_counters[n].eq(l2.counters),
                 port.flush.eq(csr.flush),
                 port.flush_op.eq(csr.flush_op),
             ]
             for name in TILE_COUNTERS:
-                m.d.comb += getattr(csr, f"{name}_{n}").eq(getattr(tile, name))
+                m.d.comb += getattr(csr, name)[n].eq(getattr(tile, name))
 
         sync_counts = Cat(t.sync_count for t in tiles)
         for t in tiles:

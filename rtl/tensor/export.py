@@ -16,9 +16,8 @@ import re
 import subprocess
 import sys
 
-from amaranth.back import rtlil, verilog
-
 from tessera.rtl.config import TensorConfig
+from tessera.rtl.export import to_rtlil, to_verilog
 from tessera.rtl.tensor.pe import ProcessingElement
 from tessera.rtl.tensor.systolic_array import SystolicArray
 from tessera.rtl.tensor.tensor_core import TensorCore
@@ -40,7 +39,7 @@ def run_yosys(rtlil_text: str, script: list[str]) -> str:
 
 def verilog_optimized(top, name: str) -> str:
     """``top`` -> Verilog through Yosys ``proc; flatten; opt -purge`` (unknown cells kept)."""
-    text = rtlil.convert(top, name=name, emit_src=False)
+    text = to_rtlil(top, name, emit_src=False)
     return run_yosys(text, ["proc", "flatten", "opt -purge", "memory_collect", "opt_clean -purge",
                             "write_verilog -norename -noattr"])
 
@@ -79,7 +78,7 @@ def verilog_with_pe(make_top, cfg: TensorConfig, name: str, optimize: bool = Tru
     ``pe_name`` = ``<name>_pe``), followed by that PE module, marked with the Verilator
     ``pragma`` (see :func:`mark_module`)."""
     pe_name = f"{name}_pe"
-    convert = verilog_optimized if optimize else (lambda t, n: verilog.convert(t, name=n, emit_src=False))
+    convert = verilog_optimized if optimize else (lambda t, n: to_verilog(t, n, emit_src=False))
     text = strip_zero_memory_init(convert(make_top(pe_name), name))
     pe = convert(ProcessingElement(cfg.numeric, cfg.interleave), pe_name)
     # Keep the PE a separate class in Verilator's C++ (one copy of the code, not R x C).

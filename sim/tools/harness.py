@@ -54,11 +54,11 @@ CXX_OPT_ENV = "TESSERA_CXX_OPT"
 
 def export_verilog(top, name: str) -> str:
     """Amaranth component (or a zero-argument callable returning one) -> Verilog text."""
-    from amaranth.back import verilog
+    from tessera.rtl.export import to_verilog
 
     if callable(top) and not hasattr(top, "elaborate"):
         top = top()
-    return verilog.convert(top, name=name, emit_src=False)
+    return to_verilog(top, name, emit_src=False)
 
 
 def _runner():

@@ -1,4 +1,4 @@
-"""AxiArbiter under cocotbext-axi: n ``AxiMaster``s on ``s{i}_axi``, one ``AxiRam`` on ``m_axi``.
+"""AxiArbiter under cocotbext-axi: n ``AxiMaster``s on ``s_axi{i}``, one ``AxiRam`` on ``m_axi``.
 
 ``test_random_traffic``: every master runs several concurrent workers; each worker owns a disjoint
 slice of its master's region and issues random (unaligned, 1..max_len byte) burst writes and
@@ -52,7 +52,7 @@ class Env:
         self.sel_bits = (self.n - 1).bit_length()
         self.size = 1 << p["addr_bits"]
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.masters = [AxiMaster(AxiBus.from_prefix(dut, f"s{i}_axi"), dut.clk, dut.rst)
+        self.masters = [AxiMaster(AxiBus.from_prefix(dut, f"s_axi{i}"), dut.clk, dut.rst)
                         for i in range(self.n)]
         if p.get("mem") == "interleave":
             self.ram = InterleavingAxiMem(dut, "m_axi", dut.clk, data_bytes=p["data_bits"] // 8,
@@ -83,7 +83,7 @@ class Env:
         await ClockCycles(self.dut.clk, 2)
 
     def _sig(self, port, name):
-        return int(getattr(self.dut, f"{port}_axi_{name}").value)
+        return int(getattr(self.dut, f"{port}_{name}").value)
 
     def _fire(self, port, ch):
         return self._sig(port, f"{ch}valid") and self._sig(port, f"{ch}ready")
@@ -100,7 +100,7 @@ class Env:
             await RisingEdge(self.dut.clk)
             self.cycle += 1
             for i in range(n):
-                s = f"s{i}"
+                s = f"s_axi{i}"
                 if self._fire(s, "ar"):
                     ar[i].append(tuple(self._sig(s, f) for f in AR_FIELDS) + (self._sig(s, "arid"),))
                 if self._fire(s, "aw"):
@@ -108,10 +108,10 @@ class Env:
                 if self._fire(s, "w"):
                     w[i].append(tuple(self._sig(s, f) for f in W_FIELDS))
             for ch, fields, q in (("ar", AR_FIELDS, ar), ("aw", AW_FIELDS, aw)):
-                if self._fire("m", ch):
-                    mid = self._sig("m", f"{ch}id")
+                if self._fire("m_axi", ch):
+                    mid = self._sig("m_axi", f"{ch}id")
                     src = mid >> ib
-                    got = tuple(self._sig("m", f) for f in fields) + (mid & ((1 << ib) - 1),)
+                    got = tuple(self._sig("m_axi", f) for f in fields) + (mid & ((1 << ib) - 1),)
                     if src >= n or not q[src]:
                         self.errors.append(f"cycle {self.cycle}: m_axi {ch} from port {src}, none pending")
                     else:
@@ -120,8 +120,8 @@ class Env:
                             self.errors.append(f"cycle {self.cycle}: m_axi {ch} {got} != port {src} {exp}")
                     if ch == "aw":
                         m_aw_src.append(src)
-            if self._fire("m", "w"):
-                m_w.append(tuple(self._sig("m", f) for f in W_FIELDS))
+            if self._fire("m_axi", "w"):
+                m_w.append(tuple(self._sig("m_axi", f) for f in W_FIELDS))
             while m_w and m_aw_src:
                 src = m_aw_src[0]
                 beat = m_w.popleft()
@@ -133,7 +133,7 @@ class Env:
                 if beat[2]:
                     m_aw_src.popleft()
             for ch in ("r", "w"):
-                if self._fire("m", ch):
+                if self._fire("m_axi", ch):
                     b = self.beats[ch]
                     b[0] += 1
                     b[1] = self.cycle if b[1] is None else b[1]

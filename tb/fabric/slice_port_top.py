@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from amaranth import Module
 from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
-from tessera.rtl.bus.axi import axi4_fields, axi4_members, bus_view, connect_flat
+from tessera.rtl.bus.axi import AXI4Signature
 from tessera.rtl.cache.axi_port import axi_params
 from tessera.rtl.cache.slice import CacheSlice
 from tessera.rtl.fabric.slice_port import SlicePort
@@ -18,11 +19,10 @@ class SlicePortTop(wiring.Component):
 
     def __init__(self, cfg, node: int):
         self.cfg, self.node = cfg, node
-        self.axi_fields = axi4_fields(**axi_params(cfg.cache))
         # The SlicePort's own ports, except the slice side, which stays inside.
         self._port = SlicePort(cfg, node)
         outer = {k: v for k, v in self._port.signature.members.items() if k not in ("req", "resp")}
-        super().__init__({**outer, **axi4_members("m_axi", **axi_params(cfg.cache))})
+        super().__init__({**outer, "m_axi": Out(AXI4Signature(**axi_params(cfg.cache)))})
 
     def elaborate(self, platform):
         m = Module()
@@ -35,6 +35,5 @@ class SlicePortTop(wiring.Component):
         m.d.comb += [port.flush.eq(self.flush), port.flush_op.eq(self.flush_op)]
         for name in ("flush_busy", "flush_errors", "requests", "resp_flits", "mcast_packets"):
             m.d.comb += getattr(self, name).eq(getattr(port, name))
-        connect_flat(m, bus_view(sl, "m_axi", self.axi_fields), bus_view(self, "m_axi", self.axi_fields),
-                     self.axi_fields)
+        wiring.connect(m, sl.m_axi, wiring.flipped(self.m_axi))
         return m

@@ -2,11 +2,11 @@
 
 A cocotbext-axi ``AxiLiteMaster`` with random pauses on all five channels drives the port; the
 testbench drives every status and counter input with random values, pushes instruction words and
-takes them from the ``cmd_t`` streams with random back-pressure. The register map comes from
+takes them from the ``cmd[t]`` streams with random back-pressure. The register map comes from
 ``tessera.rtl.fabric.csr_map``, whose tables ``tests/test_fabric_csr.py`` checks against docs/csr.md.
 
 Tests: every register against the driven inputs, responses (OKAY / SLVERR / DECERR) for mapped,
-read-only, write-only and unmapped addresses; command words appear on ``cmd_t`` only after START,
+read-only, write-only and unmapped addresses; command words appear on ``cmd[t]`` only after START,
 in push order, with concurrent pushes to all tiles and partial (byte-strobed) CMD writes;
 queue-full SLVERR; CONTROL clear (pulse, queue flushed, un-started, prefix property while
 draining); the CYCLES counter against ACTIVE; the FLUSH pulse and op.
@@ -79,7 +79,7 @@ class Env:
         # what the host has asked for: a tile may deliver words only once a START was issued
         self.start_issued = [False] * self.T
         self.received: list[list[int]] = [[] for _ in range(self.T)]
-        self.bp = [BackPressure(dut, f"cmd_{t}", dut.clk, ready_prob=ready_prob) for t in range(self.T)]
+        self.bp = [BackPressure(dut, f"cmd__{t}", dut.clk, ready_prob=ready_prob) for t in range(self.T)]
         self.clear_pulses = [0] * self.T
         self.flushes: list[int] = []      # flush_op of every flush pulse
         self.status = [dict(state=IDLE, error=0, pc=0) for _ in range(self.T)]
@@ -96,7 +96,7 @@ class Env:
     # ---- inputs --------------------------------------------------------------------------------
     def set_status(self, t, state, error=0, pc=0):
         self.status[t] = dict(state=state, error=error, pc=pc)
-        getattr(self.dut, f"status_{t}").value = state | error << 2 | pc << 6
+        getattr(self.dut, f"status__{t}").value = state | error << 2 | pc << 6
 
     def drive_inputs(self, zero=False):
         """Drive every counter and status input with random values (or 0); return the expectation."""
@@ -119,7 +119,7 @@ class Env:
             exp[treg(t, "STATUS")] = st["state"] | st["error"] << 4 | st["pc"] << 16
             for reg, port in TILE_INPUTS.items():
                 v = val(32)
-                getattr(dut, f"{port}_{t}").value = v
+                getattr(dut, f"{port}__{t}").value = v
                 exp[treg(t, reg)] = v
         for s in range(self.T):
             word = 0
@@ -127,7 +127,7 @@ class Env:
                 v = val(32)
                 word |= v << (32 * i)
                 exp[sreg(s, i)] = v
-            getattr(dut, f"l2_counters_{s}").value = word
+            getattr(dut, f"l2_counters__{s}").value = word
         return exp
 
     # ---- monitors ------------------------------------------------------------------------------
@@ -138,12 +138,12 @@ class Env:
             await RisingEdge(dut.clk)
             self.cycle += 1
             for t in range(self.T):
-                if int(getattr(dut, f"cmd_{t}__valid").value):
+                if int(getattr(dut, f"cmd__{t}__valid").value):
                     if not self.start_issued[t]:
                         self.error(f"cmd_{t} valid before any START")
-                    if int(getattr(dut, f"cmd_{t}__ready").value):
-                        self.received[t].append(int(getattr(dut, f"cmd_{t}__payload").value))
-                if int(getattr(dut, f"clear_{t}").value):
+                    if int(getattr(dut, f"cmd__{t}__ready").value):
+                        self.received[t].append(int(getattr(dut, f"cmd__{t}__payload").value))
+                if int(getattr(dut, f"clear__{t}").value):
                     self.clear_pulses[t] += 1
             f = int(dut.flush.value)
             if f:

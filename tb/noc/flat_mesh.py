@@ -72,11 +72,10 @@ YOSYS_SCRIPT = ["proc", "flatten", "opt -full", "opt_clean -purge", "memory_coll
 
 
 def export_optimised(top, name: str) -> str:
-    from amaranth.back import rtlil
-
+    from tessera.rtl.export import to_rtlil
     from tessera.rtl.tensor.export import run_yosys
 
-    text = rtlil.convert(top, name=name, emit_src=False)
+    text = to_rtlil(top, name, emit_src=False)
     return run_yosys(text, [*YOSYS_SCRIPT, "write_verilog -norename -noattr"])
 
 
