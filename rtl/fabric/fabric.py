@@ -106,10 +106,10 @@ class Fabric(wiring.Component):
             slices.append(l2)
 
             e_tile, e_slice = endpoint_index(cfg.noc, n, TILE_PORT), endpoint_index(cfg.noc, n, SLICE_PORT)
-            wiring.connect(m, tile.tx, getattr(mesh, f"tx_{e_tile}"))
-            wiring.connect(m, getattr(mesh, f"rx_{e_tile}"), tile.rx)
-            wiring.connect(m, port.tx, getattr(mesh, f"tx_{e_slice}"))
-            wiring.connect(m, getattr(mesh, f"rx_{e_slice}"), port.rx)
+            wiring.connect(m, tile.tx, mesh.tx[e_tile])
+            wiring.connect(m, mesh.rx[e_tile], tile.rx)
+            wiring.connect(m, port.tx, mesh.tx[e_slice])
+            wiring.connect(m, mesh.rx[e_slice], port.rx)
             wiring.connect(m, port.req, l2.req)
             wiring.connect(m, l2.resp, port.resp)
 

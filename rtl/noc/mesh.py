@@ -21,7 +21,7 @@ def endpoint_index(cfg, node: int, port: int) -> int:
 class Mesh(wiring.Component):
     """The whole network: ``cfg.width`` x ``cfg.height`` routers, ``cfg.local_ports`` endpoints each.
 
-    Ports: for endpoint ``e`` (:func:`endpoint_index`) a ``tx_<e>`` input stream and an ``rx_<e>``
+    Ports: for endpoint ``e`` (:func:`endpoint_index`) an input stream ``tx[e]`` and an ``rx[e]``
     output stream of :func:`tessera.rtl.noc.layouts.beat_layout` (see :class:`NetworkInterface`);
     ``errors`` (32 bits): packets dropped at injection, summed over all endpoints;
     ``link_flits`` (32 bits): flits sent over router-to-router links since reset (link
@@ -38,12 +38,12 @@ class Mesh(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        sig = {}
-        for e in range(cfg.nodes * cfg.local_ports):
-            sig[f"tx_{e}"] = In(stream.Signature(beat_layout(cfg)))
-            sig[f"rx_{e}"] = Out(stream.Signature(beat_layout(cfg)))
-        sig.update({"errors": Out(32), "link_flits": Out(32), "eject_flits": Out(32)})
-        super().__init__(sig)
+        endpoints = cfg.nodes * cfg.local_ports
+        super().__init__({
+            "tx": In(stream.Signature(beat_layout(cfg))).array(endpoints),
+            "rx": Out(stream.Signature(beat_layout(cfg))).array(endpoints),
+            "errors": Out(32), "link_flits": Out(32), "eject_flits": Out(32),
+        })
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -72,8 +72,8 @@ class Mesh(wiring.Component):
                 ni = m.submodules[f"ni_{e}"] = NetworkInterface(cfg, n, p)
                 wiring.connect(m, ni.to_router, getattr(r, f"in_l{p}"))
                 wiring.connect(m, getattr(r, f"out_l{p}"), ni.from_router)
-                wiring.connect(m, wiring.flipped(getattr(self, f"tx_{e}")), ni.tx)
-                wiring.connect(m, ni.rx, wiring.flipped(getattr(self, f"rx_{e}")))
+                wiring.connect(m, wiring.flipped(self.tx[e]), ni.tx)
+                wiring.connect(m, ni.rx, wiring.flipped(self.rx[e]))
                 errors.append(ni.errors)
                 ejects.append(getattr(r, f"count_l{p}"))
             links += [getattr(r, f"count_{d}") for d in r.ports if not d.startswith("l")]

@@ -40,7 +40,7 @@ class FlatMesh(wiring.Component):
         w = self.beat_bits
         txr, rxv, rxp = [], [], []
         for e in range(self.endpoints):
-            tx, rx = getattr(mesh, f"tx_{e}"), getattr(mesh, f"rx_{e}")
+            tx, rx = mesh.tx[e], mesh.rx[e]
             m.d.comb += [
                 tx.valid.eq(self.tx_valid[e]),
                 tx.payload.eq(self.tx_payload[e * w:(e + 1) * w]),
