@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter checks build components that are never elaborated)
 """Fabric CSR block under Verilator through its AXI4-Lite host port (tb/fabric/test_csr.py)."""
 
 import pytest

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter checks build components that are never elaborated)
 """NoC regression: random traffic on small meshes under Verilator, plus parameter checks."""
 
 import json

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter checks build components that are never elaborated)
 """The numeric units under Verilator, bit-exact against the SoftFloat model (tb/models/numerics.py).
 
 One build holds every unit at every supported latency (tessera.tb.numeric.units.NumericUnits); the copies

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (the parameter checks build components that are never elaborated)
 """MATMUL path of the compute tile (scratchpad + accumulator + operand fetch + tensor core) under
 Verilator against tb/models/gemm.py (tb/tile/test_matmul_engine.py)."""
 
