@@ -9,7 +9,6 @@ holds ``cycles`` (first operand accepted to last result delivered, both inclusiv
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
 import time
@@ -50,13 +49,14 @@ def _config(args):
     return cfg
 
 
-@functools.lru_cache(maxsize=4)
 def core_verilog(cfg, name: str) -> str:
-    """The simulated Verilog of the tensor core (hierarchical export), cached per process: repeated
-    runs, and the regression's cocotb tests of the same size (tests/test_tensor_core.py), export once."""
+    """The simulated Verilog of the tensor core (hierarchical export), cached on disk
+    (:mod:`tessera.tools.verilog_cache`): repeated runs, and the regression's cocotb tests of the
+    same size (tests/test_tensor_core.py), export once."""
     from tessera.rtl.tensor.export import verilog_hierarchical
+    from tessera.tools.verilog_cache import cached_verilog
 
-    return verilog_hierarchical("tensor_core", cfg, name)
+    return cached_verilog(name, repr(cfg), lambda: verilog_hierarchical("tensor_core", cfg, name))
 
 
 def run(args) -> int:

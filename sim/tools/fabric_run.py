@@ -1,8 +1,8 @@
 """Run GEMM jobs on the Verilated fabric: Verilog export (cached), build, cocotb, results.
 
 Used by ``tessera gemm`` and by the fabric tests. Exporting a fabric takes a while (the default
-preset is 16 tiles of 64 PEs), so the Verilog text is cached under ``build/fabric/`` keyed by the
-configuration and the contents of every ``rtl/`` source file; the Verilator build is cached by
+preset is 16 tiles of 64 PEs), so the Verilog text is cached (:mod:`tessera.tools.verilog_cache`,
+keyed by the configuration and every ``rtl/`` source file); the Verilator build is cached by
 the harness (keyed by the Verilog). ``run_jobs`` shows a progress bar (cycles simulated against
 the ideal cycle count) when asked to.
 """
@@ -10,7 +10,6 @@ the ideal cycle count) when asked to.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import threading
 import time
@@ -18,39 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
-from tessera import rtl as rtl_package
 from tessera.runtime.gemm_inputs import save_inputs
-
-RTL = Path(rtl_package.__file__).resolve().parent   # the hardware sources a cached export depends on
+from tessera.tools.verilog_cache import cached_verilog
 
 
 def fabric_name(cfg) -> str:
     return f"fabric_{cfg.name}"
 
 
-def _source_hash() -> str:
-    h = hashlib.sha256()
-    for path in sorted(RTL.rglob("*.py")):
-        h.update(path.relative_to(RTL.parent).as_posix().encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
 def fabric_verilog_cached(cfg) -> str:
+    """The fabric's hierarchical Verilog (:func:`tessera.rtl.fabric.fabric_verilog`), cached."""
     from tessera.rtl.fabric import fabric_verilog
-    from tessera.tools.toolchain import BUILD
 
     cfg_json = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
-    key = hashlib.sha256((cfg_json + _source_hash()).encode()).hexdigest()[:16]
-    path = BUILD / "fabric" / f"{fabric_name(cfg)}-{key}.v"
-    if path.exists():
-        return path.read_text()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = fabric_verilog(cfg, fabric_name(cfg))
-    tmp = path.with_suffix(f".tmp{threading.get_ident()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return text
+    return cached_verilog(fabric_name(cfg), cfg_json, lambda: fabric_verilog(cfg, fabric_name(cfg)))
 
 
 def save_job(work: Path, a, b, c=None):

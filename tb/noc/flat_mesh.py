@@ -10,17 +10,13 @@ sources, because elaborating a 4 x 4 mesh takes tens of seconds.
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from tessera.rtl import noc as noc_package
 from tessera.rtl.noc.layouts import beat_layout
 from tessera.rtl.noc.mesh import Mesh
-from tessera.tools.toolchain import BUILD
+from tessera.tools.verilog_cache import cached_verilog
 
 
 class FlatMesh(wiring.Component):
@@ -57,14 +53,6 @@ class FlatMesh(wiring.Component):
         return m
 
 
-def _sources_digest() -> str:
-    h = hashlib.sha256()
-    for p in sorted(Path(noc_package.__file__).parent.glob("*.py")) + [Path(__file__)]:
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
 # Flattened and optimised: cocotb builds with --public-flat-rw, which keeps every wire of the
 # design as a C++ variable; Amaranth's netlist has many intermediate wires, and without this the
 # C++ of a 4 x 4 mesh is ~30 MB (hours of g++ on a loaded machine). This cuts it by ~2.5x.
@@ -80,14 +68,6 @@ def export_optimised(top, name: str) -> str:
 
 
 def mesh_verilog(cfg, name: str) -> str:
-    """Verilog text of ``FlatMesh(cfg)`` as module ``name``, cached under build/noc-verilog/."""
-    key = hashlib.sha256(f"{cfg!r}|{name}|{_sources_digest()}".encode()).hexdigest()[:20]
-    path = BUILD / "noc-verilog" / f"{name}-{key}.v"
-    if path.exists():
-        return path.read_text()
-    text = export_optimised(FlatMesh(cfg), name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{__import__('os').getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return text
+    """Verilog text of ``FlatMesh(cfg)`` as module ``name`` (:mod:`tessera.tools.verilog_cache`)."""
+    return cached_verilog(name, repr(cfg), lambda: export_optimised(FlatMesh(cfg), name),
+                          extra_sources=[__file__])

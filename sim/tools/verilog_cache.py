@@ -1,0 +1,48 @@
+"""One cache of exported Verilog, on disk, for every design that is slow to export.
+
+:func:`cached_verilog` keeps the text under ``BUILD/verilog/<name>-<key>.v``. The key hashes the
+caller's description of the design (configuration, module name) with every Python source of
+:mod:`tessera.rtl` (and any extra source file the design depends on, such as a testbench
+wrapper), so an edited block is exported again and an unchanged one never is. Concurrent writers
+(pytest-xdist workers, parallel jobs) each write a temporary file and rename it into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from tessera import rtl as rtl_package
+from tessera.tools.toolchain import BUILD
+
+__all__ = ["cached_verilog", "sources_digest"]
+
+RTL = Path(rtl_package.__file__).resolve().parent
+
+
+def sources_digest(extra=()) -> str:
+    """Hash of every ``.py`` file of ``tessera.rtl`` (path and contents) and of ``extra`` files."""
+    h = hashlib.sha256()
+    for path in sorted(RTL.rglob("*.py")) + [Path(p).resolve() for p in extra]:
+        shown = path.relative_to(RTL.parent) if path.is_relative_to(RTL.parent) else path
+        h.update(shown.as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def cached_verilog(name: str, description: str, make: Callable[[], str], *, extra_sources=()) -> str:
+    """The Verilog ``make()`` returns for design ``name``, from the cache when ``description`` and
+    the sources are unchanged."""
+    key = hashlib.sha256(f"{name}|{description}|{sources_digest(extra_sources)}".encode()).hexdigest()[:16]
+    path = BUILD / "verilog" / f"{name}-{key}.v"
+    if path.exists():
+        return path.read_text()
+    text = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
