@@ -4,7 +4,7 @@ Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in docs/numerics.md, 
 (``--m --n --k [--c random] [--seed]``). The runtime (``sim/runtime/gemm_map.py``) maps the GEMM onto
 the preset's mesh; the fabric runs it under Verilator with the host on the AXI4-Lite port and a
 memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports
-(``tb/fabric/memory.py``). D is compared with the golden model (``tb/models/gemm.py``).
+(``tb/common/axi_memory.py``). D is compared with the golden model (``tb/models/gemm.py``).
 ``--compare-multicast`` runs the same GEMM a second time with ``--no-multicast`` in the same
 simulation and prints both side by side (``make sim`` does this).
 

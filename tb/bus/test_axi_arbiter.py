@@ -9,8 +9,9 @@ each ``m_axi`` AR/AW is the oldest pending request of the port named by its ID's
 (fields unchanged, low ID bits = upstream ID), and that ``m_axi`` W beats are the ports' beats in
 ``m_axi`` AW order.
 
-With ``mem = "interleave"`` the RAM is :class:`tessera.tb.bus.interleave_mem.InterleavingAxiMem`, which
-interleaves R beats of different IDs (so of different ports) and reorders B across IDs.
+With ``mem = "interleave"`` the RAM is :class:`tessera.tb.common.axi_memory.AxiMemory` with random
+ready/valid (probability ``1 - pause``) and ``interleave``: it interleaves R beats of different IDs (so of
+different ports) and reorders B across IDs.
 
 ``test_throughput``: no pauses; every master streams long (256-beat) reads and, at the same time,
 long writes; R beats and W beats per cycle on ``m_axi``, each from its first to its last beat, must
@@ -31,7 +32,7 @@ from cocotb.triggers import ClockCycles, Combine, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster, AxiRam
 
 import tessera.tb
-from tessera.tb.bus.interleave_mem import InterleavingAxiMem
+from tessera.tb.common.axi_memory import AxiMemory
 from tessera.tb.stream import rng_for
 
 AR_FIELDS = ("araddr", "arlen", "arsize", "arburst", "arlock", "arcache", "arprot")
@@ -55,9 +56,8 @@ class Env:
         self.masters = [AxiMaster(AxiBus.from_prefix(dut, f"s_axi{i}"), dut.clk, dut.rst)
                         for i in range(self.n)]
         if p.get("mem") == "interleave":
-            self.ram = InterleavingAxiMem(dut, "m_axi", dut.clk, data_bytes=p["data_bits"] // 8,
-                                          size=self.size, rng=rng_for("mem"),
-                                          ready_prob=1 - pause, valid_prob=1 - pause)
+            self.ram = AxiMemory(dut, "m_axi", dut.clk, data_bytes=p["data_bits"] // 8, rng=rng_for("mem"),
+                                 ready_prob=1 - pause, valid_prob=1 - pause, interleave=True)
         else:
             self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=self.size)
         if pause > 0:

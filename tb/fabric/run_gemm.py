@@ -6,7 +6,7 @@ Parameters (``tessera.tb.params()``): ``cfg`` (a FabricConfig as a dict), ``jobs
 :func:`job_cycle_limit`), ``progress`` (a file the CLI watches for its progress bar).
 
 Per job: the runtime (``sim/runtime/gemm_map.py``) plans the GEMM; its inputs go into memory (the
-host's backdoor into ``FabricMemory``); every tile is cleared, gets its program through the
+host's backdoor into ``AxiMemory``); every tile is cleared, gets its program through the
 CSRs and is started; the host polls ``ACTIVE`` (pushing the rest of long programs as queue space
 frees) until no tile runs, checks every tile's status, reads the counters, flushes and
 invalidates the L2 (``flush_errors``: memory write errors of that flush, from FLUSH_ERRORS) and
@@ -34,8 +34,8 @@ from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.csr_map import ID_VALUE, REG
 from tessera.rtl.fabric.fabric import mem_prefixes
 from tessera.runtime.gemm_map import plan_gemm
+from tessera.tb.common.axi_memory import AxiMemory
 from tessera.tb.fabric.host import Host, counter_delta
-from tessera.tb.fabric.memory import FabricMemory
 
 POLL = 256
 CLOCK_NS = 10
@@ -69,9 +69,11 @@ def job_time_limit_ns(cfg, run_cycles: int, words: int, bytes_per_cycle=None) ->
 
 async def start_fabric(dut, cfg, p):
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
-    mem = FabricMemory(dut, mem_prefixes(cfg), dut.clk, data_bytes=cfg.cache.data_bytes,
-                       latency=p.get("mem_latency", 100), bytes_per_cycle=p.get("mem_bytes_per_cycle"),
-                       error_ranges=[tuple(r) for r in p.get("error_ranges", [])])
+    # Bandwidth: ``mem_bytes_per_cycle`` over all ports, default one beat (read or write) per port per cycle.
+    ports, D, bw = mem_prefixes(cfg), cfg.cache.data_bytes, p.get("mem_bytes_per_cycle")
+    mem = AxiMemory(dut, ports, dut.clk, data_bytes=D, latency=p.get("mem_latency", 100),
+                    bytes_per_cycle=len(ports) * D if bw is None else bw,
+                    error_ranges=[tuple(r) for r in p.get("error_ranges", [])])
     host = Host(dut, cfg.tiles)
     dut.rst.value = 1
     await ClockCycles(dut.clk, 4)
