@@ -9,8 +9,8 @@ An Amaranth stream port named ``x`` appears in the Verilog as ``x__valid``, ``x_
 * :class:`Scoreboard` compares what a monitor sees against expected values, in order or per key.
 * :func:`pack` / :func:`unpack` turn dicts into payload integers for a field-width list.
 
-All randomness comes from a ``random.Random`` that the testbench seeds from ``cocotb.RANDOM_SEED``,
-so that a failing run is replayed with ``SEED=N``.
+All randomness comes from a ``random.Random`` that the testbench seeds from the test's seed
+(:func:`rng_for`, :func:`test_seed`), so that a failing run is replayed with ``SEED=N``.
 """
 
 from __future__ import annotations
@@ -47,8 +47,43 @@ def layout_fields(layout) -> list[tuple[str, int]]:
 
 
 def rng_for(tag: str = "") -> random.Random:
-    """A ``random.Random`` seeded from cocotb's seed (and a tag, so that sources differ)."""
-    return random.Random(f"{cocotb.RANDOM_SEED}:{tag}")
+    """A ``random.Random`` seeded from the running test's seed (:func:`test_seed`) and a tag, so
+    that sources differ."""
+    return random.Random(f"{test_seed()}:{tag}")
+
+
+PACKAGE_PREFIX = "tessera."
+
+
+def test_seed() -> int:
+    """The running test's seed, independent of where the testbenches are installed.
+
+    cocotb seeds each test with ``COCOTB_RANDOM_SEED + int(sha1(full name))`` (``cocotb.RANDOM_SEED``
+    during the test), and a test's full name includes its module's import path. The testbenches
+    moved from ``tb.*`` to ``tessera.tb.*`` when Tessera became one package; so that ``SEED=N``
+    keeps replaying the stimulus it always did (the DMA bug's seeds, the published NoC figures),
+    the seed is derived from the full name without the ``tessera.`` prefix. Outside a test (or if
+    the running test cannot be identified) it is ``cocotb.RANDOM_SEED`` itself."""
+    import hashlib
+    import os
+    import sys
+
+    seed = cocotb.RANDOM_SEED
+    base = os.environ.get("COCOTB_RANDOM_SEED")
+    if base is None:
+        return seed
+
+    def digest(name: str) -> int:
+        return int(hashlib.sha1(name.encode()).hexdigest(), 16)
+
+    for module_name in os.environ.get("COCOTB_TEST_MODULES", "").split(","):
+        module = sys.modules.get(module_name.strip())
+        for obj in vars(module).values() if module else ():      # cocotb's tests (TestGenerator)
+            name, where = getattr(obj, "name", None), getattr(obj, "module", None)
+            full = f"{where}.{name}"
+            if isinstance(name, str) and isinstance(where, str) and int(base) + digest(full) == seed:
+                return int(base) + digest(full.removeprefix(PACKAGE_PREFIX))
+    return seed
 
 
 class StreamDriver:
