@@ -1,7 +1,8 @@
 """The fabric's CSR map, declared once: register addresses, counter names and the status word.
 
-The CSR block (:mod:`tessera.rtl.fabric.csr`), the fabric (per-tile counter ports), the host sequences
-(``tb/fabric/host.py``, ``sim/runtime/board_gemm.py``) and the benches use these names;
+The CSR block (:mod:`tessera.rtl.fabric.csr`), the fabric (per-tile counter ports), the host
+sequence (``sim/runtime/host.py``, shared by the simulation and the board) and the benches use
+these names;
 ``tests/test_fabric_csr.py`` checks the register tables of ``docs/csr.md`` against them, so that
 the documentation, which is the contract, cannot drift from the code.
 

@@ -1,5 +1,6 @@
 """PC side of the fabric on the board, on the command line: a GEMM through the UART bridge,
-checked against the golden model (the host sequence: :mod:`tessera.runtime.board_gemm`).
+checked against the golden model (the session: :mod:`tessera.runtime.board_gemm`, running the host
+sequence of :mod:`tessera.runtime.host`).
 
     python -m tessera.cli.board_gemm --tty /dev/ttyUSB0 id
     python -m tessera.cli.board_gemm --tty /dev/ttyUSB0 gemm --m 16 --n 24 --k 40 --dtype bf16 [--c random]

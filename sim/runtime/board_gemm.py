@@ -1,15 +1,19 @@
 """PC side of the fabric on the board: run a GEMM through the UART bridge (rtl/board/fabric_link.py).
 
-Its command line is :mod:`tessera.cli.board_gemm`. The same runtime as the simulation
-(:mod:`tessera.runtime.gemm_map`) plans the GEMM for the preset; the host
-writes A, B (and C) into the board's block RAM at ``HOST_MEM_BASE + address``, clears and loads
-every tile's command queue through the CSRs (docs/csr.md), starts them, polls ``ACTIVE`` while
-pushing the rest of long programs, flushes the L2, reads D back and compares it bit for bit with
-the golden model (``tb/models/gemm.py``).
+Its command line is :mod:`tessera.cli.board_gemm`. The host sequence is the simulation's,
+:mod:`tessera.runtime.host` (sans-IO generators of bus operations); this module runs it on the
+board: :func:`over_bridge` lowers its operations to the 32-bit reads and writes the bridge
+understands (the fabric's memory is block RAM at ``HOST_MEM_BASE + address``; ``wait`` and
+``progress`` do nothing, every access over the serial line takes about a millisecond anyway),
+and :func:`run_sync` performs those on a :class:`tessera.runtime.board_link.Board`.
 
-:func:`gemm_session` is that host sequence written once as a generator of bus operations, so that
-the PC (:func:`run_sync`, over the serial port) and the cocotb test of the board's link
-(``tb/synth/test_fabric_link.py``, over a simulated UART) run the same code.
+:func:`gemm_session` is a GEMM on the board: check the ID, then :func:`tessera.runtime.host.gemm_job`
+(the plan of :mod:`tessera.runtime.gemm_map` for the preset; A, B, C into block RAM; clear, load
+and start the tiles; poll ``ACTIVE`` while pushing the rest of long programs; flush and invalidate
+the L2; read D back), strictly: a tile not DONE or a flush error raises :class:`FabricError`.
+The PC runs it with :func:`run_sync` over the serial port, the cocotb test of the board's link
+(``tb/synth/test_fabric_link.py``) over a simulated UART; D is compared bit for bit with the golden
+model (``tb/models/gemm.py``) by the callers.
 """
 
 from __future__ import annotations
@@ -17,102 +21,85 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.rtl.board.axi_bram import HOST_MEM_BASE
-from tessera.rtl.fabric.csr_map import ID_VALUE, REG, decode_status, tile_reg
+from tessera.runtime.host import FLUSH_POLL, POLL, FabricError, check_id, gemm_job
 
-__all__ = ["FabricError", "gemm_session", "run_sync"]
-
-
-class FabricError(RuntimeError):
-    """The fabric reported an error, or did not finish."""
+__all__ = ["FabricError", "gemm_session", "over_bridge", "run_sync"]
 
 
-def gemm_session(plan, a, b, c=None, *, max_polls: int = 100_000):
-    """Generator of bus operations running ``plan`` (a :class:`tessera.runtime.gemm_map.GemmPlan`) on A, B, C.
+def over_bridge(session, tally: dict | None = None):
+    """Lower a :mod:`tessera.runtime.host` session to the board bridge's operations.
 
-    Yields ``("read", addr)`` (send back the 32-bit value) and ``("write", addr, value)`` (send
-    back None). Returns ``(d, info)``: D as :meth:`GemmPlan.unpack` gives it and a dict with
-    ``cycles`` (the fabric's CYCLES counter), ``statuses``, ``polls``, ``bus_ops``. Raises
-    :class:`FabricError` when a tile ends in ERROR or the fabric is still active after
-    ``max_polls`` polls.
+    A generator yielding only ``("read", addr)`` and ``("write", addr, value)``; returns the
+    session's result. ``read`` / ``write`` pass through; ``mem_write`` becomes 32-bit writes at
+    ``HOST_MEM_BASE + addr`` (little-endian words, the data padded with zero bytes to a whole
+    word), ``mem_read`` 32-bit reads there; ``wait`` and ``progress`` do nothing, and ``mem_stats``
+    answers None (the block RAM counts nothing). ``tally``, if given, counts the operations yielded
+    (``tally["read"]``, ``tally["write"]``).
     """
-    ops = 0
+    def bus(op):
+        if tally is not None:
+            tally[op[0]] = tally.get(op[0], 0) + 1
+        return (yield op)
 
-    def rd(addr):
-        nonlocal ops
-        ops += 1
-        return (yield ("read", addr))
-
-    def wr(addr, value):
-        nonlocal ops
-        ops += 1
-        yield ("write", addr, value & 0xFFFF_FFFF)
-
-    ident = yield from rd(REG["ID"])
-    if ident != ID_VALUE:
-        raise FabricError(f"CSR ID reads {ident:#010x}, expected {ID_VALUE:#010x}: not the fabric bitstream?")
-    for addr, blob in plan.pack(a, b, c):
-        blob = bytes(blob) + bytes(-len(blob) % 4)
-        for i, (word,) in enumerate(np.frombuffer(blob, dtype="<u4").reshape(-1, 1)):
-            yield from wr(HOST_MEM_BASE + addr + 4 * i, int(word))
-    programs = {t: list(p.words) for t, p in plan.programs.items()}
-    tiles = sorted(programs)
-    pos = dict.fromkeys(tiles, 0)
-
-    def push(t):
-        free = (yield from rd(tile_reg(t, "QUEUE"))) & 0xFFFF
-        end = min(len(programs[t]), pos[t] + free)
-        for w in programs[t][pos[t]:end]:
-            for i in range(4):
-                yield from wr(tile_reg(t, "CMD0") + 4 * i, w >> (32 * i))
-        pos[t] = end
-
-    for t in tiles:
-        yield from wr(tile_reg(t, "CONTROL"), 1)  # clear
-    yield from wr(REG["CYCLES_LO"], 0)
-    for t in tiles:
-        yield from push(t)
-    yield from wr(REG["START"], sum(1 << t for t in tiles))
-    polls = 0
+    value = None
     while True:
-        for t in tiles:
-            if pos[t] < len(programs[t]):
-                yield from push(t)
-        if not (yield from rd(REG["ACTIVE"])):
-            break
-        polls += 1
-        if polls > max_polls:
-            raise FabricError(f"fabric still active after {polls} polls")
-    lo = yield from rd(REG["CYCLES_LO"])
-    hi = yield from rd(REG["CYCLES_HI"])
-    statuses = {}
-    for t in tiles:
-        v = yield from rd(tile_reg(t, "STATUS"))
-        statuses[t] = decode_status(v)
-    bad = {t: s for t, s in statuses.items() if s["state"] != "DONE"}
-    if bad:
-        raise FabricError(f"tiles did not finish cleanly: {bad}")
-    yield from wr(REG["FLUSH"], 3)  # write back and invalidate
-    while (yield from rd(REG["FLUSH"])):
-        polls += 1
-        if polls > max_polls:
-            raise FabricError("L2 flush did not finish")
-    flush_errors = yield from rd(REG["FLUSH_ERRORS"])
-    if flush_errors:
-        raise FabricError(f"L2 flush reported {flush_errors} memory errors")
-    raw = bytearray()
-    nbytes = plan.m * plan.d_pitch
-    for i in range(0, nbytes, 4):
-        raw += int((yield from rd(HOST_MEM_BASE + plan.d_addr + i))).to_bytes(4, "little")
-    d = plan.unpack(lambda addr, n: raw[addr - plan.d_addr:addr - plan.d_addr + n])
-    return d, {"cycles": (hi << 32) | lo, "statuses": statuses, "polls": polls, "bus_ops": ops}
+        try:
+            op = session.send(value)
+        except StopIteration as done:
+            return done.value
+        kind, value = op[0], None
+        if kind in ("read", "write"):
+            value = yield from bus(op)
+        elif kind == "mem_write":
+            addr, data = op[1], bytes(op[2])
+            if addr % 4:
+                raise ValueError(f"mem_write at {addr:#x}: not word-aligned")
+            data += bytes(-len(data) % 4)
+            for i, word in enumerate(np.frombuffer(data, dtype="<u4")):
+                yield from bus(("write", HOST_MEM_BASE + addr + 4 * i, int(word)))
+        elif kind == "mem_read":
+            addr, nbytes = op[1], op[2]
+            if addr % 4:
+                raise ValueError(f"mem_read at {addr:#x}: not word-aligned")
+            raw = bytearray()
+            for i in range(0, nbytes, 4):
+                raw += int((yield from bus(("read", HOST_MEM_BASE + addr + i)))).to_bytes(4, "little")
+            value = bytes(raw[:nbytes])
+        elif kind not in ("wait", "progress", "mem_stats"):
+            raise ValueError(f"unknown host operation {op!r}")
 
 
 def run_sync(session, board):
-    """Drive a :func:`gemm_session` with ``board.read32`` / ``board.write32``; return its result."""
+    """Run a :mod:`tessera.runtime.host` session on ``board`` (``read32`` / ``write32``, e.g. a
+    :class:`tessera.runtime.board_link.Board`), lowered by :func:`over_bridge`; return its result."""
+    ops = over_bridge(session)
     value = None
     try:
         while True:
-            op = session.send(value)
+            op = ops.send(value)
             value = board.read32(op[1]) if op[0] == "read" else board.write32(op[1], op[2])
     except StopIteration as done:
         return done.value
+
+
+def gemm_session(plan, a, b, c=None, *, max_polls: int = 100_000):
+    """A GEMM on the board: ``plan`` (a :class:`tessera.runtime.gemm_map.GemmPlan`) on A, B, C.
+
+    :func:`~tessera.runtime.host.check_id`, then :func:`~tessera.runtime.host.gemm_job` (strict,
+    no counters), lowered by :func:`over_bridge`: yields only ``("read", addr)`` (send back the
+    32-bit value) and ``("write", addr, value)`` (send back None). Returns ``(d, info)``: D as
+    :meth:`GemmPlan.unpack` gives it and the job's ``info`` (``cycles``, the fabric's CYCLES
+    counter; ``statuses``; ``polls``, the ACTIVE polls; ``flush_cycles``, ``flush_errors``) plus
+    ``bus_ops``, the bus operations of the whole session. Raises :class:`FabricError` when the ID
+    is wrong, a tile ends in ERROR, the fabric is still active after ``max_polls`` polls of
+    ``ACTIVE`` (or the flush after ``max_polls`` polls of ``FLUSH``), or the flush reports memory
+    errors.
+    """
+    def session():
+        yield from check_id()
+        return (yield from gemm_job(plan, a, b, c, max_cycles=max_polls * POLL,
+                                    flush_timeout=max_polls * FLUSH_POLL, read_counters=False, strict=True))
+
+    tally = {}
+    d, info = yield from over_bridge(session(), tally)
+    return d, {**info, "bus_ops": sum(tally.values())}

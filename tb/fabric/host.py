@@ -1,38 +1,46 @@
-"""The host side of the fabric in a cocotb testbench: CSR access over AXI4-Lite (docs/csr.md).
+"""The host side of the fabric in a cocotb testbench: the driver of :mod:`tessera.runtime.host`.
 
-``Host`` wraps cocotbext-axi's ``AxiLiteMaster`` on ``s_axil_*`` with the register map: push a
-program into a tile's command queue, start tiles, wait for them, flush the L2 (with its write-back
-errors), read status and counters. Register map: :mod:`tessera.rtl.fabric.csr_map` (its tables are
-checked against docs/csr.md by tests/test_fabric_csr.py).
+The host sequence (ID check, clear, push, launch, poll ``ACTIVE``, cycles, status, counters,
+flush, a whole GEMM job) is written once, sans-IO, in :mod:`tessera.runtime.host`; the board runs
+the same generators (:mod:`tessera.runtime.board_gemm`). ``Host`` is their transport in the
+simulation, and :meth:`Host.run` drives one:
+
+* ``read`` / ``write``: cocotbext-axi's ``AxiLiteMaster`` on ``s_axil_*`` (docs/csr.md);
+* ``wait``: ``ClockCycles`` of ``dut.clk``;
+* ``mem_write`` / ``mem_read`` / ``mem_stats``: the backdoor of the memory model
+  (:class:`tessera.tb.common.axi_memory.AxiMemory`: no simulated time), and its byte counters;
+* ``progress``: the progress file ``tessera gemm`` watches for its bar (``{"cycles", "expect",
+  "job"}``), rewritten with a fresh ``CYCLES`` read when 0.5 s of wall time have passed since the
+  last one (the first poll of each job always reports). Those two reads depend on the wall clock,
+  so with a progress file the cycle counts may differ by a cycle or two from run to run.
+
+Register map: :mod:`tessera.rtl.fabric.csr_map` (its tables are checked against docs/csr.md by
+tests/test_fabric_csr.py).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import NamedTuple
+import time
+from pathlib import Path
 
 from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
-from tessera.rtl.fabric.csr_map import (
-    GLOBAL_COUNTERS,
-    L2_COUNTERS,
-    REG,
-    TILE_COUNTERS,
-    decode_status,
-    slice_reg,
-    tile_reg,
-)
-
-
-class Flush(NamedTuple):
-    cycles: int                 # cycles polled until FLUSH read 0
-    errors: int                 # memory write errors of this flush (FLUSH_ERRORS after - before)
+from tessera.runtime.host import cycles
 
 
 class Host:
-    def __init__(self, dut, tiles: int):
-        self.dut, self.tiles = dut, tiles
+    """The fabric's host port (``dut.s_axil_*``, clock ``dut.clk``) and the memory model ``mem``
+    (backdoor; needed by the memory operations only), driving :mod:`tessera.runtime.host` sessions
+    with :meth:`run`. ``progress``: path of the progress file (None: no progress reports)."""
+
+    def __init__(self, dut, mem=None, progress: str | Path | None = None):
+        self.dut, self.mem = dut, mem
+        self.progress = Path(progress) if progress else None
+        self._job = {"expect": 1, "job": ""}
+        self._last_report = 0.0
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         for side in (self.axil.write_if, self.axil.read_if):
             side.log.setLevel(logging.WARNING)  # one INFO line per access otherwise
@@ -43,59 +51,40 @@ class Host:
     async def write(self, addr: int, value: int):
         await self.axil.write_dword(addr, value & 0xFFFF_FFFF)
 
-    async def status(self, t: int) -> dict:
-        v = await self.read(tile_reg(t, "STATUS"))
-        return decode_status(v)
+    def progress_job(self, label: str, expect_cycles: int):
+        """Name the job the next progress reports are about (and its expected cycles, the bar's
+        length); the next ``progress`` operation reports at once."""
+        self._job = {"expect": expect_cycles, "job": label}
+        self._last_report = 0.0
 
-    async def push(self, t: int, words, start: int = 0) -> int:
-        """Push ``words[start:]`` into tile ``t``'s queue as far as there is room; return the new start."""
-        free = (await self.read(tile_reg(t, "QUEUE"))) & 0xFFFF
-        end = min(len(words), start + free)
-        base = tile_reg(t, "CMD0")
-        for w in words[start:end]:
-            for i in range(4):
-                await self.write(base + 4 * i, (w >> (32 * i)) & 0xFFFF_FFFF)
-        return end
+    async def run(self, session):
+        """Drive ``session`` (a :mod:`tessera.runtime.host` generator) to its end; return its result."""
+        value = None
+        try:
+            while True:
+                value = await self._do(session.send(value))
+        except StopIteration as done:
+            return done.value
 
-    async def clear(self, t: int):
-        await self.write(tile_reg(t, "CONTROL"), 1)
-
-    async def cycles(self) -> int:
-        lo = await self.read(REG["CYCLES_LO"])
-        hi = await self.read(REG["CYCLES_HI"])
-        return (hi << 32) | lo
-
-    async def counters(self) -> dict:
-        out = {n: await self.read(REG[n.upper()]) for n in GLOBAL_COUNTERS}
-        out["tiles"], out["slices"] = [], []
-        for t in range(self.tiles):
-            out["tiles"].append({n: await self.read(tile_reg(t, n.upper())) for n in TILE_COUNTERS})
-        for s in range(self.tiles):           # one L2 slice per tile
-            out["slices"].append({n: await self.read(slice_reg(s, n)) for n in L2_COUNTERS})
-        return out
-
-    async def flush(self, invalidate: bool = True, timeout: int = 1_000_000) -> Flush:
-        """Write every dirty L2 line back (and invalidate), as docs/csr.md says: pulse FLUSH, poll
-        it (every 16 cycles) until it reads 0, then read FLUSH_ERRORS. Returns the cycles polled
-        and the write-back errors of this flush (the counter's increase; a dirty line whose
-        write-back the memory refused is lost, so D read back is then not the result). Raises
-        ``TimeoutError`` after ``timeout`` cycles."""
-        errors_before = await self.read(REG["FLUSH_ERRORS"])
-        await self.write(REG["FLUSH"], 1 | (int(invalidate) << 1))
-        waited = 0
-        while await self.read(REG["FLUSH"]):
-            await ClockCycles(self.dut.clk, 16)
-            waited += 16
-            if waited > timeout:
-                raise TimeoutError(f"L2 flush did not finish in {timeout} cycles")
-        errors = (await self.read(REG["FLUSH_ERRORS"]) - errors_before) & 0xFFFF_FFFF
-        return Flush(waited, errors)
-
-
-def counter_delta(after, before):
-    """Element-wise ``after - before`` of nested counter dicts/lists, modulo 2^32."""
-    if isinstance(after, dict):
-        return {k: counter_delta(after[k], before[k]) for k in after}
-    if isinstance(after, list):
-        return [counter_delta(a, b) for a, b in zip(after, before, strict=True)]
-    return (after - before) & 0xFFFF_FFFF
+    async def _do(self, op):
+        kind = op[0]
+        if kind == "read":
+            return await self.axil.read_dword(op[1])
+        if kind == "write":
+            await self.axil.write_dword(op[1], op[2] & 0xFFFF_FFFF)
+        elif kind == "wait":
+            await ClockCycles(self.dut.clk, op[1])
+        elif kind == "progress":
+            if self.progress and time.time() - self._last_report > 0.5:
+                self._last_report = time.time()
+                cyc = await self.run(cycles())
+                self.progress.write_text(json.dumps({"cycles": cyc, **self._job}))
+        elif kind == "mem_write":
+            self.mem.write(op[1], op[2])
+        elif kind == "mem_read":
+            return self.mem.read(op[1], op[2])
+        elif kind == "mem_stats":
+            return {"read_bytes": self.mem.read_bytes, "write_bytes": self.mem.write_bytes}
+        else:
+            raise ValueError(f"unknown host operation {op!r}")
+        return None

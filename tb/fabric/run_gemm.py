@@ -5,13 +5,16 @@ Parameters (``tessera.tb.params()``): ``cfg`` (a FabricConfig as a dict), ``jobs
 ``mem_latency``, ``mem_bytes_per_cycle``, ``max_cycles`` (watchdog per job, default
 :func:`job_cycle_limit`), ``progress`` (a file the CLI watches for its progress bar).
 
-Per job: the runtime (``sim/runtime/gemm_map.py``) plans the GEMM; its inputs go into memory (the
-host's backdoor into ``AxiMemory``); every tile is cleared, gets its program through the
-CSRs and is started; the host polls ``ACTIVE`` (pushing the rest of long programs as queue space
-frees) until no tile runs, checks every tile's status, reads the counters, flushes and
-invalidates the L2 (``flush_errors``: memory write errors of that flush, from FLUSH_ERRORS) and
-reads D back from memory. Each job writes ``D.npy`` and ``result.json`` into its dir; checking
-against the golden model is the caller's business.
+Per job: the runtime (``sim/runtime/gemm_map.py``) plans the GEMM, and the runtime's host
+sequence :func:`tessera.runtime.host.gemm_job` runs it, driven by ``Host.run``
+(``tb/fabric/host.py``): the inputs go into memory (the host's backdoor into ``AxiMemory``); the
+counters are read; every tile is cleared, gets its program through the CSRs and is started; the
+host polls ``ACTIVE`` every :data:`~tessera.runtime.host.POLL` = 256 cycles (pushing the rest of
+long programs as queue space frees) until no tile runs, reads CYCLES and every tile's status,
+reads the counters again, flushes and invalidates the L2 (``flush_errors``: memory write errors of
+that flush, from FLUSH_ERRORS) and reads D back from memory. Each job writes ``D.npy`` and
+``result.json`` into its dir; checking the statuses and D against the golden model is the
+caller's business.
 
 Nothing hangs: besides the ACTIVE watchdog (``max_cycles``) and the flush timeout, every job runs
 under a simulated-time limit (:func:`job_time_limit_ns`, scaled to its size), so that a host
@@ -21,7 +24,6 @@ access the fabric never answers fails the test instead of stalling it.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import cocotb
@@ -31,13 +33,12 @@ from cocotb.triggers import ClockCycles, with_timeout
 
 import tessera.tb
 from tessera.rtl.config import fabric_from_dict
-from tessera.rtl.fabric.csr_map import ID_VALUE, REG
 from tessera.rtl.fabric.fabric import mem_prefixes
 from tessera.runtime.gemm_map import plan_gemm
+from tessera.runtime.host import check_id, gemm_job
 from tessera.tb.common.axi_memory import AxiMemory
-from tessera.tb.fabric.host import Host, counter_delta
+from tessera.tb.fabric.host import Host
 
-POLL = 256
 CLOCK_NS = 10
 START_LIMIT_NS = CLOCK_NS * 1000      # reset and the ID read
 
@@ -68,115 +69,54 @@ def job_time_limit_ns(cfg, run_cycles: int, words: int, bytes_per_cycle=None) ->
 
 
 async def start_fabric(dut, cfg, p):
+    """Clock, memory model, host; reset; check the CSR ID. Returns (mem, host)."""
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     # Bandwidth: ``mem_bytes_per_cycle`` over all ports, default one beat (read or write) per port per cycle.
     ports, D, bw = mem_prefixes(cfg), cfg.cache.data_bytes, p.get("mem_bytes_per_cycle")
     mem = AxiMemory(dut, ports, dut.clk, data_bytes=D, latency=p.get("mem_latency", 100),
                     bytes_per_cycle=len(ports) * D if bw is None else bw,
                     error_ranges=[tuple(r) for r in p.get("error_ranges", [])])
-    host = Host(dut, cfg.tiles)
+    host = Host(dut, mem, progress=p.get("progress"))
     dut.rst.value = 1
     await ClockCycles(dut.clk, 4)
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
-    ident = await host.read(REG["ID"])
-    assert ident == ID_VALUE, f"CSR ID reads {ident:#x}"
+    await host.run(check_id())
     return mem, host
 
 
-async def launch(host, programs: dict) -> dict:
-    """Clear every tile of ``programs`` (tile -> word list), clear the cycle counter, push as much
-    of each program as its queue takes and start those tiles together. Returns tile -> words
-    pushed (for :func:`wait_idle`)."""
-    tiles = sorted(programs)
-    for t in tiles:
-        await host.clear(t)
-    await host.write(REG["CYCLES_LO"], 0)
-    pos = {t: await host.push(t, programs[t]) for t in tiles}
-    await host.write(REG["START"], sum(1 << t for t in tiles))
-    return pos
-
-
-async def run_programs(dut, host, programs: dict, *, max_cycles: int, progress=None, expect_cycles=1,
-                       label: str = ""):
-    """Clear, load and start every tile of ``programs`` (tile -> word list); wait until none is active.
-
-    Returns (cycles, statuses)."""
-    pos = await launch(host, programs)
-    return await wait_idle(dut, host, programs, pos, max_cycles=max_cycles, progress=progress,
-                           expect_cycles=expect_cycles, label=label)
-
-
-async def wait_idle(dut, host, programs: dict, pos: dict, *, max_cycles: int, progress=None,
-                    expect_cycles=1, label: str = "", poll: int = POLL):
-    """Poll ACTIVE every ``poll`` cycles (pushing the rest of the programs as queue space frees)
-    until no tile runs; fail after ``max_cycles``. Returns (cycles, statuses)."""
-    tiles = sorted(programs)
-    waited = 0
-    last_report = 0.0
-    while True:
-        await ClockCycles(dut.clk, poll)
-        waited += poll
-        for t in tiles:
-            if pos[t] < len(programs[t]):
-                pos[t] = await host.push(t, programs[t], pos[t])
-        active = await host.read(REG["ACTIVE"])
-        if progress and time.time() - last_report > 0.5:
-            last_report = time.time()
-            cyc = await host.cycles()
-            Path(progress).write_text(json.dumps({"cycles": cyc, "expect": expect_cycles, "job": label}))
-        if not active:
-            break
-        if waited > max_cycles:
-            states = [await host.status(t) for t in tiles]
-            raise AssertionError(f"fabric still active after {waited} cycles; tiles {states}")
-    cycles = await host.cycles()
-    statuses = {t: await host.status(t) for t in tiles}
-    return cycles, statuses
-
-
-async def run_job(dut, cfg, p, mem, host, work: Path, plan, a, b, c, max_cycles: int):
-    """One job of ``p["jobs"]`` (planned): memory image, programs, run, counters, flush, D."""
+async def run_job(dut, cfg, p, host, work: Path, plan, a, b, c, max_cycles: int):
+    """One job of ``p["jobs"]`` (planned): :func:`tessera.runtime.host.gemm_job` (memory image,
+    counters, run, counters, flush, D) driven by ``host``; writes ``D.npy`` and ``result.json``."""
     m, n, k = plan.m, plan.n, plan.k
-    for addr, data in plan.pack(a, b, c):
-        mem.write(addr, data)
-    programs = {t: list(prog.words) for t, prog in plan.programs.items()}
-    before = await host.counters()
-    mem_before = (mem.read_bytes, mem.write_bytes)
     ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
-    cycles, statuses = await run_programs(
-        dut, host, programs, max_cycles=max_cycles,
-        progress=p.get("progress"), expect_cycles=int(ideal / 0.9) + 1, label=work.name)
-    after = await host.counters()
-    dram_read = mem.read_bytes - mem_before[0]
-    dram_write_run = mem.write_bytes - mem_before[1]
-    flush = await host.flush(invalidate=True,
-                             timeout=flush_cycle_limit(cfg, p.get("mem_bytes_per_cycle")))
-    dram_write = mem.write_bytes - mem_before[1]
-    d = plan.unpack(mem.read)
+    host.progress_job(work.name, int(ideal / 0.9) + 1)
+    d, info = await host.run(gemm_job(
+        plan, a, b, c, max_cycles=max_cycles,
+        flush_timeout=flush_cycle_limit(cfg, p.get("mem_bytes_per_cycle"))))
     np.save(work / "D.npy", d)
-    delta = counter_delta(after, before)
+    statuses = info["statuses"]
     result = {
-        "cycles": cycles,
-        "flush_cycles": flush.cycles,
-        "flush_errors": flush.errors,
+        "cycles": info["cycles"],
+        "flush_cycles": info["flush_cycles"],
+        "flush_errors": info["flush_errors"],
         "statuses": {str(t): s for t, s in statuses.items()},
-        "dram_read_bytes": dram_read,
-        "dram_write_bytes": dram_write,
-        "dram_write_bytes_during_run": dram_write_run,
-        "counters": delta,
+        "dram_read_bytes": info["dram_read_bytes"],
+        "dram_write_bytes": info["dram_write_bytes"],
+        "dram_write_bytes_during_run": info["dram_write_bytes_during_run"],
+        "counters": info["counters"],
         "plan": plan.summary(),
     }
     (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    dut._log.info("job %s: %d cycles, statuses %s, flush errors %d", work.name, cycles,
-                  {t: s["state"] for t, s in statuses.items()}, flush.errors)
+    dut._log.info("job %s: %d cycles, statuses %s, flush errors %d", work.name, info["cycles"],
+                  {t: s["state"] for t, s in statuses.items()}, info["flush_errors"])
 
 
 @cocotb.test()
 async def run_jobs(dut):
     p = tessera.tb.params()
     cfg = fabric_from_dict(p["cfg"])
-    mem, host = await with_timeout(start_fabric(dut, cfg, p), START_LIMIT_NS, "ns")
+    _, host = await with_timeout(start_fabric(dut, cfg, p), START_LIMIT_NS, "ns")
     for job in p["jobs"]:
         work = Path(job["dir"])
         a, b = np.load(work / "A.npy"), np.load(work / "B.npy")
@@ -188,4 +128,4 @@ async def run_jobs(dut):
             cfg, m, n, k, elem_bytes=plan.e, mem_latency=p.get("mem_latency", 100),
             bytes_per_cycle=p.get("mem_bytes_per_cycle"))
         limit = job_time_limit_ns(cfg, max_cycles, words, p.get("mem_bytes_per_cycle"))
-        await with_timeout(run_job(dut, cfg, p, mem, host, work, plan, a, b, c, max_cycles), limit, "ns")
+        await with_timeout(run_job(dut, cfg, p, host, work, plan, a, b, c, max_cycles), limit, "ns")

@@ -11,13 +11,17 @@ moment: the errors fire while other work is in flight.
 2. tile 0 loads A from a region that answers SLVERR (stops with FAULT, the L2 counts a fill
    error); tile 1 gets a memory address out of range; tile 2 good; tile 3 is good too but stores
    D into the SLVERR region (whole lines, so the STORE allocates and never reads): it finishes,
-   and the host's flush (``Host.flush``) reports FLUSH_ERRORS, one per slice whose flush met an
-   error, with one WB_ERRORS per line of that D, while tile 2's D is written back correctly;
+   and the host's flush (``tessera.runtime.host.flush``) reports FLUSH_ERRORS, one per slice
+   whose flush met an error, with one WB_ERRORS per line of that D, while tile 2's D is written
+   back correctly;
 3. all four tiles good, no flush error: the fabric keeps working.
 
 Every good tile's D is bit-exact against the golden model, every failing tile has the documented
 error code (docs/isa.md) and its pc on the bad word. Nothing may hang: the ACTIVE watchdog of
 ``wait_idle``, a poll limit, and the test's time limit (about 8 times the simulated time needed).
+
+The host sequences are the runtime's (:mod:`tessera.runtime.host`: ``launch``, ``status``,
+``wait_idle`` polling ACTIVE every 32 cycles, ``flush``), driven by ``Host.run`` (``tb/fabric/host.py``).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ import numpy as np
 import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.csr_map import REG, slice_reg
+from tessera.runtime import host as hs
 from tessera.runtime.asm import Program, assemble
-from tessera.tb.fabric.run_gemm import launch, start_fabric, wait_idle
+from tessera.tb.fabric.run_gemm import start_fabric
 from tessera.tb.models.gemm import gemm
 from tessera.tb.stream import rng_for
 
@@ -101,17 +106,17 @@ async def errors_are_contained(dut):
         for image in images:
             for addr, data in image:
                 mem.write(addr, data)
-        pos = await launch(host, programs)
+        pos = await host.run(hs.launch(programs))
         pending = set(watch)
         for _ in range(2000):           # an AXI-Lite read takes a few cycles
-            pending = {t for t in pending if (await host.status(t))["state"] not in ("ERROR", "DONE")}
+            pending = {t for t in pending
+                       if (await host.run(hs.status(t)))["state"] not in ("ERROR", "DONE")}
             if not pending:
                 break
         assert not pending, f"tiles {pending} still running after 2000 status polls"
-        witness_state = (await host.status(witness))["state"]
-        _, statuses = await wait_idle(dut, host, programs, pos, max_cycles=MAX_CYCLES, poll=POLL)
-        flush = await host.flush(invalidate=True)
-        return statuses, flush, witness_state
+        witness_state = (await host.run(hs.status(witness)))["state"]
+        idle = await host.run(hs.wait_idle(programs, pos, max_cycles=MAX_CYCLES, poll=POLL))
+        return idle.statuses, await host.run(hs.flush(invalidate=True)), witness_state
 
     def result(d_at):
         return np.frombuffer(mem.read(d_at, 4 * M * N), np.int32).reshape(M, N)

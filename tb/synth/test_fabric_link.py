@@ -1,9 +1,11 @@
 """FabricLink under cocotb: the board's fabric, driven over a bit-level UART exactly as the PC does.
 
-The PC side's host sequence (``tessera.runtime.board_gemm.gemm_session``: load A/B/C into block RAM, program
-and start the tiles, poll, flush, read D) runs here over the simulated serial line, so this checks
-the UART bridge, the address split, the block-RAM memory on both its ports and the fabric together.
-Results are compared with the golden model (``tb/models/gemm.py``).
+The PC side's session (``tessera.runtime.board_gemm.gemm_session``: the host sequence of
+:mod:`tessera.runtime.host`, lowered to the bridge's reads and writes by ``over_bridge``: load
+A/B/C into block RAM, program and start the tiles, poll, flush, read D) runs here over the
+simulated serial line, so this checks the UART bridge, the address split, the block-RAM memory on
+both its ports and the fabric together. Results are compared with the golden model
+(``tb/models/gemm.py``).
 """
 
 import cocotb
@@ -15,7 +17,7 @@ import tessera.tb
 from tessera.rtl.board.axi_bram import HOST_MEM_BASE
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.csr_map import ID_VALUE, REG
-from tessera.runtime.board_gemm import gemm_session
+from tessera.runtime.board_gemm import gemm_session, over_bridge
 from tessera.runtime.gemm_map import plan_gemm
 from tessera.tb.models.gemm import gemm
 from tessera.tb.stream import rng_for
@@ -26,11 +28,13 @@ DECERR = 3
 
 
 async def run_async(session, host):
-    """Drive a ``gemm_session`` over the simulated UART (the cocotb twin of ``run_sync``)."""
+    """Drive a :mod:`tessera.runtime.host` session over the simulated UART, lowered by
+    ``over_bridge`` to 32-bit reads and writes (the cocotb twin of ``run_sync``)."""
+    ops = over_bridge(session)
     value = None
     try:
         while True:
-            op = session.send(value)
+            op = ops.send(value)
             value = await host.ok_read(op[1]) if op[0] == "read" else await host.ok_write(op[1], op[2])
     except StopIteration as done:
         return done.value
