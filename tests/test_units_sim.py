@@ -1,8 +1,12 @@
+# amaranth: UnusedElaboratable=no
+# (routers built only for their routing function are never elaborated)
 """Fast unit tests of small blocks in Amaranth's own simulator (no Verilator, under a second each).
 
 Each block is checked against a reference written here from its docstring, on random inputs
-from the printed seed (``SEED=N`` replays): the L2 slice's true-LRU policy (``rtl/cache/lru.py``)
-and the round-robin arbiter of the router and the NI (``rtl/noc/arbiter.py``).
+from the printed seed (``SEED=N`` replays): the L2 slice's true-LRU policy (``rtl/cache/lru.py``),
+the round-robin arbiter of the router and the NI (``rtl/noc/arbiter.py``), the router's XY
+multicast routing function (``Router._route_of``) and the fabric's address decoders
+(``rtl/fabric/messages.py``: owner slice, slice address, memory address).
 """
 
 from __future__ import annotations
@@ -10,13 +14,17 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from tessera.rtl.cache.lru import LruPolicy
+from tessera.rtl.config import NocConfig, preset
+from tessera.rtl.fabric.messages import memory_addr, owner, slice_addr
 from tessera.rtl.noc.arbiter import after, round_robin
+from tessera.rtl.noc.layouts import flit_layout
+from tessera.rtl.noc.router import Router
 from tessera.tools.harness import resolve_seed
 
 
@@ -121,3 +129,78 @@ def test_round_robin_arbiter(n):
             await ctx.tick()
 
     _simulate(dut, bench, clocked=True)
+
+
+def _xy_output(x, y, dx, dy, port):
+    """The output an XY route from router (x, y) takes towards node (dx, dy) (docs/noc.md)."""
+    if dx != x:
+        return "e" if dx > x else "w"
+    if dy != y:
+        return "s" if dy > y else "n"
+    return f"l{port}"
+
+
+@pytest.mark.randomized
+@pytest.mark.parametrize("mesh", [(3, 3, 1), (4, 2, 2)])
+def test_router_xy_multicast_routes(mesh):
+    """A head flit with destination mask D and port p has a branch through output o exactly when
+    some node of D is reached through o by XY routing (the multicast tree), for every router."""
+    w, h, lp = mesh
+    seed = resolve_seed(None)
+    rng = random.Random(f"route:{mesh}:{seed}")
+    cfg = NocConfig(width=w, height=h, local_ports=lp)
+    for node in range(cfg.nodes):
+        _check_router(cfg, node, rng, seed)
+
+
+def _check_router(cfg, node, rng, seed):
+    x, y = node % cfg.width, node // cfg.width
+    router = Router(cfg, x, y)
+    m = Module()
+    flit = Signal(flit_layout(cfg))
+    outs = list(router.ports)
+    route = Signal(len(outs))
+    m.d.comb += route.eq(Cat(router._route_of(flit, o) for o in outs))
+    lp = cfg.local_ports
+    cases = [(rng.randrange(1, 1 << cfg.nodes), rng.randrange(lp)) for _ in range(60)]
+    cases += [(1 << d, p) for d in range(cfg.nodes) for p in range(lp)]
+
+    async def bench(ctx):
+        for mask, port in cases:
+            ctx.set(flit.dest, mask)
+            ctx.set(flit.port, port)
+            got = ctx.get(route)
+            want = {_xy_output(x, y, d % cfg.width, d // cfg.width, port)
+                    for d in range(cfg.nodes) if mask >> d & 1}
+            for i, o in enumerate(outs):
+                assert (got >> i & 1) == (o in want), (node, o, hex(mask), port, seed)
+
+    _simulate(m, bench)
+
+
+@pytest.mark.randomized
+@pytest.mark.parametrize("name", ["tiny", "default"])
+def test_address_decoders(name):
+    """Line-interleaved addresses: line L of byte address a lives in slice L mod nodes, which sees
+    a with the slice-select bits removed; memory_addr puts them back (the hardware expressions)."""
+    cfg = preset(name)
+    seed = resolve_seed(None)
+    rng = random.Random(f"addr:{name}:{seed}")
+    bits, off, nodes = cfg.cache.addr_bits, cfg.cache.offset_bits, cfg.noc.nodes
+    m = Module()
+    addr = Signal(bits)
+    own, local = Signal(range(nodes)), Signal(bits)
+    back = [Signal(bits, name=f"back{n}") for n in range(nodes)]
+    m.d.comb += [own.eq(owner(cfg, addr)), local.eq(slice_addr(cfg, addr))]
+    m.d.comb += [back[n].eq(memory_addr(cfg, n, local)) for n in range(nodes)]
+    samples = [rng.randrange(1 << bits) for _ in range(300)] + [0, (1 << bits) - 1, 1 << off]
+
+    async def bench(ctx):
+        for a in samples:
+            ctx.set(addr, a)
+            line = a >> off
+            assert ctx.get(own) == line % nodes, (hex(a), seed)
+            assert ctx.get(local) == (line // nodes) << off | (a & ((1 << off) - 1)), (hex(a), seed)
+            assert ctx.get(back[line % nodes]) == a, (hex(a), seed)
+
+    _simulate(m, bench)
