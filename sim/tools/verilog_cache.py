@@ -1,6 +1,7 @@
 """One cache of exported Verilog, on disk, for every design that is slow to export.
 
-:func:`cached_verilog` keeps the text under ``BUILD/verilog/<name>-<key>.v``. The key hashes the
+:func:`cached_verilog` keeps the text under ``BUILD/verilog-cache/<name>-<key>.v`` (not in
+``make verilog``'s ``build/verilog/``, every file of which ``make lint`` lints). The key hashes the
 caller's description of the design (configuration, module name) with every Python source of
 :mod:`tessera.rtl` (and any extra source file the design depends on, such as a testbench
 wrapper), so an edited block is exported again and an unchanged one never is. Concurrent writers
@@ -37,7 +38,7 @@ def cached_verilog(name: str, description: str, make: Callable[[], str], *, extr
     """The Verilog ``make()`` returns for design ``name``, from the cache when ``description`` and
     the sources are unchanged."""
     key = hashlib.sha256(f"{name}|{description}|{sources_digest(extra_sources)}".encode()).hexdigest()[:16]
-    path = BUILD / "verilog" / f"{name}-{key}.v"
+    path = BUILD / "verilog-cache" / f"{name}-{key}.v"
     if path.exists():
         return path.read_text()
     text = make()
