@@ -28,21 +28,17 @@ from __future__ import annotations
 import re
 
 from tessera.rtl.tile.isa import (
-    FORMATS,
     WORD_BITS,
     Dtype,
     ErrorCode,
     Mode,
     Opcode,
     Space,
-    field_table,
-    reserved_mask,
 )
 from tessera.runtime import isa
 
 __all__ = ["Program", "assemble", "disassemble", "disassemble_word", "encode", "read_words", "write_words"]
 
-_FIELDS = {op.value: {name: (lo, w) for name, lo, w in field_table(layout)} for op, layout in FORMATS.items()}
 _XFER_KEYS = {"sp", "acc", "mem", "rows", "bytes", "stride", "mode", "x", "y"}
 _MATMUL_KEYS = {"m", "n", "k", "a", "b", "acc"}
 _BARRIER_FLAGS = ("loads", "stores", "matmuls")
@@ -51,7 +47,7 @@ _BARRIER_FLAGS = ("loads", "stores", "matmuls")
 def encode(opcode: int, **values) -> int:
     """Pack ``values`` into one word of ``opcode``'s format; ``ValueError`` if a value does not fit."""
     opcode = getattr(opcode, "value", opcode)
-    fields = _FIELDS[opcode]
+    fields = {name: (lo, w) for name, lo, w in isa.FIELDS[opcode]}
     word = opcode
     for name, value in values.items():
         if name not in fields:
@@ -201,7 +197,7 @@ def disassemble_word(word: int) -> str:
     raw = f".word   {word:#034x}"
     f = isa.decode(word)
     op = f["opcode"]
-    if op not in _FIELDS or word & reserved_mask(FORMATS[Opcode(op)]):
+    if op not in isa.FIELDS or word & isa.RESERVED[op]:
         return raw
     if op in (Opcode.LOAD.value, Opcode.STORE.value):
         if f["mode"] not in isa.MODES.values():

@@ -26,14 +26,14 @@ from tessera.rtl.tile.isa import (
     reserved_mask,
 )
 
-__all__ = ["MODES", "SPACES", "DTYPES", "IsaParams", "decode", "check", "pitch", "matmul_pitches",
-           "regions", "hazards"]
+__all__ = ["MODES", "SPACES", "DTYPES", "FIELDS", "RESERVED", "IsaParams", "decode", "check", "pitch",
+           "matmul_pitches", "regions", "hazards"]
 
 MODES = {m.name.lower(): m.value for m in Mode}          # assembly names -> field values
 SPACES = {s.name.lower(): s.value for s in Space}
 DTYPES = {d.name.lower(): d.value for d in Dtype}
-_FIELDS = {op.value: field_table(layout) for op, layout in FORMATS.items()}
-_RESERVED = {op.value: reserved_mask(layout) for op, layout in FORMATS.items()}
+FIELDS = {op.value: field_table(layout) for op, layout in FORMATS.items()}      # opcode -> (name, lo, width)
+RESERVED = {op.value: reserved_mask(layout) for op, layout in FORMATS.items()}  # opcode -> must-be-zero bits
 _ELEMENT_BYTES = {d.value: n for d, n in ELEMENT_BYTES.items()}
 _XFER = (Opcode.LOAD.value, Opcode.STORE.value)
 
@@ -67,7 +67,7 @@ class IsaParams:
 def decode(word: int) -> dict:
     """Field values of ``word`` by its opcode's format (only ``opcode`` for an unknown opcode)."""
     op = word & 0xF
-    return {name: (word >> lo) & ((1 << w) - 1) for name, lo, w in _FIELDS.get(op, [("opcode", 0, 4)])}
+    return {name: (word >> lo) & ((1 << w) - 1) for name, lo, w in FIELDS.get(op, [("opcode", 0, 4)])}
 
 
 def pitch(row_bytes: int, word_bytes: int) -> int:
@@ -102,10 +102,10 @@ def check(word: int, cfg=None) -> tuple[ErrorCode, str]:
     (``ErrorCode.NONE``, "") when the hardware accepts it."""
     p = IsaParams.of(cfg)
     op = word & 0xF
-    if op not in _FIELDS:
+    if op not in FIELDS:
         return ErrorCode.ILLEGAL_OPCODE, f"unknown opcode {op}"
-    if word & _RESERVED[op]:
-        return ErrorCode.BAD_FIELD, f"reserved bits set: {word & _RESERVED[op]:#x}"
+    if word & RESERVED[op]:
+        return ErrorCode.BAD_FIELD, f"reserved bits set: {word & RESERVED[op]:#x}"
     f = decode(word)
     if op in _XFER:
         return _check_xfer(f, p)
