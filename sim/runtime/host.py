@@ -64,7 +64,8 @@ from tessera.rtl.fabric.csr_map import (
 __all__ = [
     "POLL", "FLUSH_POLL", "FabricError", "Flush", "Run",
     "check_id", "clear", "push", "launch", "wait_idle", "run_programs", "cycles", "status", "statuses",
-    "counters", "counter_delta", "flush", "gemm_job",
+    "counters", "counter_delta", "flush", "gemm_job", "job_cycle_limit", "flush_cycle_limit",
+    "job_record",
 ]
 
 POLL = 256              # cycles between two ACTIVE polls of wait_idle
@@ -270,3 +271,33 @@ def gemm_job(plan, a, b, c=None, *, max_cycles: int, flush_timeout: int, poll: i
     if read_counters:
         info["counters"] = counter_delta(after, before)
     return d, info
+
+
+def job_cycle_limit(cfg, m: int, n: int, k: int, *, elem_bytes: int = 2, mem_latency: int = 100,
+                    bytes_per_cycle: float | None = None) -> int:
+    """Cycles a job may keep a tile active before the watchdog fails it: 50x the ideal cycle count
+    (every PE busy), plus 10x the time to move its data (A, B, C in, D out) at the memory
+    bandwidth, plus 100 memory latencies, plus 20k. (A 1 x 1 x 1 job on ``tiny`` takes about 250
+    cycles and may take 26k; 512^3 BF16 on ``default`` about 155k and may take 6.8M.)"""
+    ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
+    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
+    data = (m * k + k * n) * elem_bytes + 8 * m * n
+    return int(50 * ideal + 10 * data / rate) + 100 * mem_latency + 20_000
+
+
+def flush_cycle_limit(cfg, bytes_per_cycle: float | None = None) -> int:
+    """Cycles a flush may take: 4x the time to write the whole L2 back, plus 10k."""
+    l2 = cfg.tiles * cfg.cache.sets * cfg.cache.ways * cfg.cache.line_bytes
+    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
+    return int(4 * l2 / rate) + 10_000
+
+
+def job_record(plan, info: dict) -> dict:
+    """The JSON record of one :func:`gemm_job` (its ``info``, the statuses keyed by strings, and
+    the plan's summary), as both simulation engines write it to ``result.json``."""
+    rec = {k: info[k] for k in ("cycles", "flush_cycles", "flush_errors")}
+    rec["statuses"] = {str(t): s for t, s in info["statuses"].items()}
+    for k in ("dram_read_bytes", "dram_write_bytes", "dram_write_bytes_during_run", "counters"):
+        rec[k] = info[k]
+    rec["plan"] = plan.summary()
+    return rec

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -38,13 +39,109 @@ def save_job(work: Path, a, b, c=None):
     save_inputs(work, a, b, c, stale=("D.npy", "result.json"))
 
 
+ENGINES = ("native", "cocotb")
+
+
 def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cycle: float | None = None,
-             seed: int | None = None, progress: bool = False, test_module: str = "tessera.tb.fabric.run_gemm",
-             extra: dict | None = None) -> list[dict]:
+             seed: int | None = None, progress: bool = False, engine: str = "native",
+             test_module: str = "tessera.tb.fabric.run_gemm", extra: dict | None = None) -> list[dict]:
     """Run ``jobs`` (dicts with ``dir``, ``dtype``, ``multicast``) in one simulation; return their
     ``result.json`` contents (each with ``D`` loaded as ``d``; see tb/fabric/run_gemm.py). A result
     with ``flush_errors`` > 0 had memory write errors in its final L2 flush (FLUSH_ERRORS), so its
-    ``d`` is incomplete: callers must treat it as a failure, as ``tessera gemm`` does."""
+    ``d`` is incomplete: callers must treat it as a failure, as ``tessera gemm`` does.
+
+    ``engine``: ``"native"`` (:mod:`tessera.tools.native`: memory and host in C++, the fast path)
+    or ``"cocotb"`` (``test_module`` under cocotb, the verification path; ``seed`` and ``extra``
+    parameters reach it). Both give the same cycle counts (tests/test_native.py). ``extra`` may
+    hold ``error_ranges`` for either engine. Each result also has ``sim_seconds`` (wall time of the
+    job) and ``sim_cycles`` (clock cycles simulated for it, host accesses and flush included)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine = {engine!r}; allowed: {', '.join(ENGINES)}")
+    if engine == "native":
+        _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra or {})
+    else:
+        _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra)
+    out = []
+    for job in jobs:
+        res = json.loads((Path(job["dir"]) / "result.json").read_text())
+        res["d"] = np.load(Path(job["dir"]) / "D.npy")
+        out.append(res)
+    return out
+
+
+def native_library(cfg, *, trace: bool = False) -> Path:
+    """The fabric's native simulation library (built once per design; :func:`native.build`)."""
+    from tessera.rtl.fabric.fabric import mem_prefixes
+    from tessera.tools import native
+
+    return native.build(fabric_verilog_cached(cfg), fabric_name(cfg), mem_prefixes(cfg), cfg.cache.data_bytes,
+                        trace=trace)
+
+
+def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
+    from tessera.runtime.gemm_map import plan_gemm
+    from tessera.runtime.host import check_id, flush_cycle_limit, gemm_job, job_cycle_limit, job_record
+    from tessera.tools.native import NativeFabric
+
+    waves = os.environ.get("WAVES", "0") not in ("", "0")
+    lib = native_library(cfg, trace=waves)
+    vcd = Path(jobs[0]["dir"]).parent / f"{Path(jobs[0]['dir']).name}.vcd" if waves else None
+    rate = None if mem_bytes_per_cycle is None else mem_bytes_per_cycle / cfg.mem_ports
+    with NativeFabric(lib, latency=mem_latency, rate=rate, error_ranges=extra.get("error_ranges", ()),
+                      vcd=vcd) as sim:
+        if vcd:
+            print(f"[tessera] waveform: {vcd} (open it with GTKWave or Surfer)")
+        sim.run(check_id())
+        for job in jobs:
+            work = Path(job["dir"])
+            a, b = np.load(work / "A.npy"), np.load(work / "B.npy")
+            c = np.load(work / "C.npy") if (work / "C.npy").exists() else None
+            (m, k), n = a.shape, b.shape[1]
+            plan = plan_gemm(cfg, m, n, k, job["dtype"], has_c=c is not None, multicast=job["multicast"])
+            max_cycles = extra.get("max_cycles") or job_cycle_limit(
+                cfg, m, n, k, elem_bytes=plan.e, mem_latency=mem_latency, bytes_per_cycle=mem_bytes_per_cycle)
+            ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
+            bar = _NativeBar(sim, work.name, int(ideal / 0.9) + 1) if progress else None
+            t0, c0 = time.monotonic(), sim.cycle
+            try:
+                d, info = sim.run(gemm_job(plan, a, b, c, max_cycles=max_cycles,
+                                           flush_timeout=flush_cycle_limit(cfg, mem_bytes_per_cycle)),
+                                  progress=bar)
+            finally:
+                if bar:
+                    bar.close()
+            np.save(work / "D.npy", d)
+            rec = job_record(plan, info)
+            rec["sim_seconds"] = round(time.monotonic() - t0, 3)
+            rec["sim_cycles"] = sim.cycle - c0
+            (work / "result.json").write_text(json.dumps(rec, indent=2) + "\n")
+
+
+class _NativeBar:
+    """The progress bar of a native run: the cycles the simulation has run for this job (no bus
+    access, so the run does not depend on the wall clock), and the simulated cycles per second."""
+
+    def __init__(self, sim, label: str, expect: int):
+        from tqdm import tqdm
+
+        self.sim, self.c0, self.t0 = sim, sim.cycle, time.monotonic()
+        self.bar = tqdm(total=expect, unit="cyc", desc=f"simulating {label}", unit_scale=True, leave=False,
+                        mininterval=0.5)
+
+    def __call__(self):
+        n = self.sim.cycle - self.c0
+        self.bar.total = max(self.bar.total, n)
+        self.bar.n = n
+        dt = time.monotonic() - self.t0
+        if dt > 0:
+            self.bar.set_postfix_str(f"{n / dt:,.0f} sim cycles/s", refresh=False)
+        self.bar.refresh()
+
+    def close(self):
+        self.bar.close()
+
+
+def _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra):
     from tessera.rtl.fabric.fabric import Fabric
     from tessera.tools.harness import run
 
@@ -64,12 +161,6 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     finally:
         if bar:
             bar.stop()
-    out = []
-    for job in jobs:
-        res = json.loads((Path(job["dir"]) / "result.json").read_text())
-        res["d"] = np.load(Path(job["dir"]) / "D.npy")
-        out.append(res)
-    return out
 
 
 class _ProgressBar(threading.Thread):

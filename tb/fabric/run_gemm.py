@@ -24,42 +24,25 @@ access the fabric never answers fails the test instead of stalling it.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
+from cocotb.simtime import get_sim_time
 from cocotb.triggers import ClockCycles, with_timeout
 
 import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.fabric import mem_prefixes
 from tessera.runtime.gemm_map import plan_gemm
-from tessera.runtime.host import check_id, gemm_job
+from tessera.runtime.host import check_id, flush_cycle_limit, gemm_job, job_cycle_limit, job_record
 from tessera.tb.common.axi_memory import AxiMemory
 from tessera.tb.fabric.host import Host
 
 CLOCK_NS = 10
 START_LIMIT_NS = CLOCK_NS * 1000      # reset and the ID read
-
-
-def job_cycle_limit(cfg, m: int, n: int, k: int, *, elem_bytes: int = 2, mem_latency: int = 100,
-                    bytes_per_cycle: float | None = None) -> int:
-    """Cycles a job may keep a tile active before the watchdog fails it: 50x the ideal cycle count
-    (every PE busy), plus 10x the time to move its data (A, B, C in, D out) at the memory
-    bandwidth, plus 100 memory latencies, plus 20k. (A 1 x 1 x 1 job on ``tiny`` takes about 250
-    cycles and may take 26k; 512^3 BF16 on ``default`` about 155k and may take 6.8M.)"""
-    ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
-    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
-    data = (m * k + k * n) * elem_bytes + 8 * m * n
-    return int(50 * ideal + 10 * data / rate) + 100 * mem_latency + 20_000
-
-
-def flush_cycle_limit(cfg, bytes_per_cycle: float | None = None) -> int:
-    """Cycles a flush may take: 4x the time to write the whole L2 back, plus 10k."""
-    l2 = cfg.tiles * cfg.cache.sets * cfg.cache.ways * cfg.cache.line_bytes
-    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
-    return int(4 * l2 / rate) + 10_000
 
 
 def job_time_limit_ns(cfg, run_cycles: int, words: int, bytes_per_cycle=None) -> int:
@@ -91,25 +74,17 @@ async def run_job(dut, cfg, p, host, work: Path, plan, a, b, c, max_cycles: int)
     m, n, k = plan.m, plan.n, plan.k
     ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
     host.progress_job(work.name, int(ideal / 0.9) + 1)
+    t0, ns0 = time.monotonic(), get_sim_time("ns")
     d, info = await host.run(gemm_job(
         plan, a, b, c, max_cycles=max_cycles,
         flush_timeout=flush_cycle_limit(cfg, p.get("mem_bytes_per_cycle"))))
     np.save(work / "D.npy", d)
-    statuses = info["statuses"]
-    result = {
-        "cycles": info["cycles"],
-        "flush_cycles": info["flush_cycles"],
-        "flush_errors": info["flush_errors"],
-        "statuses": {str(t): s for t, s in statuses.items()},
-        "dram_read_bytes": info["dram_read_bytes"],
-        "dram_write_bytes": info["dram_write_bytes"],
-        "dram_write_bytes_during_run": info["dram_write_bytes_during_run"],
-        "counters": info["counters"],
-        "plan": plan.summary(),
-    }
+    result = job_record(plan, info)
+    result["sim_seconds"] = round(time.monotonic() - t0, 3)
+    result["sim_cycles"] = int((get_sim_time("ns") - ns0) // CLOCK_NS)
     (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     dut._log.info("job %s: %d cycles, statuses %s, flush errors %d", work.name, info["cycles"],
-                  {t: s["state"] for t, s in statuses.items()}, info["flush_errors"])
+                  {t: s["state"] for t, s in info["statuses"].items()}, info["flush_errors"])
 
 
 @cocotb.test()
