@@ -3,8 +3,9 @@
 Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in docs/numerics.md, "Array files") or random
 (``--m --n --k [--c random] [--seed]``). The runtime (``sim/runtime/gemm_map.py``) maps the GEMM onto
 the preset's mesh; the fabric runs it under Verilator with the host on the AXI4-Lite port and a
-memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports
-(``tb/common/axi_memory.py``). D is compared with the golden model (``tb/models/gemm.py``).
+memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports, both in
+C++ (``--engine native``, the default: :mod:`tessera.tools.native`) or as cocotb models
+(``--engine cocotb``: ``tb/common/axi_memory.py``; the same cycle counts, much slower). D is compared with the golden model (``tb/models/gemm.py``).
 ``--compare-multicast`` runs the same GEMM a second time with ``--no-multicast`` in the same
 simulation and prints both side by side (``make sim`` does this).
 
@@ -14,7 +15,8 @@ L2 flush), ``compulsory_read_bytes``, ``l2_hits``, ``l2_misses``, ``noc_link_tra
 ``l2_response_flits`` (L2-to-tile NoC traffic as flits injected by the slices),
 ``multicast_packets``, ``per_tile_busy_cycles``, ``flush_errors`` (memory write errors of the
 final L2 flush: FLUSH_ERRORS, docs/csr.md; D is then incomplete and the run fails),
-``bit_exact``; with ``--compare-multicast`` also ``no_multicast`` (the same fields for that run).
+``bit_exact``, ``sim_seconds`` (wall time of the job's simulation), ``sim_cycles`` (cycles it
+simulated, host accesses and flush included) and ``sim_cycles_per_second``; with ``--compare-multicast`` also ``no_multicast`` (the same fields for that run).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def add_arguments(p):
     p.add_argument("--mem-latency", type=int, default=100, help="memory latency in cycles (default 100)")
     p.add_argument("--mem-bytes-per-cycle", type=float, default=None,
                    help="memory bandwidth over all AXI ports (default: one beat per port per cycle)")
+    p.add_argument("--engine", default="native", choices=("native", "cocotb"),
+                   help="simulation engine: native (memory and host in C++, fast; default) or cocotb "
+                        "(the verification path; same cycle counts, docs/simulation.md)")
 
 
 def _config(args):
@@ -125,6 +130,9 @@ def report_of(cfg, res: dict, a, b, c, dtype: str, exact: bool, acks: int = 0) -
         "tile_states": {t: s["state"] for t, s in res["statuses"].items()},
         "plan": res["plan"],
         "bit_exact": exact,
+        "sim_seconds": res["sim_seconds"],
+        "sim_cycles": res["sim_cycles"],
+        "sim_cycles_per_second": round(res["sim_cycles"] / max(res["sim_seconds"], 1e-9)),
     }
 
 
@@ -181,7 +189,7 @@ def run(args) -> int:
     print(f"[tessera] gemm: exporting and building the '{cfg.name}' fabric (cached after the first run)")
     t0 = time.time()
     results = run_jobs(cfg, jobs, mem_latency=args.mem_latency, mem_bytes_per_cycle=args.mem_bytes_per_cycle,
-                       seed=args.seed, progress=True)
+                       seed=args.seed, progress=True, engine=args.engine)
     wall = time.time() - t0
     golden = gemm(a, b, c, args.dtype)
     reports = []
@@ -195,7 +203,10 @@ def run(args) -> int:
             rep["_no_mc"] = True
         reports.append(rep)
     _print_reports(reports)
-    print(f"  wall time {wall:.0f} s (export, build, simulation)")
+    sim_s = sum(r["sim_seconds"] for r in reports)
+    sim_c = sum(r["sim_cycles"] for r in reports)
+    print(f"  wall time {wall:.0f} s (export, build, simulation); simulation {sim_s:.1f} s,"
+          f" {sim_c / max(sim_s, 1e-9):,.0f} cycles/s ({args.engine} engine)")
     for r in reports:
         r.pop("_no_mc", None)
     main = dict(reports[0])

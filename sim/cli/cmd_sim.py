@@ -29,6 +29,8 @@ def register(sub):
     p.add_argument("--workload", default="gemm", help=f"what to run: {', '.join(WORKLOADS)} (default gemm)")
     p.add_argument("--size", type=int, default=256, help="gemm: M = N = K (default 256)")
     p.add_argument("--report", default="build/sim/gemm_report.json", help="gemm: report JSON file")
+    p.add_argument("--engine", default="native", choices=("native", "cocotb"),
+                   help="gemm: simulation engine (default native; see tessera gemm --help)")
     p.add_argument("--vectors", type=int, default=10_000, help="random operand sets per unit (default 10000)")
     p.add_argument("--seed", type=int, default=None,
                    help="random seed, printed (default: gemm 1, so that make sim is reproducible; "
@@ -157,7 +159,7 @@ def run_gemm(cfg, args) -> int:
     cmd_gemm.add_arguments(parser)
     size = str(args.size)
     argv = ["--preset", cfg.name, "--m", size, "--n", size, "--k", size, "--dtype", "bf16",
-            "--seed", str(seed), "--compare-multicast"] + (["--report", args.report] if args.report else [])
+            "--seed", str(seed), "--compare-multicast", "--engine", args.engine] + (["--report", args.report] if args.report else [])
     return cmd_gemm.run(parser.parse_args(argv))
 
 

@@ -17,6 +17,7 @@ build options).
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import hashlib
 import json
 import os
@@ -90,6 +91,15 @@ def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, t
     lib = out / f"libtessera_{top}.so"
     if lib.exists():
         return lib
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_suffix(".lock"), "w") as lock:   # one build at a time (pytest-xdist workers)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not lib.exists():
+            _build(verilog, top, headers, args, cxx_opt, trace, out, lib, key, log)
+    return lib
+
+
+def _build(verilog, top, headers, args, cxx_opt, trace, out, lib, key, log):
     env = setup_environment(dict(os.environ))
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -113,11 +123,8 @@ def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, t
     record = {"name": top, "key": key, "cxx_opt": cxx_opt, "args": args,
               "build_s": round(time.monotonic() - t0, 1)}
     (tmp / "build.json").write_text(json.dumps(record) + "\n")
-    if out.exists():                      # another process built it meanwhile
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        tmp.rename(out)
-    return lib
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
 
 
 class NativeFabric:
