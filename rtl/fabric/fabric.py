@@ -56,14 +56,15 @@ class Fabric(wiring.Component):
     """
 
     def __init__(self, cfg: FabricConfig, pe_module: str | None = None, tile_module: str | None = None,
-                 l2_module: str | None = None):
-        """``pe_module``, ``tile_module``, ``l2_module``: instantiate the PEs, the compute tiles
-        (with ``node_id`` ports) and the L2 slices as Verilog modules of these names instead of
-        inline copies (hierarchical export, :func:`tessera.rtl.fabric.fabric_verilog`)."""
+                 l2_module: str | None = None, mesh_module: str | None = None):
+        """``pe_module``, ``tile_module``, ``l2_module``, ``mesh_module``: instantiate the PEs, the
+        compute tiles (with ``node_id`` ports), the L2 slices and the NoC mesh as Verilog modules of
+        these names instead of inline copies (hierarchical export,
+        :func:`tessera.rtl.fabric.fabric_verilog`)."""
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"Fabric: cfg must be a FabricConfig, not {type(cfg).__name__}")
         self.cfg, self.pe_module = cfg, pe_module
-        self.tile_module, self.l2_module = tile_module, l2_module
+        self.tile_module, self.l2_module, self.mesh_module = tile_module, l2_module, mesh_module
         mem = Out(AXI4Signature(**mem_port_params(cfg)))
         super().__init__({
             "s_axil": In(AXI4LiteSignature(addr_bits=HOST_ADDR_BITS, data_bits=32)),
@@ -77,7 +78,10 @@ class Fabric(wiring.Component):
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
-        m.submodules.mesh = mesh = Mesh(cfg.noc)
+        if self.mesh_module:
+            mesh = instance_of(m, Mesh(cfg.noc), self.mesh_module, "mesh")
+        else:
+            m.submodules.mesh = mesh = Mesh(cfg.noc)
         m.submodules.csr = csr = Csr(cfg)
         wiring.connect(m, wiring.flipped(self.s_axil), csr.s_axil)
 

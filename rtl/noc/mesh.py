@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """``Mesh``: a W x H mesh of routers with a network interface per local endpoint."""
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from amaranth.lib.wiring import In, Out
 
 from tessera.rtl.noc.layouts import beat_layout, node_id, node_xy
 from tessera.rtl.noc.ni import NetworkInterface
-from tessera.rtl.noc.router import Router
+from tessera.rtl.instance import instance_of
+from tessera.rtl.noc.router import Router, router_ports
 
 __all__ = ["Mesh", "endpoint_index"]
 
@@ -36,8 +38,11 @@ class Mesh(wiring.Component):
     without losing or duplicating anything. Errors: see :class:`NetworkInterface`.
     """
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, router_module: str | None = None):
+        """``router_module``: instantiate the router at (x, y) as the Verilog module
+        ``<router_module>_<x>_<y>`` instead of an inline copy (hierarchical export,
+        :mod:`tessera.rtl.fabric.export`; routers differ by position, so each is its own module)."""
+        self.cfg, self.router_module = cfg, router_module
         endpoints = cfg.nodes * cfg.local_ports
         super().__init__({
             "tx": In(stream.Signature(beat_layout(cfg))).array(endpoints),
@@ -51,7 +56,10 @@ class Mesh(wiring.Component):
         routers = {}
         for n in range(cfg.nodes):
             x, y = node_xy(cfg, n)
-            routers[n] = m.submodules[f"router_{x}_{y}"] = Router(cfg, x, y)
+            if self.router_module:
+                routers[n] = instance_of(m, Router(cfg, x, y), f"{self.router_module}_{x}_{y}", f"router_{x}_{y}")
+            else:
+                routers[n] = m.submodules[f"router_{x}_{y}"] = Router(cfg, x, y)
 
         # Neighbour links: east/west and north/south pairs.
         for n, r in routers.items():
@@ -76,7 +84,7 @@ class Mesh(wiring.Component):
                 wiring.connect(m, ni.rx, wiring.flipped(self.rx[e]))
                 errors.append(ni.errors)
                 ejects.append(getattr(r, f"count_l{p}"))
-            links += [getattr(r, f"count_{d}") for d in r.ports if not d.startswith("l")]
+            links += [getattr(r, f"count_{d}") for d in router_ports(cfg, *node_xy(cfg, n)) if not d.startswith("l")]
 
         def total(values):
             """Balanced adder tree (a chain would be as deep as the mesh is large)."""
