@@ -75,9 +75,9 @@ def _tessera() -> list[str]:
 def test_gemm_cli_end_to_end(tmp_path):
     """``tessera gemm --preset tiny --a --b --c --dtype --out --report`` as a user runs it (a
     subprocess): D bit-exact against the golden model, every report field of the issue checked
-    against the data, the plan and the other fields. The subprocess inherits the regression's
-    environment (``TESSERA_CXX_OPT``, the xdist worker), so it reuses the tiny fabric build of the
-    ``fabric_tiny`` group."""
+    against the data, the plan and the other fields, and the simulation's own figures
+    (``sim_seconds``, ``sim_cycles``, ``sim_cycles_per_second``). It runs on the native engine
+    (the default), whose build of the tiny fabric the other fabric tests share."""
     seed = resolve_seed(None)
     r = random.Random(seed)
     rng = np.random.default_rng(seed)
@@ -133,6 +133,9 @@ def test_gemm_cli_end_to_end(tmp_path):
     busy = rep["per_tile_busy_cycles"]
     assert len(busy) == cfg.tiles and all(0 <= x <= cycles for x in busy)
     assert sum(busy) >= m * n * k / (cfg.tensor.rows * cfg.tensor.cols)
+    assert rep["sim_cycles"] > cycles + rep["flush_cycles"] and rep["sim_seconds"] > 0
+    assert rep["sim_cycles_per_second"] == round(rep["sim_cycles"] / rep["sim_seconds"])
+    assert "cycles/s (native engine)" in proc.stdout, proc.stdout
 
 
 def test_sim_gemm_workload_seed(monkeypatch, capsys):

@@ -1,14 +1,14 @@
 """The native simulation engine (tessera.tools.native) against the cocotb path, bit for bit.
 
 The same GEMM jobs run on ``tiny`` and ``ulx3s`` through both engines: the cocotb testbench
-(tb/fabric/run_gemm.py: the memory model of tb/common/axi_memory.py and cocotbext-axi's
-AXI4-Lite master, in Python) and the native one (both in C++, docs/simulation.md). D, the cycle
-counts, the flush, the memory's byte counters, every CSR counter, the tiles' statuses and the
-cycles simulated per job must be identical: the native models follow the cocotb models' timing
-edge for edge. The jobs include, on ``ulx3s`` (32-entry command queues), programs several times longer than the
-queue (pushed while the tiles run, so the host's access timing shows in the cycle counts), a
-fractional memory bandwidth, and a memory error range (the tiles that touch it stop with the
-documented error code).
+(tb/fabric/run_gemm.py: the memory model of tb/common/axi_memory.py and cocotbext-axi's AXI4-Lite
+master, in Python) and the native one (both in C++, docs/simulation.md). D, the cycle counts, the
+flush, the memory's byte counters, every CSR counter, the tiles' statuses and the cycles simulated
+per job must be identical: the native models follow the cocotb models' timing edge for edge. The
+jobs include, on ``ulx3s`` (32-entry command queues), programs several times longer than the queue
+(pushed while the tiles run, so the host's access timing shows in the cycle counts), a fractional
+memory bandwidth, and a memory error range (the tiles that touch it stop with the documented error
+code).
 """
 
 import random
@@ -33,10 +33,10 @@ SHAPES = [  # (m, n, k, dtype, with C, multicast)
 
 def _jobs(tmp_path, engine, data):
     jobs = []
-    for i, ((m, n, k, dtype, with_c, mc), (a, b, c)) in enumerate(zip(SHAPES, data, strict=True)):
+    for i, (shape, (a, b, c)) in enumerate(zip(SHAPES, data, strict=True)):
         work = tmp_path / engine / f"job{i}"
         save_job(work, a, b, c)
-        jobs.append({"dir": str(work), "dtype": dtype, "multicast": mc})
+        jobs.append({"dir": str(work), "dtype": shape[3], "multicast": shape[5]})
     return jobs
 
 

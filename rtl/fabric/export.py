@@ -4,7 +4,8 @@ Amaranth's Verilog backend writes a copy of every sub-component per instance. Th
 exported instead as its top module plus one module each for the compute tile (instantiated once
 per node, with a ``node_id`` port), the L2 slice (once per node), the processing element (rows x
 cols times per tile), the NoC mesh (once) and each of its routers (the routers differ by position:
-their ports and routing constants, so each is a module of its own), see rtl/instance.py. Each module goes through Yosys ``proc; flatten;
+their ports and routing constants, so each is a module of its own), see rtl/instance.py. Each
+module goes through Yosys ``proc; flatten;
 opt -purge`` (:func:`tessera.rtl.tensor.export.verilog_optimized`).
 
 The modules are independent, so about half of them (by a rough cost estimate) are converted in a
@@ -57,15 +58,18 @@ def module_verilog(cfg, top: str, spec) -> str:
 
     kind, name = spec[0], module_name(top, spec)
     if kind == "pe":
-        return mark_module(verilog_optimized(ProcessingElement(cfg.tensor.numeric, cfg.tensor.interleave), name),
-                           name, "hier_block")
+        pe = ProcessingElement(cfg.tensor.numeric, cfg.tensor.interleave)
+        return mark_module(verilog_optimized(pe, name), name, "hier_block")
     if kind == "mesh":
         return verilog_optimized(Mesh(cfg.noc, router_module=module_name(top, ("router",))), name)
     if kind == "router":
         return verilog_optimized(Router(cfg.noc, spec[1], spec[2]), name)
     if kind not in ("tile", "l2"):
         raise ValueError(f"module kind {kind!r}; allowed: pe, tile, l2, mesh, router")
-    block = ComputeTile(cfg, None, pe_module=module_name(top, ("pe",))) if kind == "tile" else CacheSlice(cfg.cache)
+    if kind == "tile":
+        block = ComputeTile(cfg, None, pe_module=module_name(top, ("pe",)))
+    else:
+        block = CacheSlice(cfg.cache)
     # hier_block: Verilator generates code per instance even for a module it does not inline; a
     # hier_block is verilated and compiled once (the cocotb harness passes --hierarchical).
     return mark_module(strip_zero_memory_init(verilog_optimized(block, name)), name, "hier_block")
@@ -105,7 +109,8 @@ def fabric_verilog(cfg, top: str, wrap=None) -> str:
             worker.wait()
     if worker.returncode:
         err.seek(0)
-        raise RuntimeError(f"exporting the fabric's modules failed ({worker.returncode}):\n{err.read()[-4000:]}")
+        raise RuntimeError(f"exporting the fabric's modules failed ({worker.returncode}):\n"
+                           f"{err.read()[-4000:]}")
     err.close()
     return "\n".join(texts)
 

@@ -7,9 +7,9 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from tessera.rtl.instance import instance_of
 from tessera.rtl.noc.layouts import beat_layout, node_id, node_xy
 from tessera.rtl.noc.ni import NetworkInterface
-from tessera.rtl.instance import instance_of
 from tessera.rtl.noc.router import Router, router_ports
 
 __all__ = ["Mesh", "endpoint_index"]
@@ -57,7 +57,8 @@ class Mesh(wiring.Component):
         for n in range(cfg.nodes):
             x, y = node_xy(cfg, n)
             if self.router_module:
-                routers[n] = instance_of(m, Router(cfg, x, y), f"{self.router_module}_{x}_{y}", f"router_{x}_{y}")
+                module = f"{self.router_module}_{x}_{y}"
+                routers[n] = instance_of(m, Router(cfg, x, y), module, f"router_{x}_{y}")
             else:
                 routers[n] = m.submodules[f"router_{x}_{y}"] = Router(cfg, x, y)
 
@@ -84,7 +85,8 @@ class Mesh(wiring.Component):
                 wiring.connect(m, ni.rx, wiring.flipped(self.rx[e]))
                 errors.append(ni.errors)
                 ejects.append(getattr(r, f"count_l{p}"))
-            links += [getattr(r, f"count_{d}") for d in router_ports(cfg, *node_xy(cfg, n)) if not d.startswith("l")]
+            links += [getattr(r, f"count_{d}") for d in router_ports(cfg, *node_xy(cfg, n))
+                      if not d.startswith("l")]
 
         def total(values):
             """Balanced adder tree (a chain would be as deep as the mesh is large)."""

@@ -5,7 +5,8 @@ Inputs are ``--a A.npy --b B.npy [--c C.npy]`` (formats as in docs/numerics.md, 
 the preset's mesh; the fabric runs it under Verilator with the host on the AXI4-Lite port and a
 memory of ``--mem-latency`` cycles and ``--mem-bytes-per-cycle`` behind the AXI4 ports, both in
 C++ (``--engine native``, the default: :mod:`tessera.tools.native`) or as cocotb models
-(``--engine cocotb``: ``tb/common/axi_memory.py``; the same cycle counts, much slower). D is compared with the golden model (``tb/models/gemm.py``).
+(``--engine cocotb``: ``tb/common/axi_memory.py``; the same cycle counts, much slower). D is
+compared with the golden model (``tb/models/gemm.py``).
 ``--compare-multicast`` runs the same GEMM a second time with ``--no-multicast`` in the same
 simulation and prints both side by side (``make sim`` does this).
 
@@ -16,7 +17,8 @@ L2 flush), ``compulsory_read_bytes``, ``l2_hits``, ``l2_misses``, ``noc_link_tra
 ``multicast_packets``, ``per_tile_busy_cycles``, ``flush_errors`` (memory write errors of the
 final L2 flush: FLUSH_ERRORS, docs/csr.md; D is then incomplete and the run fails),
 ``bit_exact``, ``sim_seconds`` (wall time of the job's simulation), ``sim_cycles`` (cycles it
-simulated, host accesses and flush included) and ``sim_cycles_per_second``; with ``--compare-multicast`` also ``no_multicast`` (the same fields for that run).
+simulated, host accesses and flush included) and ``sim_cycles_per_second``; with
+``--compare-multicast`` also ``no_multicast`` (the same fields for that run).
 """
 
 from __future__ import annotations

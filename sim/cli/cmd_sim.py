@@ -159,7 +159,8 @@ def run_gemm(cfg, args) -> int:
     cmd_gemm.add_arguments(parser)
     size = str(args.size)
     argv = ["--preset", cfg.name, "--m", size, "--n", size, "--k", size, "--dtype", "bf16",
-            "--seed", str(seed), "--compare-multicast", "--engine", args.engine] + (["--report", args.report] if args.report else [])
+            "--seed", str(seed), "--compare-multicast", "--engine", args.engine]
+    argv += ["--report", args.report] if args.report else []
     return cmd_gemm.run(parser.parse_args(argv))
 
 

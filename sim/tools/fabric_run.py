@@ -54,7 +54,9 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     or ``"cocotb"`` (``test_module`` under cocotb, the verification path; ``seed`` and ``extra``
     parameters reach it). Both give the same cycle counts (tests/test_native.py). ``extra`` may
     hold ``error_ranges`` for either engine. Each result also has ``sim_seconds`` (wall time of the
-    job) and ``sim_cycles`` (clock cycles simulated for it, host accesses and flush included)."""
+    job) and ``sim_cycles`` (clock cycles simulated for it, host accesses and flush included); the
+    native engine's also ``sim_eval_seconds`` (the part of ``sim_seconds`` spent inside the
+    Verilated model's ``eval``)."""
     if engine not in ENGINES:
         raise ValueError(f"engine = {engine!r}; allowed: {', '.join(ENGINES)}")
     if engine == "native":
@@ -69,13 +71,22 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     return out
 
 
+# Fabrics with more PEs than this are built with the tile and the L2 slice as hierarchical blocks
+# and two threads; smaller ones flat with one thread (docs/simulation.md, "Build settings").
+FLAT_MAX_PES = 256
+
+
 def native_library(cfg, *, trace: bool = False) -> Path:
     """The fabric's native simulation library (built once per design; :func:`native.build`)."""
+    from tessera.rtl.fabric.export import module_name
     from tessera.rtl.fabric.fabric import mem_prefixes
     from tessera.tools import native
 
-    return native.build(fabric_verilog_cached(cfg), fabric_name(cfg), mem_prefixes(cfg), cfg.cache.data_bytes,
-                        trace=trace)
+    top = fabric_name(cfg)
+    large = cfg.tiles * cfg.tensor.rows * cfg.tensor.cols > FLAT_MAX_PES
+    hier = (module_name(top, ("tile",)), module_name(top, ("l2",))) if large else ()
+    return native.build(fabric_verilog_cached(cfg), top, mem_prefixes(cfg), cfg.cache.data_bytes,
+                        hier_blocks=hier, threads=2 if large else 1, trace=trace)
 
 
 def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
@@ -102,7 +113,7 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
                 cfg, m, n, k, elem_bytes=plan.e, mem_latency=mem_latency, bytes_per_cycle=mem_bytes_per_cycle)
             ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
             bar = _NativeBar(sim, work.name, int(ideal / 0.9) + 1) if progress else None
-            t0, c0 = time.monotonic(), sim.cycle
+            t0, c0, e0 = time.monotonic(), sim.cycle, sim.eval_seconds
             try:
                 d, info = sim.run(gemm_job(plan, a, b, c, max_cycles=max_cycles,
                                            flush_timeout=flush_cycle_limit(cfg, mem_bytes_per_cycle)),
@@ -114,6 +125,7 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
             rec = job_record(plan, info)
             rec["sim_seconds"] = round(time.monotonic() - t0, 3)
             rec["sim_cycles"] = sim.cycle - c0
+            rec["sim_eval_seconds"] = round(sim.eval_seconds - e0, 3)
             (work / "result.json").write_text(json.dumps(rec, indent=2) + "\n")
 
 

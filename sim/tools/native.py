@@ -80,11 +80,28 @@ def ports_headers(verilog: str, top: str, mem_prefixes: list[str], data_bytes: i
     return {"top.h": "\n".join(top_h) + "\n", "bind_ports.h": "\n".join(lines) + "\n"}
 
 
-def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, trace: bool = False,
-          cxx_opt: str = CXX_OPT, extra_args: tuple = (), log=print) -> Path:
-    """Build (or reuse) the native library of design ``top``; return the path of its ``.so``."""
+_HIER = re.compile(r"^(module (\w+)\([^;]*\);\n)  /\*verilator hier_block\*/\n", re.M)
+
+
+def keep_hier_blocks(verilog: str, keep=()) -> str:
+    """``verilog`` with the ``hier_block`` pragma removed from every module not in ``keep``."""
+    return _HIER.sub(lambda m: m[0] if m[2] in keep else m[1], verilog)
+
+
+def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, hier_blocks=(),
+          threads: int = 1, trace: bool = False, cxx_opt: str = CXX_OPT, log=print) -> Path:
+    """Build (or reuse) the native library of design ``top``; return the path of its ``.so``.
+
+    ``hier_blocks``: the modules Verilator compiles once as hierarchical blocks (the others are
+    inlined; none: a flat model); ``threads``: Verilator ``--threads``. See docs/simulation.md for
+    what each costs and buys."""
+    verilog = keep_hier_blocks(verilog, hier_blocks)
     headers = ports_headers(verilog, top, mem_prefixes, data_bytes)
-    args = [*VERILATOR_ARGS, *extra_args] + (["--trace"] if trace else [])
+    # --threads-dpi all: the hierarchical blocks are called through DPI; without it Verilator runs
+    # every such call on one thread.
+    args = [*VERILATOR_ARGS] + (["--threads-dpi", "all"] if threads > 1 else [])
+    args += ["--hierarchical", "-Wno-UNOPTFLAT"] if hier_blocks else []
+    args += (["--threads", str(threads)] if threads > 1 else []) + (["--trace"] if trace else [])
     key = hashlib.sha256("\n".join([verilog, HARNESS.read_text(), *headers.values(), " ".join(args), cxx_opt,
                                     str(trace)]).encode()).hexdigest()[:16]
     out = BUILD / "native" / f"{top}-{key}"
@@ -125,6 +142,12 @@ def _build(verilog, top, headers, args, cxx_opt, trace, out, lib, key, log):
     (tmp / "build.json").write_text(json.dumps(record) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
+
+
+def build_record(lib: Path) -> dict | None:
+    """The record :func:`build` wrote next to ``lib`` (build seconds, g++ level, Verilator options)."""
+    path = Path(lib).parent / "build.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 class NativeFabric:
