@@ -97,7 +97,9 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     lib = native_library(cfg, trace=waves)
     vcd = Path(jobs[0]["dir"]).parent / f"{Path(jobs[0]['dir']).name}.vcd" if waves else None
-    rate = None if mem_bytes_per_cycle is None else mem_bytes_per_cycle / cfg.mem_ports
+    # As the cocotb testbench: default one beat (read or write) per port per cycle.
+    total = cfg.mem_ports * cfg.cache.data_bytes if mem_bytes_per_cycle is None else mem_bytes_per_cycle
+    rate = total / cfg.mem_ports
     with NativeFabric(lib, latency=mem_latency, rate=rate, error_ranges=extra.get("error_ranges", ()),
                       vcd=vcd) as sim:
         if vcd:
