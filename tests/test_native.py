@@ -11,6 +11,7 @@ memory bandwidth, and a memory error range (the tiles that touch it stop with th
 code).
 """
 
+import json
 import random
 
 import numpy as np
@@ -121,3 +122,26 @@ def test_native_host_reports_bad_accesses():
         c0 = sim.cycle
         sim.wait(100)
         assert sim.cycle == c0 + 100
+
+
+@pytest.mark.xdist_group("fabric_tiny")
+def test_bench_sim_reports_speed_and_split(tmp_path, capsys):
+    """``tessera bench sim`` end to end on ``tiny``: a bit-exact GEMM, its cycles and simulated
+    cycles, the share of time inside the model's eval, the model-alone speed and the build record;
+    a bad build option is refused by name before anything is built."""
+    from tessera.cli.main import main
+
+    out = tmp_path / "sim.json"
+    assert main(["bench", "sim", "--preset", "tiny", "--m", "20", "--n", "12", "--k", "16",
+                 "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["bit_exact"] and rep["preset"] == "tiny"
+    assert 0 < rep["cycles"] < rep["sim_cycles"] == rep["model_alone_cycles"]
+    assert 0 < rep["eval_share"] <= 1 and rep["sim_cycles_per_second"] > 0
+    assert rep["model_alone_cycles_per_second"] > 0 and rep["eval_cycles_per_second"] > 0
+    assert rep["build"]["cxx_opt"] == "-O1" and "--hierarchical" in rep["build"]["args"]
+    assert "--threads" not in rep["build"]["args"]          # 64 PEs: one thread
+    assert "bit-exact" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "sim", "--preset", "tiny", "--threads", "0"])
+    assert e.value.code == 2 and "--threads" in capsys.readouterr().err

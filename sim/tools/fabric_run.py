@@ -53,10 +53,11 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     ``engine``: ``"native"`` (:mod:`tessera.tools.native`: memory and host in C++, the fast path)
     or ``"cocotb"`` (``test_module`` under cocotb, the verification path; ``seed`` and ``extra``
     parameters reach it). Both give the same cycle counts (tests/test_native.py). ``extra`` may
-    hold ``error_ranges`` for either engine. Each result also has ``sim_seconds`` (wall time of the
-    job) and ``sim_cycles`` (clock cycles simulated for it, host accesses and flush included); the
-    native engine's also ``sim_eval_seconds`` (the part of ``sim_seconds`` spent inside the
-    Verilated model's ``eval``)."""
+    hold ``error_ranges`` for either engine, and for the native one ``build``: the keyword
+    arguments of :func:`native_library` (build settings other than the measured default). Each
+    result also has ``sim_seconds`` (wall time of the job) and ``sim_cycles`` (clock cycles
+    simulated for it, host accesses and flush included); the native engine's also
+    ``sim_eval_seconds`` (the part of ``sim_seconds`` spent inside the Verilated model's ``eval``)."""
     if engine not in ENGINES:
         raise ValueError(f"engine = {engine!r}; allowed: {', '.join(ENGINES)}")
     if engine == "native":
@@ -71,22 +72,29 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     return out
 
 
-# Fabrics with more PEs than this are built with the tile and the L2 slice as hierarchical blocks
-# and two threads; smaller ones flat with one thread (docs/simulation.md, "Build settings").
-FLAT_MAX_PES = 256
+# Every fabric is built with the compute tile and the L2 slice as hierarchical blocks (each compiled
+# once); fabrics with more PEs than this also run on two threads (docs/simulation.md, "Build settings").
+THREADS_MIN_PES = 257
 
 
-def native_library(cfg, *, trace: bool = False) -> Path:
-    """The fabric's native simulation library (built once per design; :func:`native.build`)."""
+def native_library(cfg, *, trace: bool = False, flat: bool = False, threads: int | None = None,
+                   cxx_opt: str | None = None, extra_args=()) -> Path:
+    """The fabric's native simulation library (built once per design; :func:`native.build`).
+
+    The defaults are the measured choice (above); ``flat``, ``threads``, ``cxx_opt`` (g++ level)
+    and ``extra_args`` (Verilator options) build the alternatives that ``tessera bench sim``
+    compares."""
     from tessera.rtl.fabric.export import module_name
     from tessera.rtl.fabric.fabric import mem_prefixes
     from tessera.tools import native
 
     top = fabric_name(cfg)
-    large = cfg.tiles * cfg.tensor.rows * cfg.tensor.cols > FLAT_MAX_PES
-    hier = (module_name(top, ("tile",)), module_name(top, ("l2",))) if large else ()
+    hier = () if flat else (module_name(top, ("tile",)), module_name(top, ("l2",)))
+    if threads is None:
+        threads = 2 if cfg.tiles * cfg.tensor.rows * cfg.tensor.cols >= THREADS_MIN_PES else 1
     return native.build(fabric_verilog_cached(cfg), top, mem_prefixes(cfg), cfg.cache.data_bytes,
-                        hier_blocks=hier, threads=2 if large else 1, trace=trace)
+                        hier_blocks=hier, threads=threads, trace=trace, cxx_opt=cxx_opt or native.CXX_OPT,
+                        extra_args=extra_args)
 
 
 def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
@@ -95,7 +103,7 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
     from tessera.tools.native import NativeFabric
 
     waves = os.environ.get("WAVES", "0") not in ("", "0")
-    lib = native_library(cfg, trace=waves)
+    lib = native_library(cfg, trace=waves, **extra.get("build", {}))
     vcd = Path(jobs[0]["dir"]).parent / f"{Path(jobs[0]['dir']).name}.vcd" if waves else None
     # As the cocotb testbench: default one beat (read or write) per port per cycle.
     total = cfg.mem_ports * cfg.cache.data_bytes if mem_bytes_per_cycle is None else mem_bytes_per_cycle

@@ -89,12 +89,12 @@ def keep_hier_blocks(verilog: str, keep=()) -> str:
 
 
 def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, hier_blocks=(),
-          threads: int = 1, trace: bool = False, cxx_opt: str = CXX_OPT, log=print) -> Path:
+          threads: int = 1, trace: bool = False, cxx_opt: str = CXX_OPT, extra_args=(), log=print) -> Path:
     """Build (or reuse) the native library of design ``top``; return the path of its ``.so``.
 
     ``hier_blocks``: the modules Verilator compiles once as hierarchical blocks (the others are
-    inlined; none: a flat model); ``threads``: Verilator ``--threads``. See docs/simulation.md for
-    what each costs and buys."""
+    inlined; none: a flat model); ``threads``: Verilator ``--threads``; ``extra_args``: more Verilator
+    options (later ones override earlier ones). See docs/simulation.md for what each costs and buys."""
     verilog = keep_hier_blocks(verilog, hier_blocks)
     headers = ports_headers(verilog, top, mem_prefixes, data_bytes)
     # --threads-dpi all: the hierarchical blocks are called through DPI; without it Verilator runs
@@ -102,6 +102,7 @@ def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, h
     args = [*VERILATOR_ARGS] + (["--threads-dpi", "all"] if threads > 1 else [])
     args += ["--hierarchical", "-Wno-UNOPTFLAT"] if hier_blocks else []
     args += (["--threads", str(threads)] if threads > 1 else []) + (["--trace"] if trace else [])
+    args += list(extra_args)
     key = hashlib.sha256("\n".join([verilog, HARNESS.read_text(), *headers.values(), " ".join(args), cxx_opt,
                                     str(trace)]).encode()).hexdigest()[:16]
     out = BUILD / "native" / f"{top}-{key}"
