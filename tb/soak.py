@@ -110,6 +110,9 @@ def pytest_collection_modifyitems(config, items):
     drop = [it for it in items if not soaked(it)]
     if drop:
         config.hook.pytest_deselected(items=drop)
+    # Seed by seed (every test's first seed, then every test's second, ...): a soak stopped early
+    # has still run every test on the same leading seeds.
+    keep.sort(key=lambda it: getattr(it, "callspec", None) and it.callspec.params.get("soak_seed") or 0)
     items[:] = keep
 
 

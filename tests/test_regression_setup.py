@@ -5,6 +5,7 @@ Verilator build through a group (a 90-second build of the tiny fabric, otherwise
 """
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -192,6 +193,9 @@ def test_soak_runs_randomized_tests_over_seeds_and_names_failing_ones(tmp_path):
     res = _pytest(tmp_path, "--soak", "4", "--soak-cost", "heavy")
     out = res.stdout + res.stderr
     assert res.returncode == 0 and "1 runs from seed 1 on, 0 failed" in out and "test_cheap" not in out, out
+    res = _pytest(tmp_path, "--soak", "20", "--collect-only")     # seed by seed, every test in each
+    seeds = [int(m) for m in re.findall(r"seed(\d+)", res.stdout)]
+    assert len(seeds) == 22 and seeds == sorted(seeds) and seeds[:2] == [1, 1], res.stdout
     res = _pytest(tmp_path, "-k", "fixed or unmarked")
     out = res.stdout + res.stderr
     assert res.returncode == 1 and "1 error" in out, out      # the check runs at teardown
