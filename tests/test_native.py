@@ -113,7 +113,8 @@ def test_native_and_cocotb_agree_on_memory_errors(tmp_path):
 
 def test_native_host_reports_bad_accesses():
     """An access the fabric answers with an error response (DECERR: unmapped CSR) is an error
-    naming the address, not a silent 0; the model keeps running."""
+    naming the address, not a silent 0; the model keeps running. A closed simulation and a
+    bandwidth of 0 are errors too."""
     cfg = preset("tiny")
     with NativeFabric(native_library(cfg), latency=10) as sim:
         with pytest.raises(NativeError, match="0x0ffc"):
@@ -122,6 +123,13 @@ def test_native_host_reports_bad_accesses():
         c0 = sim.cycle
         sim.wait(100)
         assert sim.cycle == c0 + 100
+    with pytest.raises(NativeError, match="closed"):          # after close: an error, not a crash
+        sim.read(REG["ID"])
+    with pytest.raises(ValueError, match="rate"):
+        NativeFabric(native_library(cfg), rate=0)
+    for engine in ("native", "cocotb"):                       # refused before any simulation
+        with pytest.raises(ValueError, match="mem_bytes_per_cycle"):
+            run_jobs(cfg, [], engine=engine, mem_bytes_per_cycle=0)
 
 
 @pytest.mark.xdist_group("fabric_tiny")
@@ -142,6 +150,8 @@ def test_bench_sim_reports_speed_and_split(tmp_path, capsys):
     assert rep["build"]["cxx_opt"] == "-O1" and "--hierarchical" in rep["build"]["args"]
     assert "--threads" not in rep["build"]["args"]          # 64 PEs: one thread
     assert "bit-exact" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as e:
-        main(["bench", "sim", "--preset", "tiny", "--threads", "0"])
-    assert e.value.code == 2 and "--threads" in capsys.readouterr().err
+    for bad, name in ((["--threads", "0"], "--threads"), (["--seed", "-1"], "--seed"),
+                      (["--verilator-args", '"x'], "--verilator-args")):
+        with pytest.raises(SystemExit) as e:
+            main(["bench", "sim", "--preset", "tiny", *bad])
+        assert e.value.code == 2 and name in capsys.readouterr().err

@@ -12,6 +12,7 @@ harness and Python), the model-alone speed, and the build's time and options (do
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from pathlib import Path
@@ -60,12 +61,26 @@ def run(args) -> int:
         raise ValueError(f"--toggle: must be at least 1, not {args.toggle}")
     if args.threads is not None and not 1 <= args.threads <= 64:
         raise ValueError(f"--threads: must be 1 to 64, not {args.threads}")
+    if args.seed < 0:
+        raise ValueError(f"--seed: must be at least 0, not {args.seed}")
+    try:
+        extra_args = tuple(shlex.split(args.verilator_args))
+    except ValueError as e:
+        raise ValueError(f"--verilator-args: {e}") from None
     build = {"flat": args.flat, "threads": args.threads, "cxx_opt": args.opt and f"-{args.opt}",
-             "extra_args": tuple(shlex.split(args.verilator_args))}
+             "extra_args": extra_args}
     try:
         plan_gemm(cfg, args.m, args.n, args.k, "bf16", has_c=False)
     except ValueError as e:
-        raise ValueError(f"--m: {e}") from None
+        raise ValueError(f"--m/--n/--k: {e}") from None
+    if os.environ.get("WAVES", "0") not in ("", "0"):
+        raise ValueError("WAVES is set: tracing would slow the run it measures (use tessera gemm for waves)")
+    if args.json:
+        try:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).touch()
+        except OSError as e:
+            raise ValueError(f"--json: cannot write {args.json}: {e.strerror}") from None
     t0 = time.monotonic()
     lib = native_library(cfg, **build)
     prepare = time.monotonic() - t0
@@ -104,7 +119,6 @@ def run(args) -> int:
         print(f"  build: {rec.get('build_s')} s, g++ {rec.get('cxx_opt')},"
               f" Verilator {' '.join(rec.get('args', []))}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0 if exact else 1
 

@@ -60,6 +60,11 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     ``sim_eval_seconds`` (the part of ``sim_seconds`` spent inside the Verilated model's ``eval``)."""
     if engine not in ENGINES:
         raise ValueError(f"engine = {engine!r}; allowed: {', '.join(ENGINES)}")
+    if mem_bytes_per_cycle is not None and not mem_bytes_per_cycle > 0:
+        raise ValueError(f"mem_bytes_per_cycle = {mem_bytes_per_cycle}; must be > 0 (None: one beat per port"
+                         " per cycle)")
+    if mem_latency < 1:
+        raise ValueError(f"mem_latency = {mem_latency}; must be at least 1 cycle")
     if engine == "native":
         _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra or {})
     else:

@@ -180,16 +180,32 @@ class NativeFabric:
         L.tessera_protocol_error.argtypes = [c.c_void_p]
         L.tessera_protocol_error.restype = c.c_char_p
         self.ports, self.data_bytes = L.tessera_mem_ports(), L.tessera_data_bytes()
-        self.h = L.tessera_new(int(latency), float(rate or 0), str(vcd).encode() if vcd else None)
-        for lo, hi in error_ranges:
-            L.tessera_error_range(self.h, lo, hi)
-        self._word = c.c_uint32()
-        L.tessera_reset(self.h)
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate = {rate} bytes per cycle per port; must be > 0 (None: no limit)")
+        self._h = L.tessera_new(int(latency), float(rate or 0), str(vcd).encode() if vcd else None)
+        try:
+            for lo, hi in error_ranges:
+                L.tessera_error_range(self._h, int(lo), int(hi))
+            self._word = c.c_uint32()
+            L.tessera_reset(self._h)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def h(self):
+        """The C handle; a closed simulation is an error, not a crash."""
+        if self._h is None:
+            raise NativeError("this NativeFabric is closed")
+        return self._h
 
     def close(self):
-        if self.h:
-            self.lib.tessera_free(self.h)
-            self.h = None
+        if getattr(self, "_h", None):
+            self.lib.tessera_free(self._h)
+        self._h = None
+
+    def __del__(self):
+        self.close()
 
     def __enter__(self):
         return self

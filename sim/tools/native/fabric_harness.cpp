@@ -109,13 +109,16 @@ class Store {
             pos += take;
         }
     }
-    void write_lanes(uint64_t addr, const uint8_t* data, uint64_t strb, int n) {
-        if (n >= 64 || strb == (uint64_t(1) << n) - 1) {
+    // One beat of n bytes; strb: n strobe bits, little-endian bytes (bit j of the beat: lane j).
+    void write_lanes(uint64_t addr, const uint8_t* data, const uint8_t* strb, int n) {
+        bool all = true;
+        for (int j = 0; j < n && all; j++) all = strb[j / 8] >> (j % 8) & 1;
+        if (all) {
             write(addr, data, n);
             return;
         }
         for (int j = 0; j < n; j++)
-            if (strb >> j & 1) write(addr + j, data + j, 1);
+            if (strb[j / 8] >> (j % 8) & 1) write(addr + j, data + j, 1);
     }
 
   private:
@@ -124,7 +127,8 @@ class Store {
 
 struct Burst {
     uint64_t addr;
-    uint32_t beats, size, id, k = 0;
+    uint32_t beats, size, k = 0;
+    uint64_t id;
     bool err = false;
     uint64_t due = 0;  // the edge after which it may be offered (R, B)
     uint64_t beat_addr() const { return k == 0 ? addr : ((addr >> size) + k) << size; }
@@ -149,6 +153,7 @@ class MemPort {
         std::vector<uint8_t> zero(D_, 0);
         s_.rdata.set_bytes(zero.data(), D_);
         beat_.resize(D_);
+        strb_.assign((D_ + 7) / 8, 0xFF);
     }
     std::vector<std::pair<uint64_t, uint64_t>> error_ranges;
     Counters c;
@@ -166,8 +171,8 @@ class MemPort {
             if (limited_) tokens_ -= D_;
             c.w_beats++;
             s_.wdata.get_bytes(beat_.data(), D_);
-            uint64_t strb = s_.wstrb.p ? s_.wstrb.get() : ~uint64_t(0);
-            take_w(cycle, strb, s_.wlast.get() != 0);
+            if (s_.wstrb.p) s_.wstrb.get_bytes(strb_.data(), (D_ + 7) / 8);  // else: all lanes
+            take_w(cycle, s_.wlast.get() != 0);
         }
         if (r_offered_ && s_.rready.get()) {
             if (limited_) tokens_ -= D_;
@@ -215,17 +220,17 @@ class MemPort {
         b.addr = addr.get();
         b.beats = uint32_t(len.get()) + 1;
         b.size = size.p ? uint32_t(size.get()) : uint32_t(__builtin_ctz(D_));
-        b.id = uint32_t(id.get());
+        b.id = id.get();
         uint64_t lo = b.addr, hi = b.end();
         for (auto& r : error_ranges)
             if (lo < r.second && hi > r.first) b.err = true;
         return b;
     }
 
-    void take_w(uint64_t cycle, uint64_t strb, bool last) {
+    void take_w(uint64_t cycle, bool last) {
         // Without eager WREADY a W beat is taken only while an AW waits, so it applies at once.
         Burst& b = aws_.front();
-        if (!b.err) store_->write_lanes(b.beat_addr() / D_ * D_, beat_.data(), strb, D_);
+        if (!b.err) store_->write_lanes(b.beat_addr() / D_ * D_, beat_.data(), strb_.data(), D_);
         b.k++;
         if (last != (b.k == b.beats)) protocol_error = "WLAST does not match AWLEN";
         if (last) {
@@ -245,7 +250,7 @@ class MemPort {
     double cap_, tokens_;
     std::deque<Burst> reads_, aws_, bs_;
     bool r_offered_ = false, b_offered_ = false, w_ready_ = false;
-    std::vector<uint8_t> beat_;
+    std::vector<uint8_t> beat_, strb_;
 
   public:
     const char* protocol_error = nullptr;
@@ -264,6 +269,7 @@ class Host {
     enum Kind { NONE, READ, WRITE };
     void begin(Kind kind, uint32_t addr, uint32_t value) {
         kind_ = kind, addr_ = addr, value_ = value, pending_ = true, done_ = false;
+        a_up_ = w_up_ = a_done_ = w_done_ = false;  // nothing left over from an access that timed out
     }
     bool done() const { return done_; }
     uint32_t result() const { return result_; }
