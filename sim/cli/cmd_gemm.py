@@ -166,6 +166,7 @@ def _print_reports(reports: list[dict]):
 
 def run(args) -> int:
     from tessera.runtime.gemm_map import plan_gemm
+    from tessera.runtime.host import mem_bandwidth
     from tessera.tb.models.gemm import gemm
     from tessera.tools.fabric_run import fabric_name, run_jobs, save_job
     from tessera.tools.toolchain import BUILD
@@ -200,7 +201,7 @@ def run(args) -> int:
         plan = plan_gemm(cfg, m, n, k, args.dtype, has_c=c is not None, multicast=mc)
         rep = report_of(cfg, res, a, b, c, args.dtype, exact, store_acks(cfg, plan.words))
         rep.update({"multicast": mc, "mem_latency": args.mem_latency,
-                    "mem_bytes_per_cycle": args.mem_bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes})
+                    "mem_bytes_per_cycle": mem_bandwidth(cfg, args.mem_bytes_per_cycle)})
         if not mc:
             rep["_no_mc"] = True
         reports.append(rep)

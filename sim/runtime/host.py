@@ -273,6 +273,12 @@ def gemm_job(plan, a, b, c=None, *, max_cycles: int, flush_timeout: int, poll: i
     return d, info
 
 
+def mem_bandwidth(cfg, bytes_per_cycle: float | None = None) -> float:
+    """The memory's bandwidth over all ports in bytes per cycle: ``bytes_per_cycle``, or by default
+    one beat (``cache.data_bytes``) per port per cycle, as both simulation engines model it."""
+    return bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
+
+
 def job_cycle_limit(cfg, m: int, n: int, k: int, *, elem_bytes: int = 2, mem_latency: int = 100,
                     bytes_per_cycle: float | None = None) -> int:
     """Cycles a job may keep a tile active before the watchdog fails it: 50x the ideal cycle count
@@ -280,7 +286,7 @@ def job_cycle_limit(cfg, m: int, n: int, k: int, *, elem_bytes: int = 2, mem_lat
     bandwidth, plus 100 memory latencies, plus 20k. (A 1 x 1 x 1 job on ``tiny`` takes about 250
     cycles and may take 26k; 512^3 BF16 on ``default`` about 155k and may take 6.8M.)"""
     ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
-    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
+    rate = mem_bandwidth(cfg, bytes_per_cycle)
     data = (m * k + k * n) * elem_bytes + 8 * m * n
     return int(50 * ideal + 10 * data / rate) + 100 * mem_latency + 20_000
 
@@ -288,7 +294,7 @@ def job_cycle_limit(cfg, m: int, n: int, k: int, *, elem_bytes: int = 2, mem_lat
 def flush_cycle_limit(cfg, bytes_per_cycle: float | None = None) -> int:
     """Cycles a flush may take: 4x the time to write the whole L2 back, plus 10k."""
     l2 = cfg.tiles * cfg.cache.sets * cfg.cache.ways * cfg.cache.line_bytes
-    rate = bytes_per_cycle or cfg.mem_ports * cfg.cache.data_bytes
+    rate = mem_bandwidth(cfg, bytes_per_cycle)
     return int(4 * l2 / rate) + 10_000
 
 

@@ -104,14 +104,21 @@ def native_library(cfg, *, trace: bool = False, flat: bool = False, threads: int
 
 def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
     from tessera.runtime.gemm_map import plan_gemm
-    from tessera.runtime.host import check_id, flush_cycle_limit, gemm_job, job_cycle_limit, job_record
+    from tessera.runtime.host import (
+        check_id,
+        flush_cycle_limit,
+        gemm_job,
+        job_cycle_limit,
+        job_record,
+        mem_bandwidth,
+    )
     from tessera.tools.native import NativeFabric
 
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     lib = native_library(cfg, trace=waves, **extra.get("build", {}))
     vcd = Path(jobs[0]["dir"]).parent / f"{Path(jobs[0]['dir']).name}.vcd" if waves else None
     # As the cocotb testbench: default one beat (read or write) per port per cycle.
-    total = cfg.mem_ports * cfg.cache.data_bytes if mem_bytes_per_cycle is None else mem_bytes_per_cycle
+    total = mem_bandwidth(cfg, mem_bytes_per_cycle)
     rate = total / cfg.mem_ports
     with NativeFabric(lib, latency=mem_latency, rate=rate, error_ranges=extra.get("error_ranges", ()),
                       vcd=vcd) as sim:

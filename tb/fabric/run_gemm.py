@@ -37,7 +37,14 @@ import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.fabric import mem_prefixes
 from tessera.runtime.gemm_map import plan_gemm
-from tessera.runtime.host import check_id, flush_cycle_limit, gemm_job, job_cycle_limit, job_record
+from tessera.runtime.host import (
+    check_id,
+    flush_cycle_limit,
+    gemm_job,
+    job_cycle_limit,
+    job_record,
+    mem_bandwidth,
+)
 from tessera.tb.common.axi_memory import AxiMemory
 from tessera.tb.fabric.host import Host
 
@@ -57,7 +64,7 @@ async def start_fabric(dut, cfg, p):
     # Bandwidth: ``mem_bytes_per_cycle`` over all ports, default one beat (read or write) per port per cycle.
     ports, D, bw = mem_prefixes(cfg), cfg.cache.data_bytes, p.get("mem_bytes_per_cycle")
     mem = AxiMemory(dut, ports, dut.clk, data_bytes=D, latency=p.get("mem_latency", 100),
-                    bytes_per_cycle=len(ports) * D if bw is None else bw,
+                    bytes_per_cycle=mem_bandwidth(cfg, bw),
                     error_ranges=[tuple(r) for r in p.get("error_ranges", [])])
     host = Host(dut, mem, progress=p.get("progress"))
     dut.rst.value = 1
