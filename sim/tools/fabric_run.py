@@ -159,16 +159,19 @@ class _NativeBar:
         from tqdm import tqdm
 
         self.sim, self.c0, self.t0 = sim, sim.cycle, time.monotonic()
+        self.shown = 0.0
         self.bar = tqdm(total=expect, unit="cyc", desc=f"simulating {label}", unit_scale=True, leave=False,
                         mininterval=0.5)
 
     def __call__(self):
+        now = time.monotonic()
+        if now - self.shown < 0.5:       # called at every poll of the host: redraw twice a second
+            return
+        self.shown = now
         n = self.sim.cycle - self.c0
         self.bar.total = max(self.bar.total, n)
         self.bar.n = n
-        dt = time.monotonic() - self.t0
-        if dt > 0:
-            self.bar.set_postfix_str(f"{n / dt:,.0f} sim cycles/s", refresh=False)
+        self.bar.set_postfix_str(f"{n / max(now - self.t0, 1e-9):,.0f} sim cycles/s", refresh=False)
         self.bar.refresh()
 
     def close(self):
