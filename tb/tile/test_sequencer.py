@@ -394,11 +394,14 @@ async def sync_wraparound(dut):
         set_count_mode(bench, rng)
         bench.count_mode = mode
         bench.ready_prob, bench.max_delay = 0.8, 3
-        words = []
-        for _ in range(p["sync_length"]):
-            words.append(random_sync(rng, isa) if rng.random() < 0.85 else random_instruction(rng, isa))
+        # About 85 % SYNCs, at least 257 of them (so that both counts wrap) whatever the seed draws.
+        words, n_sync = [], 0
+        while len(words) < p["sync_length"] or n_sync <= 256:
+            sync = rng.random() < 0.85
+            words.append(random_sync(rng, isa) if sync else random_instruction(rng, isa))
+            n_sync += sync
         words.append(encode(5))
-        n_sync = sum(1 for w in words if w & 0xF == 6)
+        assert n_sync == sum(1 for w in words[:-1] if w & 0xF == 6)
         checked = bench.sync_checked
         st, model, consumed, cycles = await episode(dut, bench, feeder, words, timeout=100 * len(words))
         check_episode(bench, st, model, consumed, f"wrap-around ({mode})")
