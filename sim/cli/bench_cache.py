@@ -1,7 +1,7 @@
 """``tessera bench cache``: cycle-level benchmark of one L2 slice under Verilator.
 
     tessera bench cache (--trace FILE | --pattern {stream,random,strided,reuse,store})
-        --sets S --ways W --line B --mshrs N [--mem-latency L] [--serial] --json FILE
+        --sets S --ways W --line B --mshrs N [--mem-latency L] [--serial] [--waves] --json FILE
 
 Trace format (``--trace``): one access per line, ``R|W|A hexaddr size`` (size in bytes, decimal;
 ``#`` starts a comment). Each read or write is split at data-word boundaries into word requests (a
@@ -20,6 +20,7 @@ import random
 from pathlib import Path
 
 PATTERNS = ("stream", "random", "strided", "reuse", "store")
+ACCESSES = 4096  # accesses of a generated pattern, by default
 READ, WRITE, ALLOC = 0, 1, 4  # request ops (tessera.rtl.cache.layouts.CacheOp values)
 FLAG = {
     "sets": "--sets",
@@ -41,10 +42,10 @@ def register(sub):
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--trace", help="trace file: one 'R|W|A hexaddr size' per line")
     src.add_argument("--pattern", choices=PATTERNS, help="generated access pattern")
-    p.add_argument("--sets", type=int, default=128)
-    p.add_argument("--ways", type=int, default=8)
-    p.add_argument("--line", type=int, default=64, help="line size in bytes")
-    p.add_argument("--mshrs", type=int, default=8)
+    p.add_argument("--sets", type=int, default=128, help="sets (a power of two)")
+    p.add_argument("--ways", type=int, default=8, help="ways per set")
+    p.add_argument("--line", type=int, default=64, help="line size in bytes (a power of two)")
+    p.add_argument("--mshrs", type=int, default=8, help="miss status holding registers")
     p.add_argument("--data-bytes", type=int, default=16, help="AXI and request data width in bytes")
     p.add_argument(
         "--queue-depth",
@@ -54,9 +55,14 @@ def register(sub):
     )
     p.add_argument("--mem-latency", type=int, default=20, help="memory latency in cycles (AR to first R)")
     p.add_argument("--serial", action="store_true", help="issue each request after the previous response")
-    p.add_argument("--accesses", type=int, default=4096, help="accesses of a generated pattern")
-    p.add_argument("--seed", type=int, default=1, help="seed of the random pattern")
+    p.add_argument("--accesses", type=int, default=ACCESSES,
+                   help="accesses of a generated pattern (not with --trace: the trace holds them)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the random pattern, of the written data and of the simulation")
     p.add_argument("--json", required=True, help="write the results here")
+    p.add_argument("--waves", action="store_true",
+                   help="build with tracing and write a waveform (dump.vcd in the printed run directory; "
+                        "as WAVES=1)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +70,19 @@ def _raw():
     import argparse
 
     return argparse.RawDescriptionHelpFormatter
+
+
+def check_args(args):
+    """Every number and option of ``args``, before anything is built (the cache geometry is
+    checked by :func:`make_config`)."""
+    from tessera.cli.common import check_range, check_seed, refuse_inapplicable
+
+    check_range(args.mem_latency, "--mem-latency", 1, 100000)
+    check_range(args.accesses, "--accesses", 1)
+    check_seed(args.seed)
+    if args.trace:
+        refuse_inapplicable(args, {"accesses": ACCESSES}, "only for a generated --pattern (a --trace "
+                                                          "holds its own accesses)")
 
 
 def make_config(args):
@@ -189,15 +208,14 @@ def model_counts(warm, reqs, cfg) -> dict:
 
 
 def run(args) -> int:
+    from tessera.cli.common import check_output, write_output
     from tessera.rtl.cache.slice import CacheSlice
     from tessera.tools.harness import run as hrun
     from tessera.tools.toolchain import BUILD
 
-    if args.mem_latency < 1 or args.mem_latency > 100000:
-        raise ValueError("--mem-latency: must be 1..100000 cycles")
-    if args.accesses < 1:
-        raise ValueError("--accesses: must be >= 1")
+    check_args(args)
     cfg = make_config(args)
+    out_json = check_output(args.json, "--json")
     if args.trace:
         accesses = parse_trace(args.trace)
     else:
@@ -224,7 +242,8 @@ def run(args) -> int:
         "out": f"bench-{key}.json",
     }
     run_dir = hrun(
-        CacheSlice(cfg), "tessera.tb.cache.bench_slice", name=f"l2_bench_{tag}", params=params, seed=args.seed
+        CacheSlice(cfg), "tessera.tb.cache.bench_slice", name=f"l2_bench_{tag}", params=params,
+        seed=args.seed, waves=True if args.waves else None,
     )
     result = json.loads((run_dir / params["out"]).read_text())
     model = model_counts(warm, reqs, cfg)
@@ -245,8 +264,7 @@ def run(args) -> int:
     result["model"] = model
     # Only a serial run must match: concurrent requests turn model hits into secondary misses.
     result["model_match"] = all(result[k] == v for k, v in model.items()) if args.serial else None
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    write_output(out_json, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     if args.serial and not result["model_match"]:
         print("tessera bench cache: serial counts differ from the LRU model")

@@ -28,13 +28,15 @@ from pathlib import Path
 
 SWEEP_RATES = [0.02, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 PATTERNS = ("uniform", "transpose", "bitcomp", "hotspot", "multicast")
+CYCLES = 2000  # injection cycles per load point, by default
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def register(sub):
     p = sub.add_parser("noc", help="mesh NoC latency / throughput under synthetic traffic",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--mesh", default="4x4", help="mesh size WxH (1..8 each), default 4x4")
-    p.add_argument("--pattern", default="uniform", help="|".join(PATTERNS))
+    p.add_argument("--mesh", default="4x4", help="mesh size WxH (1..8 each)")
+    p.add_argument("--pattern", default="uniform", choices=PATTERNS, help="traffic pattern")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--rate", type=float, help="offered load, flits/node/cycle (0 < R <= 1)")
     mode.add_argument("--sweep", action="store_true", help="sweep the offered load up to 1.0")
@@ -44,10 +46,14 @@ def register(sub):
     p.add_argument("--depth", type=int, default=4, help="input buffer depth per VC, flits")
     p.add_argument("--packet-flits", type=int, default=1, help="flits per packet")
     p.add_argument("--flit-bits", type=int, default=32, help="payload bits per flit (no effect on cycles)")
-    p.add_argument("--cycles", type=int, default=2000, help="injection cycles per load point")
+    p.add_argument("--cycles", type=int, default=CYCLES, help="injection cycles per load point (not "
+                   "with --pattern multicast)")
     p.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     p.add_argument("--json", required=True, help="output JSON file")
-    p.add_argument("--plot", help="latency-load curve PNG (with --sweep)")
+    p.add_argument("--plot", help="latency-load curve, .png, .pdf or .svg (with --sweep)")
+    p.add_argument("--waves", action="store_true",
+                   help="build with tracing and write a waveform (dump.vcd in the printed run directory; "
+                        "as WAVES=1)")
     p.set_defaults(func=run)
 
 
@@ -62,6 +68,7 @@ def parse_mesh(text: str) -> tuple[int, int]:
 
 
 def _config(args):
+    from tessera.cli.common import check_range, check_seed, refuse_inapplicable
     from tessera.rtl.config import NocConfig
 
     w, h = parse_mesh(args.mesh)
@@ -69,25 +76,45 @@ def _config(args):
         raise ValueError(f"--pattern: {args.pattern!r} is not one of {', '.join(PATTERNS)}")
     if args.pattern == "transpose" and w != h:
         raise ValueError("--pattern: transpose needs a square mesh")
-    if args.packet_flits < 1 or args.packet_flits > 64:
-        raise ValueError("--packet-flits: must be 1..64")
+    check_range(args.packet_flits, "--packet-flits", 1, 64)
     if args.pattern == "multicast" and args.packet_flits > args.depth:
         raise ValueError("--packet-flits: a multicast packet must fit in --depth flits")
-    if args.cycles < 100:
-        raise ValueError("--cycles: at least 100")
+    check_range(args.cycles, "--cycles", 100)
+    check_seed(args.seed)
     for flag, value in (("--vcs", args.vcs), ("--depth", args.depth), ("--flit-bits", args.flit_bits)):
         name = flag[2:].replace("-", "_")
         try:
             NocConfig(**{name: value})
         except ValueError as e:
             raise ValueError(f"{flag}: {e}") from None
-    if args.pattern != "multicast":
+    if args.pattern == "multicast":
+        refuse_inapplicable(args, {"rate": None, "sweep": False, "rates": None, "cycles": CYCLES},
+                            "not with --pattern multicast (one packet from node 0 to every node, no "
+                            "offered load)")
+        if args.plot:
+            raise ValueError("--plot: the latency-load curve needs --sweep, not --pattern multicast")
+    else:
         if args.rate is None and not args.sweep:
             raise ValueError("--rate: give --rate R or --sweep")
-        if args.rate is not None and not 0 < args.rate <= 1:
-            raise ValueError(f"--rate: {args.rate} must be in (0, 1]")
+        check_range(args.rate, "--rate", 0, 1, lo_open=True)
+        if not args.sweep:
+            refuse_inapplicable(args, {"rates": None}, "the offered loads of --sweep; with --rate R "
+                                                       "one load point runs")
+            if args.plot:
+                raise ValueError("--plot: the latency-load curve needs --sweep (--rate R runs one point)")
     return NocConfig(width=w, height=h, flit_bits=args.flit_bits, vcs=args.vcs, depth=args.depth,
                      local_ports=1)
+
+
+def _outputs(args):
+    """The output files, checked before anything is built."""
+    from tessera.cli.common import check_output
+
+    out_json = check_output(args.json, "--json")
+    plot = check_output(args.plot, "--plot")
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        raise ValueError(f"--plot: {args.plot} does not end in {', '.join(PLOT_SUFFIXES)}")
+    return out_json, plot
 
 
 def _rates(args) -> list[float]:
@@ -99,8 +126,8 @@ def _rates(args) -> list[float]:
         rates = sorted(float(r) for r in args.rates.split(","))
     except ValueError:
         raise ValueError(f"--rates: {args.rates!r} is not a comma-separated list of numbers") from None
-    if not rates or not all(0 < r <= 1 for r in rates):
-        raise ValueError("--rates: every rate must be in (0, 1]")
+    if not rates or not all(0 < r <= 1 for r in rates):   # (NaN fails the comparison too)
+        raise ValueError(f"--rates: {args.rates!r}: every rate must be in (0, 1]")
     if rates[-1] != 1.0:
         raise ValueError(f"--rates: {args.rates!r} must include 1.0 (saturation_throughput is the "
                          "accepted load at offered load 1.0)")
@@ -122,6 +149,7 @@ def summarise(point: dict) -> dict:
 
 
 def run(args) -> int:
+    from tessera.cli.common import write_output
     from tessera.tb.models.noc import MeshModel, fit_line
     from tessera.tb.noc.flat_mesh import FlatMesh, mesh_verilog
     from tessera.tools.harness import resolve_seed
@@ -129,7 +157,9 @@ def run(args) -> int:
 
     cfg = _config(args)
     rates = _rates(args) if args.pattern != "multicast" else []
+    out_json, plot_file = _outputs(args)
     seed = resolve_seed(args.seed)
+    waves = True if args.waves else None
     # Same name as the regression's mesh of the same shape, so that a cached build is reused.
     name = f"noc_{cfg.width}x{cfg.height}"
     if (cfg.vcs, cfg.depth, cfg.flit_bits) != (2, 4, 32):
@@ -142,7 +172,7 @@ def run(args) -> int:
     if args.pattern == "multicast":
         params.update(src=0, flits=args.packet_flits)
         run_dir = run_sim(lambda: FlatMesh(cfg), "tessera.tb.noc.test_mesh", name=name, params=params,
-                          testcase="broadcast", seed=seed, verilog_text=text)
+                          testcase="broadcast", seed=seed, verilog_text=text, waves=waves)
         r = json.loads((run_dir / "broadcast.json").read_text())
         model = MeshModel(cfg.width, cfg.height)
         separate = args.packet_flits * sum(model.hops(0, d) for d in range(model.nodes))
@@ -155,7 +185,7 @@ def run(args) -> int:
                       flits_max=args.packet_flits, ready_prob=1.0, response_prob=0.0,
                       watchdog=5000, drain_limit=max(200000, 40 * args.cycles))
         run_dir = run_sim(lambda: FlatMesh(cfg), "tessera.tb.noc.test_mesh", name=name, params=params,
-                          testcase="traffic", seed=seed, verilog_text=text)
+                          testcase="traffic", seed=seed, verilog_text=text, waves=waves)
         r = json.loads((run_dir / "result.json").read_text())
         points = [summarise(pt) for pt in r["points"]]
         out = dict(base, **points[0])
@@ -168,8 +198,7 @@ def run(args) -> int:
                                           "at_offered": points[0]["offered"]})
             out.update({k: points[-1][k] for k in ("offered", "accepted", "avg_latency", "p99_latency",
                                                    "link_traversals")})
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(out, indent=2))
+    write_output(out_json, json.dumps(out, indent=2))
     shown = {k: v for k, v in out.items() if k != "points"}
     print(json.dumps(shown))
     if "points" in out:
@@ -177,8 +206,8 @@ def run(args) -> int:
         for pt in out["points"]:
             print(f"{pt['offered']:>8.2f} {pt['accepted']:>9.3f} {pt['avg_latency'] or 0:>8.1f} "
                   f"{pt['p99_latency'] or 0:>8.0f}")
-    if args.plot:
-        plot(out, args.plot)
+    if plot_file:
+        plot(out, plot_file)
     return 0
 
 

@@ -15,7 +15,6 @@ import json
 import os
 import shlex
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -27,10 +26,10 @@ def register(sub):
                                    "model's own speed.")
     p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
     for dim in ("m", "n", "k"):
-        p.add_argument(f"--{dim}", type=int, default=128, help=f"GEMM {dim.upper()} (default 128)")
+        p.add_argument(f"--{dim}", type=int, default=128, help=f"GEMM {dim.upper()}")
     p.add_argument("--toggle", type=int, default=None,
                    help="cycles of the model alone (default: as many as the GEMM simulated)")
-    p.add_argument("--seed", type=int, default=1, help="random data seed (default 1)")
+    p.add_argument("--seed", type=int, default=1, help="random data seed")
     g = p.add_argument_group("build settings (default: the measured choice, docs/simulation.md)")
     g.add_argument("--flat", action="store_true", help="inline every module (no hierarchical blocks)")
     g.add_argument("--threads", type=int, help="Verilator --threads (default: 2 above 256 PEs, else 1)")
@@ -42,6 +41,7 @@ def register(sub):
 
 
 def run(args) -> int:
+    from tessera.cli.common import check_output, check_range, check_seed, write_output
     from tessera.rtl.config import preset
     from tessera.runtime.gemm_map import plan_gemm
     from tessera.runtime.random_data import random_bf16
@@ -55,14 +55,10 @@ def run(args) -> int:
     except ValueError as e:
         raise ValueError(f"--preset: {e}") from None
     for dim in ("m", "n", "k"):
-        if getattr(args, dim) < 1:
-            raise ValueError(f"--{dim}: must be at least 1, not {getattr(args, dim)}")
-    if args.toggle is not None and args.toggle < 1:
-        raise ValueError(f"--toggle: must be at least 1, not {args.toggle}")
-    if args.threads is not None and not 1 <= args.threads <= 64:
-        raise ValueError(f"--threads: must be 1 to 64, not {args.threads}")
-    if args.seed < 0:
-        raise ValueError(f"--seed: must be at least 0, not {args.seed}")
+        check_range(getattr(args, dim), f"--{dim}", 1)
+    check_range(args.toggle, "--toggle", 1)
+    check_range(args.threads, "--threads", 1, 64)
+    check_seed(args.seed)
     try:
         extra_args = tuple(shlex.split(args.verilator_args))
     except ValueError as e:
@@ -75,12 +71,7 @@ def run(args) -> int:
         raise ValueError(f"--m/--n/--k: {e}") from None
     if os.environ.get("WAVES", "0") not in ("", "0"):
         raise ValueError("WAVES is set: tracing would slow the run it measures (use tessera gemm for waves)")
-    if args.json:
-        try:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).touch()
-        except OSError as e:
-            raise ValueError(f"--json: cannot write {args.json}: {e.strerror}") from None
+    out_json = check_output(args.json, "--json")
     t0 = time.monotonic()
     lib = native_library(cfg, **build)
     prepare = time.monotonic() - t0
@@ -118,8 +109,8 @@ def run(args) -> int:
     if rec:
         print(f"  build: {rec.get('build_s')} s, g++ {rec.get('cxx_opt')},"
               f" Verilator {' '.join(rec.get('args', []))}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    if out_json:
+        write_output(out_json, json.dumps(out, indent=2) + "\n")
     return 0 if exact else 1
 
 

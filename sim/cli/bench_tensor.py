@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +27,25 @@ def register(sub):
     p.add_argument("--cols", type=int, help="array columns C (default: the preset's)")
     add_input_args(p)
     p.add_argument("--json", help="write the figures as JSON to this file")
+    p.add_argument("--waves", action="store_true",
+                   help="build with tracing and write a waveform (dump.vcd in the printed run directory; "
+                        "as WAVES=1)")
     p.set_defaults(func=run)
+
+
+def check_input_args(args):
+    """The random-data numbers of :func:`tessera.runtime.gemm_inputs.add_input_args`, by flag,
+    and the outputs (``--out``, ``--json``), before anything is built. Shared with the board's
+    GEMM script."""
+    from tessera.cli.common import check_output, check_range, check_seed
+
+    check_seed(args.seed)
+    check_range(args.special_prob, "--special-prob", 0.0, 1.0)
+    for dim in ("m", "n", "k"):
+        check_range(getattr(args, dim), f"--{dim}", 1)
+    if args.special_prob and args.dtype == "int8":
+        raise ValueError("--special-prob: only for random BF16 data (INT8 has no special values)")
+    return check_output(args.out, "--out", suffix=".npy")
 
 
 def _config(args):
@@ -60,6 +77,7 @@ def core_verilog(cfg, name: str) -> str:
 
 
 def run(args) -> int:
+    from tessera.cli.common import check_output, write_output
     from tessera.rtl.tensor.interface import check_op
     from tessera.rtl.tensor.tensor_core import TensorCore
     from tessera.tb.models.gemm import scalesim_os_cycles
@@ -67,6 +85,8 @@ def run(args) -> int:
     from tessera.tools.toolchain import BUILD
 
     cfg = _config(args)
+    out_npy = check_input_args(args)
+    out_json = check_output(args.json, "--json")
     a, b, c = inputs(args)
     m, k = a.shape
     n = b.shape[1]
@@ -84,7 +104,8 @@ def run(args) -> int:
     save_inputs(work, a, b, c)
     t0 = time.time()
     harness_run(TensorCore, "tessera.tb.tensor.test_core", name=name, verilog_text=text, seed=args.seed,
-                params={"cfg": dataclasses.asdict(cfg), "bench": str(work), "dtype": args.dtype})
+                params={"cfg": dataclasses.asdict(cfg), "bench": str(work), "dtype": args.dtype},
+                waves=True if args.waves else None)
     wall = time.time() - t0
     res = json.loads((work / "result.json").read_text())
     cycles = res["last_result_cycle"] - res["first_operand_cycle"] + 1
@@ -102,12 +123,11 @@ def run(args) -> int:
         "bit_exact": bool(res["exact"]),
         "wall_seconds": round(wall, 1),
     }
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        np.save(args.out, np.load(work / "D.npy"))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    if out_npy:
+        out_npy.parent.mkdir(parents=True, exist_ok=True)
+        np.save(out_npy, np.load(work / "D.npy"))
+    if out_json:
+        write_output(out_json, json.dumps(out, indent=2) + "\n")
     print(f"tensor {cfg.rows}x{cfg.cols} {args.dtype} {m}x{n}x{k}: {cycles} cycles, "
           f"utilization {100 * out['utilization']:.2f}%, SCALE-Sim OS {scalesim} cycles, "
           f"ratio {out['ratio_to_scalesim']:.3f}, bit-exact {out['bit_exact']}")

@@ -12,7 +12,7 @@ def register(sub):
                                    "against a preset as the hardware checks them. Output: hex text (one word "
                                    "a line) or, for a .bin file, 16 little-endian bytes per word.")
     p.add_argument("source", help="assembly file ('-' for stdin)")
-    p.add_argument("-o", "--output", help="output file (.hex text or .bin); default: hex on stdout")
+    p.add_argument("-o", "--output", help="output file: .bin, else hex text (default: hex on stdout)")
     p.add_argument("--preset", default="default", help="configuration the program is checked against")
     p.add_argument("--no-check", action="store_true",
                    help="do not refuse instructions the hardware would reject (to build error tests)")
@@ -38,18 +38,26 @@ def _cfg(name):
         raise ValueError(f"--preset: {e}") from None
 
 
+def _input(path: str, what: str) -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what}: {path} is a directory; name a file")
+    if not p.is_file():
+        raise ValueError(f"{what}: no such file {path!r}")
+    return p
+
+
 def run_asm(args) -> int:
+    from tessera.cli.common import check_output
     from tessera.runtime.asm import assemble, write_words
     from tessera.runtime.isa import hazards
 
     cfg = _cfg(args.preset)
-    if args.source == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(args.source)
-        if not path.is_file():
-            raise ValueError(f"source: no such file {args.source!r}")
-        text = path.read_text()
+    output = check_output(args.output, "-o/--output")
+    try:
+        text = sys.stdin.read() if args.source == "-" else _input(args.source, "source").read_text()
+    except UnicodeDecodeError:
+        raise ValueError(f"source: {args.source} is not text (assembly is read as UTF-8)") from None
     try:
         words = assemble(text, cfg, validate=not args.no_check)
     except ValueError as e:
@@ -61,8 +69,9 @@ def run_asm(args) -> int:
               file=sys.stderr)
     if found and args.strict:
         return 1
-    if args.output:
-        write_words(args.output, words)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_words(output, words)
         print(f"{args.output}: {len(words)} instructions")
     else:
         sys.stdout.write("".join(f"{w:032x}\n" for w in words))
@@ -73,7 +82,11 @@ def run_disasm(args) -> int:
     from tessera.runtime.asm import disassemble, read_words
 
     cfg = _cfg(args.preset)
-    if not Path(args.program).is_file():
-        raise ValueError(f"program: no such file {args.program!r}")
-    sys.stdout.write(disassemble(read_words(args.program), cfg))
+    try:
+        words = read_words(_input(args.program, "program"))
+    except UnicodeDecodeError:
+        raise ValueError(f"program: {args.program} is not hex text (name a binary program *.bin)") from None
+    except ValueError as e:
+        raise ValueError(e if str(e).startswith("program:") else f"program: {e}") from None
+    sys.stdout.write(disassemble(words, cfg))
     return 0

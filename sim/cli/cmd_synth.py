@@ -3,7 +3,7 @@
     tessera synth --design NAME [--preset P]   one design; its row goes into build/synth/results.json
     tessera synth --all                        every registered block x preset (``make synth``)
     tessera synth --table                      print results.json as the Markdown table of docs/synthesis.md
-    tessera synth --board [--design NAME]      ULX3S bitstream of the board wrapper (synth/board.py)
+    tessera synth --board [DESIGN]             ULX3S bitstream of the board wrapper (synth/board.py)
 
 See ``synth/flow.py`` for the flow and ``docs/synthesis.md`` for the measured table.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 BLOCK_TIMEOUT = 1800.0   # seconds per block design (`--design`, `--all`)
 BOARD_TIMEOUT = 7200.0   # seconds for a board build (`--board`): the ulx3s fabric took 2015 s
+SEED = 1                 # nextpnr placement seed, by default
 
 
 def register(sub):
@@ -37,7 +38,7 @@ def register(sub):
     p.add_argument("--timeout", type=float, default=None,
                    help=f"time limit per design in seconds (default {BLOCK_TIMEOUT:g}; "
                         f"with --board {BOARD_TIMEOUT:g}: the ulx3s fabric takes about 35 minutes)")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--seed", type=int, default=SEED, help="nextpnr placement seed")
     p.add_argument("--force", action="store_true",
                    help="with --all: synthesise again designs whose netlist is unchanged since their row")
     p.add_argument("-o", "--output", default=None, help="output directory (default build/synth)")
@@ -45,16 +46,23 @@ def register(sub):
 
 
 def _check(args):
+    from tessera.cli.common import check_range, check_seed, refuse_inapplicable
     from tessera.rtl.config import PRESETS
 
+    if args.table:
+        refuse_inapplicable(args, {"preset": None, "freq": None, "timeout": None, "seed": SEED,
+                                   "force": False},
+                            "--table only prints the results of earlier runs (it synthesises nothing)")
+    elif not args.all:
+        refuse_inapplicable(args, {"force": False},
+                            "only with --all (--design and --board always synthesise)")
     if args.preset is not None and args.preset not in PRESETS:
         raise ValueError(f"--preset: unknown preset {args.preset!r}; allowed: {', '.join(PRESETS)}")
-    if args.freq is not None and not 1.0 <= args.freq <= 1000.0:
-        raise ValueError(f"--freq: {args.freq:g} MHz is out of range; allowed: 1..1000")
+    check_range(args.freq, "--freq", 1.0, 1000.0)
+    check_seed(args.seed)
     if args.timeout is None:
         args.timeout = BOARD_TIMEOUT if args.board is not None else BLOCK_TIMEOUT
-    if args.timeout <= 0:
-        raise ValueError(f"--timeout: must be positive, not {args.timeout:g}")
+    check_range(args.timeout, "--timeout", 0, None, lo_open=True)
 
 
 def run(args) -> int:
@@ -62,6 +70,7 @@ def run(args) -> int:
 
     from amaranth.hdl import UnusedElaboratable
 
+    from tessera.cli.common import check_output
     from tessera.synth import table
 
     # A block that fails to elaborate leaves its objects unused; the row records the failure.
@@ -70,6 +79,8 @@ def run(args) -> int:
     _check(args)
     out = Path(args.output) if args.output else table.OUT
     results = out / "results.json"
+    if not args.table:
+        check_output(results, "-o/--output")
     if args.table:
         rows = table.load_results(results)
         if not rows:
