@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
-from tessera.cli.cmd_gemm import store_acks
+from tessera.api import store_acks
 from tessera.rtl.config import preset
 from tessera.runtime.gemm_map import plan_gemm
 from tessera.tb.models import tile_isa

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 
+from tessera.cli.common import check_range, check_seed, refuse_inapplicable
+
 EXCERPT_CYCLES = 12
 
 
@@ -27,16 +29,21 @@ def register(sub):
                                    "every result against the golden model.")
     p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
     p.add_argument("--workload", default="gemm", help=f"what to run: {', '.join(WORKLOADS)} (default gemm)")
-    p.add_argument("--size", type=int, default=256, help="gemm: M = N = K (default 256)")
-    p.add_argument("--report", default="build/sim/gemm_report.json", help="gemm: report JSON file")
-    p.add_argument("--engine", default="native", choices=("native", "cocotb"),
+    p.add_argument("--size", type=int, default=None, help="gemm: M = N = K (default 256)")
+    p.add_argument("--report", default=None,
+                   help="gemm: report JSON file (default build/sim/gemm_report.json)")
+    p.add_argument("--engine", default=None, choices=("native", "cocotb"),
                    help="gemm: simulation engine (default native; see tessera gemm --help)")
-    p.add_argument("--vectors", type=int, default=10_000, help="random operand sets per unit (default 10000)")
+    p.add_argument("--waves", action="store_true", help="gemm: write a VCD waveform (path printed)")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="gemm: run without asking even if the estimate is above 10 minutes")
+    p.add_argument("--vectors", type=int, default=None,
+                   help="numeric: random operand sets per unit (default 10000)")
     p.add_argument("--seed", type=int, default=None,
                    help="random seed, printed (default: gemm 1, so that make sim is reproducible; "
                         "numeric random)")
-    p.add_argument("--en-prob", type=float, default=1.0,
-                   help="probability that a unit's clock enable is high in a cycle (default 1.0)")
+    p.add_argument("--en-prob", type=float, default=None,
+                   help="numeric: probability that a unit's clock enable is high in a cycle (default 1.0)")
     p.set_defaults(func=run)
 
 
@@ -98,6 +105,11 @@ def run_numeric(cfg, args) -> int:
     from tessera.tools.harness import run as run_cocotb
     from tessera.tools.toolchain import BUILD
 
+    refuse_inapplicable(args, {"size": None, "report": None, "engine": None, "waves": False, "yes": False},
+                        "applies to the gemm workload only, not to --workload numeric")
+    args.vectors = 10_000 if args.vectors is None else args.vectors
+    args.en_prob = 1.0 if args.en_prob is None else args.en_prob
+
     num = cfg.tensor.numeric
     latency = {"bf16_mul": [num.fmul_latency], "fp32_add": [num.fadd_latency], "int8_mac": [num.mac8_latency]}
     seed = resolve_seed(args.seed)
@@ -150,17 +162,20 @@ def run_gemm(cfg, args) -> int:
 
     from tessera.cli import cmd_gemm
 
-    if args.size < 1:
-        raise ValueError(f"--size: must be at least 1, not {args.size}")
+    refuse_inapplicable(args, {"vectors": None, "en_prob": None},
+                        "applies to the numeric workload only, not to --workload gemm")
+    size = 256 if args.size is None else args.size
+    if size < 1:
+        raise ValueError(f"--size: must be at least 1, not {size}")
     seed = 1 if args.seed is None else args.seed
-    print(f"tessera sim: preset {cfg.name}, workload gemm: {args.size}^3 BF16, random data with seed {seed}"
+    print(f"tessera sim: preset {cfg.name}, workload gemm: {size}^3 BF16, random data with seed {seed}"
           f" (replay with --seed {seed})")
     parser = argparse.ArgumentParser(prog="tessera gemm")
     cmd_gemm.add_arguments(parser)
-    size = str(args.size)
-    argv = ["--preset", cfg.name, "--m", size, "--n", size, "--k", size, "--dtype", "bf16",
-            "--seed", str(seed), "--compare-multicast", "--engine", args.engine]
-    argv += ["--report", args.report] if args.report else []
+    argv = ["--preset", cfg.name, "--m", str(size), "--n", str(size), "--k", str(size), "--dtype", "bf16",
+            "--seed", str(seed), "--compare-multicast", "--engine", args.engine or "native",
+            "--json", args.report or "build/sim/gemm_report.json"]
+    argv += ["--waves"] * args.waves + ["--yes"] * args.yes
     return cmd_gemm.run(parser.parse_args(argv))
 
 
@@ -176,10 +191,9 @@ def run(args) -> int:
         raise ValueError(f"--preset: {e}") from None
     if args.workload not in WORKLOADS:
         raise ValueError(f"--workload: unknown workload {args.workload!r}; allowed: {', '.join(WORKLOADS)}")
-    if args.vectors < 1:
+    if args.vectors is not None and args.vectors < 1:
         raise ValueError(f"--vectors: must be at least 1, not {args.vectors}")
-    if args.seed is not None and not 0 <= args.seed < (1 << 31):
-        raise ValueError(f"--seed: must be in 0..{(1 << 31) - 1}, not {args.seed}")
-    if not 0.0 < args.en_prob <= 1.0:
-        raise ValueError(f"--en-prob: must be in (0, 1], not {args.en_prob}")
+    check_seed(args.seed)
+    if args.en_prob is not None:
+        check_range(args.en_prob, "--en-prob", 0.0, 1.0, lo_open=True)
     return WORKLOADS[args.workload](cfg, args)

@@ -262,12 +262,45 @@ class GemmPlan:
         }
 
 
+def _size(nbytes: int) -> str:
+    """``nbytes`` for people: '37.2 GiB (39,946,199,552 bytes)'."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            return f"{nbytes / (1 << shift):.1f} {unit} ({nbytes:,} bytes)"
+    return f"{nbytes:,} bytes"
+
+
+def _chunk_costs(cfg, m, n, mt, nt, kc, e):
+    """Cycles of one K chunk of an Mt x Nt output tile: (tensor core, L2 words per slice, DMA words
+    into one tile, draining D), the terms of the planner's cost model."""
+    r, cc, w = cfg.tensor.rows, cfg.tensor.cols, cfg.tile.word_bytes
+    mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
+    me, ne = min(mt, m), min(nt, n)
+    compute = _ceil(me, r) * _ceil(ne, cc) * kc + r + cc
+    act_r, act_c = min(mesh_h, _ceil(m, mt)), min(mesh_w, _ceil(n, nt))
+    l2 = (act_r * kc * _ceil(me * e, w) + act_c * kc * _ceil(ne * e, w)) / (mesh_w * mesh_h)
+    dma = kc * (_ceil(me * e, w) + _ceil(ne * e, w))      # words into one tile per chunk
+    drain = 2 * me * _ceil(4 * ne, w)                    # a STORE sends 2 beats per word
+    return compute, l2, dma, drain
+
+
+def _round_cost(compute, l2, dma, drain, chunks):
+    return chunks * (max(compute, l2, dma) + _OVERHEAD_CHUNK) + _OVERHEAD_ROUND + drain
+
+
+def plan_cost(plan) -> float:
+    """The planner's estimate of ``plan``'s tile cycles: rounds x (chunks x the largest of the
+    tensor-core, L2 and DMA cycles of a chunk, plus overheads, plus draining D); it chooses the
+    tile sizes that minimise it (:mod:`tessera.runtime.estimate` calibrates it to cycles)."""
+    terms = _chunk_costs(plan.cfg, plan.m, plan.n, plan.mt, plan.nt, plan.kc, plan.e)
+    return plan.rounds * _round_cost(*terms, plan.chunks)
+
+
 def _choose_sizes(cfg, m, n, k, e, want_bufs=None):
     """(cost, Mt, Nt, Kc) minimising the estimated cycles (see module docstring)."""
     tens, tile = cfg.tensor, cfg.tile
     w = tile.word_bytes
     mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
-    nodes = mesh_w * mesh_h
     quarter = tile.scratchpad_bytes // 4
     r, cc = tens.rows, tens.cols
     mstep = _lcm(r, max(1, w // e))
@@ -294,16 +327,11 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None):
             kc = _ceil(k, nch)
             rb, cb = _ceil(m, mt), _ceil(n, nt)
             rounds = _ceil(rb, mesh_h) * _ceil(cb, mesh_w)
-            me, ne = min(mt, m), min(nt, n)
-            compute = _ceil(me, r) * _ceil(ne, cc) * kc + r + cc
-            act_r, act_c = min(mesh_h, rb), min(mesh_w, cb)
-            l2 = (act_r * kc * _ceil(me * e, w) + act_c * kc * _ceil(ne * e, w)) / nodes
-            dma = kc * (_ceil(me * e, w) + _ceil(ne * e, w))      # words into one tile per chunk
-            drain = 2 * me * _ceil(4 * ne, w)                    # a STORE sends 2 beats per word
+            compute, l2, dma, drain = _chunk_costs(cfg, m, n, mt, nt, kc, e)
             accbufs = 2 if rounds > 1 and 2 * mt * _pitch(4 * nt, w) <= tile.accumulator_bytes else 1
             if want_bufs is not None:
                 accbufs = want_bufs
-            per_round = nch * (max(compute, l2, dma) + _OVERHEAD_CHUNK) + _OVERHEAD_ROUND + drain
+            per_round = _round_cost(compute, l2, dma, drain, nch)
             # The drain is counted per round even when two accumulator buffers hide it (D of round r
             # drains while round r + 1 computes): otherwise small tiles win on paper and the extra
             # rounds re-read A and B, which this model does not charge for.
@@ -354,8 +382,11 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
     d_addr = align((c_addr if has_c else b_addr + k * b_pitch) + (m * d_pitch if has_c else 0))
     end = d_addr + m * d_pitch
     if end > 1 << cfg.cache.addr_bits:
-        raise ValueError(f"base = {base:#x}, m, n, k = {m}, {n}, {k}: the data end at {end:#x}, beyond"
-                         f" cache.addr_bits = {cfg.cache.addr_bits}")
+        at = f" from base {base:#x}" if base else ""
+        need, have = _size(end - base), _size(1 << cfg.cache.addr_bits)
+        raise ValueError(f"m, n, k = {m}, {n}, {k}: A, B{', C' if has_c else ''} and D need {need} of fabric"
+                         f" memory{at}, but the '{cfg.name}' fabric addresses {have} (cache.addr_bits ="
+                         f" {cfg.cache.addr_bits}); make the GEMM smaller or split it")
     rb, cb = _ceil(m, mt), _ceil(n, nt)
     mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
     plan = GemmPlan(cfg=cfg, m=m, n=n, k=k, dtype=dtype, has_c=has_c, multicast=multicast, base=base,

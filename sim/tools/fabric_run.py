@@ -3,8 +3,9 @@
 Used by ``tessera gemm`` and by the fabric tests. Exporting a fabric takes a while (the default
 preset is 16 tiles of 64 PEs), so the Verilog text is cached (:mod:`tessera.tools.verilog_cache`,
 keyed by the configuration and every ``rtl/`` source file); the Verilator build is cached by
-the harness (keyed by the Verilog). ``run_jobs`` shows a progress bar (cycles simulated against
-the ideal cycle count) when asked to.
+the harness (keyed by the Verilog). ``run_jobs`` shows progress when asked to: the cycles
+simulated against the cost model's estimate (:mod:`tessera.runtime.estimate`), as a bar on a
+terminal and as a plain line every half minute otherwise (:mod:`tessera.tools.progress`).
 """
 
 from __future__ import annotations
@@ -26,12 +27,29 @@ def fabric_name(cfg) -> str:
     return f"fabric_{cfg.name}"
 
 
-def fabric_verilog_cached(cfg) -> str:
-    """The fabric's hierarchical Verilog (:func:`tessera.rtl.fabric.fabric_verilog`), cached."""
+def fabric_verilog_cached(cfg, *, probe: bool = False) -> str | None:
+    """The fabric's hierarchical Verilog (:func:`tessera.rtl.fabric.fabric_verilog`), cached;
+    ``probe``: only look (None when it is not cached)."""
     from tessera.rtl.fabric import fabric_verilog
 
     cfg_json = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
-    return cached_verilog(fabric_name(cfg), cfg_json, lambda: fabric_verilog(cfg, fabric_name(cfg)))
+    make = None if probe else (lambda: fabric_verilog(cfg, fabric_name(cfg)))
+    return cached_verilog(fabric_name(cfg), cfg_json, make)
+
+
+def build_state(cfg, *, engine: str = "native", waves: bool = False) -> dict:
+    """``{"verilog": cached?, "built": simulation built?}`` for a run of ``cfg``, found without
+    exporting or building anything. For the cocotb engine "built" means that some Verilator build
+    of this fabric exists (its key is not computed; an RTL change may still rebuild it)."""
+    text = fabric_verilog_cached(cfg, probe=True)
+    if engine != "native":
+        from tessera.tools.toolchain import BUILD
+
+        built = any((BUILD / "sim").glob(f"{fabric_name(cfg)}-*/*/.built"))
+        return {"verilog": text is not None, "built": text is not None and built}
+    if text is None:
+        return {"verilog": False, "built": False}
+    return {"verilog": True, "built": native_library(cfg, trace=waves, probe=True, text=text) is not None}
 
 
 def save_job(work: Path, a, b, c=None):
@@ -44,7 +62,8 @@ ENGINES = ("native", "cocotb")
 
 def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cycle: float | None = None,
              seed: int | None = None, progress: bool = False, engine: str = "native",
-             test_module: str = "tessera.tb.fabric.run_gemm", extra: dict | None = None) -> list[dict]:
+             test_module: str = "tessera.tb.fabric.run_gemm", extra: dict | None = None,
+             waves: bool | None = None) -> list[dict]:
     """Run ``jobs`` (dicts with ``dir``, ``dtype``, ``multicast``) in one simulation; return their
     ``result.json`` contents (each with ``D`` loaded as ``d``; see tb/fabric/run_gemm.py). A result
     with ``flush_errors`` > 0 had memory write errors in its final L2 flush (FLUSH_ERRORS), so its
@@ -57,7 +76,11 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     arguments of :func:`native_library` (build settings other than the measured default). Each
     result also has ``sim_seconds`` (wall time of the job) and ``sim_cycles`` (clock cycles
     simulated for it, host accesses and flush included); the native engine's also
-    ``sim_eval_seconds`` (the part of ``sim_seconds`` spent inside the Verilated model's ``eval``)."""
+    ``sim_eval_seconds`` (the part of ``sim_seconds`` spent inside the Verilated model's ``eval``).
+
+    ``waves`` (None: ``$WAVES``) builds with tracing and writes a VCD: the native engine's into
+    the first job's folder as ``waves.vcd`` (every job of the run in one file), the cocotb
+    engine's into its run directory; either path is printed and stored as the results' ``vcd``."""
     if engine not in ENGINES:
         raise ValueError(f"engine = {engine!r}; allowed: {', '.join(ENGINES)}")
     if mem_bytes_per_cycle is not None and not mem_bytes_per_cycle > 0:
@@ -65,14 +88,19 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
                          " per cycle)")
     if mem_latency < 1:
         raise ValueError(f"mem_latency = {mem_latency}; must be at least 1 cycle")
+    if waves is None:
+        waves = os.environ.get("WAVES", "0") not in ("", "0")
     if engine == "native":
-        _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra or {})
+        vcd = _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra or {}, waves)
     else:
-        _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra)
+        vcd = _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra,
+                          waves)
     out = []
     for job in jobs:
         res = json.loads((Path(job["dir"]) / "result.json").read_text())
         res["d"] = np.load(Path(job["dir"]) / "D.npy")
+        if vcd:
+            res["vcd"] = str(vcd)
         out.append(res)
     return out
 
@@ -83,12 +111,13 @@ THREADS_MIN_PES = 257
 
 
 def native_library(cfg, *, trace: bool = False, flat: bool = False, threads: int | None = None,
-                   cxx_opt: str | None = None, extra_args=()) -> Path:
+                   cxx_opt: str | None = None, extra_args=(), probe: bool = False, text: str | None = None
+                   ) -> Path | None:
     """The fabric's native simulation library (built once per design; :func:`native.build`).
 
     The defaults are the measured choice (above); ``flat``, ``threads``, ``cxx_opt`` (g++ level)
     and ``extra_args`` (Verilator options) build the alternatives that ``tessera bench sim``
-    compares."""
+    compares. ``probe``: build nothing, None when not built (``text``: the Verilog, if at hand)."""
     from tessera.rtl.fabric.export import module_name
     from tessera.rtl.fabric.fabric import mem_prefixes
     from tessera.tools import native
@@ -97,12 +126,13 @@ def native_library(cfg, *, trace: bool = False, flat: bool = False, threads: int
     hier = () if flat else (module_name(top, ("tile",)), module_name(top, ("l2",)))
     if threads is None:
         threads = 2 if cfg.tiles * cfg.tensor.rows * cfg.tensor.cols >= THREADS_MIN_PES else 1
-    return native.build(fabric_verilog_cached(cfg), top, mem_prefixes(cfg), cfg.cache.data_bytes,
+    return native.build(text or fabric_verilog_cached(cfg), top, mem_prefixes(cfg), cfg.cache.data_bytes,
                         hier_blocks=hier, threads=threads, trace=trace, cxx_opt=cxx_opt or native.CXX_OPT,
-                        extra_args=extra_args)
+                        extra_args=extra_args, probe=probe)
 
 
-def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
+def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra, waves):
+    from tessera.runtime.estimate import gemm_cycles
     from tessera.runtime.gemm_map import plan_gemm
     from tessera.runtime.host import (
         check_id,
@@ -112,18 +142,18 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
         job_record,
         mem_bandwidth,
     )
+    from tessera.tools.cost import cycle_scale
     from tessera.tools.native import NativeFabric
 
-    waves = os.environ.get("WAVES", "0") not in ("", "0")
     lib = native_library(cfg, trace=waves, **extra.get("build", {}))
-    vcd = Path(jobs[0]["dir"]).parent / f"{Path(jobs[0]['dir']).name}.vcd" if waves else None
+    vcd = Path(jobs[0]["dir"]) / "waves.vcd" if waves else None
     # As the cocotb testbench: default one beat (read or write) per port per cycle.
     total = mem_bandwidth(cfg, mem_bytes_per_cycle)
     rate = total / cfg.mem_ports
     with NativeFabric(lib, latency=mem_latency, rate=rate, error_ranges=extra.get("error_ranges", ()),
                       vcd=vcd) as sim:
         if vcd:
-            print(f"[tessera] waveform: {vcd} (open it with GTKWave or Surfer)")
+            print(f"[tessera] waveform: {vcd} -- open it with GTKWave (gtkwave FILE) or Surfer (surfer FILE)")
         sim.run(check_id())
         for job in jobs:
             work = Path(job["dir"])
@@ -133,8 +163,8 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
             plan = plan_gemm(cfg, m, n, k, job["dtype"], has_c=c is not None, multicast=job["multicast"])
             max_cycles = extra.get("max_cycles") or job_cycle_limit(
                 cfg, m, n, k, elem_bytes=plan.e, mem_latency=mem_latency, bytes_per_cycle=mem_bytes_per_cycle)
-            ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
-            bar = _NativeBar(sim, work.name, int(ideal / 0.9) + 1) if progress else None
+            expect = gemm_cycles(plan, mem_latency=mem_latency, mem_bytes_per_cycle=mem_bytes_per_cycle)
+            bar = _NativeBar(sim, work.name, expect["total"] * cycle_scale(cfg)) if progress else None
             t0, c0, e0 = time.monotonic(), sim.cycle, sim.eval_seconds
             try:
                 d, info = sim.run(gemm_job(plan, a, b, c, max_cycles=max_cycles,
@@ -149,36 +179,31 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra):
             rec["sim_cycles"] = sim.cycle - c0
             rec["sim_eval_seconds"] = round(sim.eval_seconds - e0, 3)
             (work / "result.json").write_text(json.dumps(rec, indent=2) + "\n")
+    return vcd
 
 
 class _NativeBar:
-    """The progress bar of a native run: the cycles the simulation has run for this job (no bus
-    access, so the run does not depend on the wall clock), and the simulated cycles per second."""
+    """The progress of a native run: the cycles the simulation has run for this job (no bus access,
+    so the run does not depend on the wall clock). Called at every poll of the host; looks at the
+    clock twice a second."""
 
     def __init__(self, sim, label: str, expect: int):
-        from tqdm import tqdm
+        from tessera.tools.progress import Progress
 
-        self.sim, self.c0, self.t0 = sim, sim.cycle, time.monotonic()
-        self.shown = 0.0
-        self.bar = tqdm(total=expect, unit="cyc", desc=f"simulating {label}", unit_scale=True, leave=False,
-                        mininterval=0.5)
+        self.sim, self.c0, self.shown = sim, sim.cycle, 0.0
+        self.progress = Progress(f"simulating {label}", expect)
 
     def __call__(self):
         now = time.monotonic()
-        if now - self.shown < 0.5:       # called at every poll of the host: redraw twice a second
-            return
-        self.shown = now
-        n = self.sim.cycle - self.c0
-        self.bar.total = max(self.bar.total, n)
-        self.bar.n = n
-        self.bar.set_postfix_str(f"{n / max(now - self.t0, 1e-9):,.0f} sim cycles/s", refresh=False)
-        self.bar.refresh()
+        if now - self.shown >= 0.5:
+            self.shown = now
+            self.progress.update(self.sim.cycle - self.c0)
 
     def close(self):
-        self.bar.close()
+        self.progress.close()
 
 
-def _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra):
+def _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra, waves):
     from tessera.rtl.fabric.fabric import Fabric
     from tessera.tools.harness import run
 
@@ -194,21 +219,24 @@ def _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, tes
         bar = _ProgressBar(prog)
         bar.start()
     try:
-        run(Fabric, test_module, name=fabric_name(cfg), verilog_text=text, params=params, seed=seed)
+        run_dir = run(Fabric, test_module, name=fabric_name(cfg), verilog_text=text, params=params, seed=seed,
+                      waves=waves)
     finally:
         if bar:
             bar.stop()
+    return run_dir / "dump.vcd" if waves else None
 
 
 class _ProgressBar(threading.Thread):
-    """A tqdm bar fed from the progress file the testbench rewrites every half second."""
+    """Progress (:class:`tessera.tools.progress.Progress`) fed from the file the testbench rewrites
+    every half second: one per job."""
 
     def __init__(self, path: Path):
         super().__init__(daemon=True)
         self.path, self.done = path, threading.Event()
 
     def run(self):
-        from tqdm import tqdm
+        from tessera.tools.progress import Progress
 
         bar, job = None, None
         while not self.done.wait(0.5):
@@ -216,19 +244,15 @@ class _ProgressBar(threading.Thread):
                 p = json.loads(self.path.read_text())
             except (OSError, ValueError):
                 continue
-            if bar is None or p.get("job") != job:  # one bar per job
+            if bar is None or p.get("job") != job:
                 if bar is not None:
                     bar.close()
                 job = p.get("job")
-                bar = tqdm(total=p["expect"], unit="cyc", desc=f"simulating {job}", unit_scale=True,
-                           leave=False)
-            bar.total = max(bar.total, p["cycles"])
-            bar.n = p["cycles"]
-            bar.refresh()
+                bar = Progress(f"simulating {job}", p["expect"])
+            bar.update(p["cycles"])
         if bar is not None:
             bar.close()
 
     def stop(self):
         self.done.set()
         self.join(timeout=2)
-        time.sleep(0)

@@ -36,6 +36,7 @@ from cocotb.triggers import ClockCycles, with_timeout
 import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.fabric import mem_prefixes
+from tessera.runtime.estimate import gemm_cycles
 from tessera.runtime.gemm_map import plan_gemm
 from tessera.runtime.host import (
     check_id,
@@ -47,6 +48,7 @@ from tessera.runtime.host import (
 )
 from tessera.tb.common.axi_memory import AxiMemory
 from tessera.tb.fabric.host import Host
+from tessera.tools.cost import cycle_scale
 
 CLOCK_NS = 10
 START_LIMIT_NS = CLOCK_NS * 1000      # reset and the ID read
@@ -78,9 +80,9 @@ async def start_fabric(dut, cfg, p):
 async def run_job(dut, cfg, p, host, work: Path, plan, a, b, c, max_cycles: int):
     """One job of ``p["jobs"]`` (planned): :func:`tessera.runtime.host.gemm_job` (memory image,
     counters, run, counters, flush, D) driven by ``host``; writes ``D.npy`` and ``result.json``."""
-    m, n, k = plan.m, plan.n, plan.k
-    ideal = m * n * k / (cfg.tiles * cfg.tensor.rows * cfg.tensor.cols)
-    host.progress_job(work.name, int(ideal / 0.9) + 1)
+    expect = gemm_cycles(plan, mem_latency=p.get("mem_latency", 100),
+                         mem_bytes_per_cycle=p.get("mem_bytes_per_cycle"))["total"]
+    host.progress_job(work.name, round(expect * cycle_scale(cfg)))
     t0, ns0 = time.monotonic(), get_sim_time("ns")
     d, info = await host.run(gemm_job(
         plan, a, b, c, max_cycles=max_cycles,
