@@ -93,12 +93,14 @@ def keep_hier_blocks(verilog: str, keep=()) -> str:
 
 
 def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, hier_blocks=(),
-          threads: int = 1, trace: bool = False, cxx_opt: str = CXX_OPT, extra_args=(), log=print) -> Path:
+          threads: int = 1, trace: bool = False, cxx_opt: str = CXX_OPT, extra_args=(), log=print,
+          probe: bool = False) -> Path | None:
     """Build (or reuse) the native library of design ``top``; return the path of its ``.so``.
 
     ``hier_blocks``: the modules Verilator compiles once as hierarchical blocks (the others are
     inlined; none: a flat model); ``threads``: Verilator ``--threads``; ``extra_args``: more Verilator
-    options (later ones override earlier ones). See docs/simulation.md for what each costs and buys."""
+    options (later ones override earlier ones); ``probe``: build nothing, return None when the
+    library is not built yet. See docs/simulation.md for what each costs and buys."""
     verilog = keep_hier_blocks(verilog, hier_blocks)
     headers = ports_headers(verilog, top, mem_prefixes, data_bytes)
     # --threads-dpi all: the hierarchical blocks are called through DPI; without it Verilator runs
@@ -111,6 +113,8 @@ def build(verilog: str, top: str, mem_prefixes: list[str], data_bytes: int, *, h
                                     str(trace)]).encode()).hexdigest()[:16]
     out = BUILD / "native" / f"{top}-{key}"
     lib = out / f"libtessera_{top}.so"
+    if probe:                            # only look: the library if it is built, else None
+        return lib if lib.exists() else None
     if lib.exists():
         build_cache.touch(out)
         return lib

@@ -38,9 +38,10 @@ def sources_digest(extra=()) -> str:
     return h.hexdigest()
 
 
-def cached_verilog(name: str, description: str, make: Callable[[], str], *, extra_sources=()) -> str:
+def cached_verilog(name: str, description: str, make: Callable[[], str] | None, *,
+                   extra_sources=()) -> str | None:
     """The Verilog ``make()`` returns for design ``name``, from the cache when ``description`` and
-    the sources are unchanged."""
+    the sources are unchanged; ``make=None`` only looks (None when it is not cached)."""
     key = hashlib.sha256(f"{name}|{description}|{sources_digest(extra_sources)}".encode()).hexdigest()[:16]
     path = BUILD / "verilog-cache" / f"{name}-{key}.v"
     try:
@@ -50,6 +51,8 @@ def cached_verilog(name: str, description: str, make: Callable[[], str], *, extr
     else:
         build_cache.touch(path)
         return text
+    if make is None:
+        return None
     text = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
