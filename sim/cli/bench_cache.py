@@ -243,7 +243,7 @@ def run(args) -> int:
     }
     run_dir = hrun(
         CacheSlice(cfg), "tessera.tb.cache.bench_slice", name=f"l2_bench_{tag}", params=params,
-        seed=args.seed, waves=True if args.waves else None,
+        seed=args.seed, waves=True if args.waves else None, replay="--seed {seed}",
     )
     result = json.loads((run_dir / params["out"]).read_text())
     model = model_counts(warm, reqs, cfg)

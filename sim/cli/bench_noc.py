@@ -30,6 +30,7 @@ SWEEP_RATES = [0.02, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 PATTERNS = ("uniform", "transpose", "bitcomp", "hotspot", "multicast")
 CYCLES = 2000  # injection cycles per load point, by default
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+REPLAY = "--seed {seed}"  # the replay hint the harness prints: this command's own option
 
 
 def register(sub):
@@ -167,12 +168,14 @@ def run(args) -> int:
     params = dict(width=cfg.width, height=cfg.height, flit_bits=cfg.flit_bits, vcs=cfg.vcs,
                   depth=cfg.depth, local_ports=1)
     base = {"mesh": args.mesh, "pattern": args.pattern, "vcs": cfg.vcs, "depth": cfg.depth,
-            "packet_flits": args.packet_flits, "cycles": args.cycles, "seed": seed}
+            "packet_flits": args.packet_flits, "seed": seed}
+    if args.pattern != "multicast":     # (a multicast probe is one packet: no injection cycles)
+        base["cycles"] = args.cycles
     text = mesh_verilog(cfg, name)
     if args.pattern == "multicast":
         params.update(src=0, flits=args.packet_flits)
         run_dir = run_sim(lambda: FlatMesh(cfg), "tessera.tb.noc.test_mesh", name=name, params=params,
-                          testcase="broadcast", seed=seed, verilog_text=text, waves=waves)
+                          testcase="broadcast", seed=seed, verilog_text=text, waves=waves, replay=REPLAY)
         r = json.loads((run_dir / "broadcast.json").read_text())
         model = MeshModel(cfg.width, cfg.height)
         separate = args.packet_flits * sum(model.hops(0, d) for d in range(model.nodes))
@@ -185,7 +188,7 @@ def run(args) -> int:
                       flits_max=args.packet_flits, ready_prob=1.0, response_prob=0.0,
                       watchdog=5000, drain_limit=max(200000, 40 * args.cycles))
         run_dir = run_sim(lambda: FlatMesh(cfg), "tessera.tb.noc.test_mesh", name=name, params=params,
-                          testcase="traffic", seed=seed, verilog_text=text, waves=waves)
+                          testcase="traffic", seed=seed, verilog_text=text, waves=waves, replay=REPLAY)
         r = json.loads((run_dir / "result.json").read_text())
         points = [summarise(pt) for pt in r["points"]]
         out = dict(base, **points[0])

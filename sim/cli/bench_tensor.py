@@ -105,7 +105,7 @@ def run(args) -> int:
     t0 = time.time()
     harness_run(TensorCore, "tessera.tb.tensor.test_core", name=name, verilog_text=text, seed=args.seed,
                 params={"cfg": dataclasses.asdict(cfg), "bench": str(work), "dtype": args.dtype},
-                waves=True if args.waves else None)
+                waves=True if args.waves else None, replay="--seed {seed}")
     wall = time.time() - t0
     res = json.loads((work / "result.json").read_text())
     cycles = res["last_result_cycle"] - res["first_operand_cycle"] + 1
