@@ -177,7 +177,9 @@ class GemmRun:
         try:
             results = run_jobs(self.cfg, jobs, mem_latency=self.mem_latency,
                                mem_bytes_per_cycle=self.mem_bytes_per_cycle, seed=self.seed,
-                               progress=progress, engine=self.engine, waves=self.waves)
+                               progress=progress, engine=self.engine, waves=self.waves,
+                               replay=self._flag("seed") + (" {seed}" if self._flag("seed").startswith("-")
+                                                            else "={seed}"))
         except BaseException:
             shutil.rmtree(base, ignore_errors=True)
             raise

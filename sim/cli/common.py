@@ -25,8 +25,10 @@ def check_output(path, flag: str, suffix: str | None = None) -> Path | None:
                          + (f" ending in {suffix}" if suffix else ""))
     if suffix and p.suffix != suffix:
         raise ValueError(f"{flag}: {path} does not end in {suffix} (the file is written as {suffix})")
-    if p.exists() and not os.access(p, os.W_OK):
-        raise ValueError(f"{flag}: {path} exists and is not writable")
+    if p.exists():                       # an existing file (or /dev/null): its own permission counts
+        if not os.access(p, os.W_OK):
+            raise ValueError(f"{flag}: {path} exists and is not writable")
+        return p
     folder = p.resolve().parent
     existing = folder
     while not existing.exists():

@@ -63,7 +63,7 @@ ENGINES = ("native", "cocotb")
 def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cycle: float | None = None,
              seed: int | None = None, progress: bool = False, engine: str = "native",
              test_module: str = "tessera.tb.fabric.run_gemm", extra: dict | None = None,
-             waves: bool | None = None) -> list[dict]:
+             waves: bool | None = None, replay: str | None = None) -> list[dict]:
     """Run ``jobs`` (dicts with ``dir``, ``dtype``, ``multicast``) in one simulation; return their
     ``result.json`` contents (each with ``D`` loaded as ``d``; see tb/fabric/run_gemm.py). A result
     with ``flush_errors`` > 0 had memory write errors in its final L2 flush (FLUSH_ERRORS), so its
@@ -80,7 +80,8 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
 
     ``waves`` (None: ``$WAVES``) builds with tracing and writes a VCD: the native engine's into
     the first job's folder as ``waves.vcd`` (every job of the run in one file), the cocotb
-    engine's into its run directory; either path is printed and stored as the results' ``vcd``."""
+    engine's into its run directory; either path is printed and stored as the results' ``vcd``.
+    ``replay``: how the cocotb engine's seed line says to replay (:func:`tessera.tools.harness.run`)."""
     if engine not in ENGINES:
         raise ValueError(f"engine = {engine!r}; allowed: {', '.join(ENGINES)}")
     if mem_bytes_per_cycle is not None and not mem_bytes_per_cycle > 0:
@@ -94,7 +95,7 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
         vcd = _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra or {}, waves)
     else:
         vcd = _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra,
-                          waves)
+                          waves, replay)
     out = []
     for job in jobs:
         res = json.loads((Path(job["dir"]) / "result.json").read_text())
@@ -203,7 +204,8 @@ class _NativeBar:
         self.progress.close()
 
 
-def _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra, waves):
+def _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, test_module, extra, waves,
+                replay):
     from tessera.rtl.fabric.fabric import Fabric
     from tessera.tools.harness import run
 
@@ -220,7 +222,7 @@ def _run_cocotb(cfg, jobs, mem_latency, mem_bytes_per_cycle, seed, progress, tes
         bar.start()
     try:
         run_dir = run(Fabric, test_module, name=fabric_name(cfg), verilog_text=text, params=params, seed=seed,
-                      waves=waves)
+                      waves=waves, replay=replay)
     finally:
         if bar:
             bar.stop()
