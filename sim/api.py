@@ -22,8 +22,10 @@ bit patterns (BF16 GEMM) or int32 (INT8 GEMM).
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +36,7 @@ from tessera.runtime.gemm_inputs import operands
 
 __all__ = ["GemmResult", "GemmRun", "estimate_gemm", "presets", "reference_gemm", "run_gemm"]
 
-ENGINES = ("native", "cocotb")
+SEED_MAX = (1 << 31) - 1
 
 
 def presets() -> list[str]:
@@ -57,8 +59,9 @@ def _config(preset, flag: str):
 
 
 def reference_gemm(a, b, c=None, *, dtype: str | None = None) -> np.ndarray:
-    """D from the golden model (SoftFloat for BF16, numpy for INT8) on the inputs as
-    :func:`run_gemm` takes them: float32 for a BF16 GEMM, int32 for an INT8 one."""
+    """D from the golden model (``tessera.tb.models.gemm``: the contract's float32 steps in numpy,
+    cross-checked against Berkeley SoftFloat; numpy for INT8) on the inputs as :func:`run_gemm`
+    takes them; returned as float32 for a BF16 GEMM, int32 for an INT8 one."""
     from tessera.tb.models.gemm import gemm
 
     a, b, c, dtype, _ = operands(a, b, c, dtype, names=("a", "b", "c"))
@@ -93,6 +96,42 @@ class GemmResult:
         return r["bit_exact"] and not r["flush_errors"] and set(r["tile_states"].values()) == {"DONE"}
 
 
+def check_gemm(preset, m: int, n: int, k: int, dtype: str, *, has_c: bool, modes=(True,), mem_latency=100,
+               mem_bytes_per_cycle=None, seed=None, engine: str = "native", flags: dict | None = None):
+    """Every check of a GEMM that needs its shape but not its data: the preset, the engine, the
+    memory, the seed, the multicast modes and the plan (whether it fits the fabric's memory).
+    Returns ``(cfg, plans, mem_latency, seed)``; errors name the argument (``flags`` maps names to
+    the CLI's flags). ``tessera gemm`` runs it before it draws random data."""
+    from tessera.runtime.gemm_map import plan_gemm
+    from tessera.tools.fabric_run import ENGINES, check_memory
+
+    def flag(name):
+        return (flags or {}).get(name, name)
+
+    cfg = _config(preset, flag("preset"))
+    if engine not in ENGINES:
+        raise ValueError(f"{flag('engine')}: {engine!r} is not an engine; allowed: {', '.join(ENGINES)}")
+    mem_latency = check_memory(mem_latency, mem_bytes_per_cycle, flag)
+    if seed is not None:
+        try:
+            if isinstance(seed, bool):
+                raise TypeError
+            seed = operator.index(seed)
+        except TypeError:
+            raise ValueError(f"{flag('seed')}: {seed!r} is not an integer") from None
+        if not 0 <= seed <= SEED_MAX:
+            raise ValueError(f"{flag('seed')}: {seed} is out of range; allowed: [0, {SEED_MAX}]")
+    for mc in modes:
+        if not isinstance(mc, (bool, np.bool_)):
+            raise ValueError(f"{flag('multicast')}: {mc!r} is not True or False")
+    try:
+        plans = [plan_gemm(cfg, operator.index(m), operator.index(n), operator.index(k), dtype, has_c=has_c,
+                           multicast=bool(mc)) for mc in modes]
+    except ValueError as e:
+        raise ValueError(f"{flag('a')}: {e}") from None
+    return cfg, plans, mem_latency, seed
+
+
 @dataclass
 class GemmRun:
     """A GEMM checked, planned and estimated, ready to run (nothing is built or simulated before
@@ -113,33 +152,19 @@ class GemmRun:
     flags: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        from tessera.runtime.gemm_map import plan_gemm
-
-        flag = self._flag
-        self.cfg = _config(self.preset, flag("preset"))
-        if self.engine not in ENGINES:
-            raise ValueError(f"{flag('engine')}: {self.engine!r} is not an engine; allowed:"
-                             f" {', '.join(ENGINES)}")
-        _check_memory(self.mem_latency, self.mem_bytes_per_cycle, flag)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
-                                      or not 0 <= self.seed < 1 << 31):
-            raise ValueError(f"{flag('seed')}: {self.seed!r} is out of range; allowed: integers in"
-                             f" [0, {(1 << 31) - 1}]")
-        names = tuple(flag(n) for n in ("a", "b", "c"))
-        dtype_flag = flag("dtype")
+        names = tuple(self._flag(n) for n in ("a", "b", "c"))
         try:
             ops = operands(self.a, self.b, self.c, self.dtype, names=names)
-            self.a, self.b, self.c, self.dtype, self.conversions = ops
         except ValueError as e:
             msg = str(e)
-            raise ValueError(msg.replace("dtype:", f"{dtype_flag}:", 1) if msg.startswith("dtype:")
+            raise ValueError(msg.replace("dtype:", f"{self._flag('dtype')}:", 1) if msg.startswith("dtype:")
                              else msg) from None
+        self.a, self.b, self.c, self.dtype, self.conversions = ops
         (self.m, self.k), self.n = self.a.shape, self.b.shape[1]
-        try:
-            self.plans = [plan_gemm(self.cfg, self.m, self.n, self.k, self.dtype, has_c=self.c is not None,
-                                    multicast=mc) for mc in self.modes]
-        except ValueError as e:
-            raise ValueError(f"{names[0]}: {e}") from None
+        self.cfg, self.plans, self.mem_latency, self.seed = check_gemm(
+            self.preset, self.m, self.n, self.k, self.dtype, has_c=self.c is not None, modes=self.modes,
+            mem_latency=self.mem_latency, mem_bytes_per_cycle=self.mem_bytes_per_cycle, seed=self.seed,
+            engine=self.engine, flags=self.flags)
 
     def _flag(self, name: str) -> str:
         return self.flags.get(name, name)
@@ -180,15 +205,18 @@ class GemmRun:
                                progress=progress, engine=self.engine, waves=self.waves,
                                replay=self._flag("seed") + (" {seed}" if self._flag("seed").startswith("-")
                                                             else "={seed}"))
-        except BaseException:
+        except KeyboardInterrupt:
             shutil.rmtree(base, ignore_errors=True)
+            raise
+        except Exception:
+            print(f"[tessera] the run failed; its folder is kept: {base}", file=sys.stderr)
             raise
         golden = gemm(self.a, self.b, self.c, self.dtype)
         wall = time.monotonic() - t0
         est = self.estimate()["cycles"]
         out = []
         for plan, res, e in zip(self.plans, results, est, strict=True):
-            record_run(self.cfg, self.engine, e["model"], res["sim_cycles"], res["sim_seconds"])
+            record_run(self.cfg, self.engine, e["model"], res["sim_cycles"], res["sim_seconds"], self.waves)
             rep = self._report(plan, res, bool(np.array_equal(res["d"].view(golden.dtype), golden)), e)
             rep["wall_seconds"] = round(wall, 3)
             out.append(GemmResult(bits=res["d"].view(golden.dtype), report=rep))
@@ -218,20 +246,11 @@ class GemmRun:
         return rep
 
 
-def _check_memory(mem_latency, bw, flag):
-    if isinstance(mem_latency, bool) or not isinstance(mem_latency, int) or not 1 <= mem_latency <= 1_000_000:
-        raise ValueError(f"{flag('mem_latency')}: {mem_latency!r} is out of range; allowed: integers in"
-                         " [1, 1000000] cycles")
-    if bw is not None and not (isinstance(bw, (int, float)) and np.isfinite(bw) and bw > 0):
-        raise ValueError(f"{flag('mem_bytes_per_cycle')}: {bw!r} must be a positive number of bytes per cycle"
-                         " (None: one AXI beat per port per cycle)")
-
-
 def _estimate(cfg, plans, mem_latency, mem_bytes_per_cycle, engine, waves) -> dict:
     """The cost of running ``plans``: ``cycles`` (per plan, the cycle model's figures times the
     configuration's calibration factor; ``model``: unscaled), ``build``, speed and seconds."""
     from tessera.runtime.estimate import gemm_cycles
-    from tessera.tools.cost import build_estimate, cycle_scale, sim_rate
+    from tessera.tools.cost import build_estimate, cycle_scale, sim_rate, vcd_bytes
 
     scale = cycle_scale(cfg)
     cycles = []
@@ -240,10 +259,11 @@ def _estimate(cfg, plans, mem_latency, mem_bytes_per_cycle, engine, waves) -> di
         cycles.append({**{k: round(v * scale) for k, v in model.items()}, "model": model["total"],
                        "scale": round(scale, 3)})
     build = build_estimate(cfg, engine=engine, waves=waves)
-    rate = sim_rate(cfg, engine)
-    sim_s = sum(c["total"] for c in cycles) / rate
+    rate = sim_rate(cfg, engine, waves)
+    total = sum(c["total"] for c in cycles)
+    sim_s = total / rate
     return {"cycles": cycles, "build": build, "sim_cycles_per_second": rate, "sim_seconds": sim_s,
-            "seconds": build["seconds"] + sim_s}
+            "seconds": build["seconds"] + sim_s, "vcd_bytes": vcd_bytes(cfg, total) if waves else 0}
 
 
 def _unique(path: Path) -> Path:
@@ -275,7 +295,7 @@ def run_gemm(a, b, c=None, *, dtype: str | None = None, preset="tiny", multicast
 
     Returns a :class:`GemmResult`; D is checked against the golden model (``result.bit_exact``).
     Bad arguments raise ``ValueError`` naming the argument before anything is built."""
-    run = GemmRun(a, b, c, dtype=dtype, preset=preset, modes=(bool(multicast),), mem_latency=mem_latency,
+    run = GemmRun(a, b, c, dtype=dtype, preset=preset, modes=(multicast,), mem_latency=mem_latency,
                   mem_bytes_per_cycle=mem_bytes_per_cycle, seed=seed, engine=engine, waves=waves)
     if max_seconds is not None:
         est = run.estimate()
@@ -291,18 +311,17 @@ def estimate_gemm(m: int, n: int, k: int, *, dtype: str = "bf16", preset="tiny",
     """What :func:`run_gemm` of an M x N x K GEMM would cost, without running it: the estimated
     ``cycles`` of the job (``tiles``: the report's ``cycles``; ``total``: all the simulation
     runs), the ``build`` still to be done and ``seconds`` in all (docs/usage.md, "Cost model")."""
-    from tessera.runtime.gemm_map import plan_gemm
-
     if dtype not in ("bf16", "int8"):
         raise ValueError(f"dtype: {dtype!r} is not allowed; allowed: bf16, int8")
-    if engine not in ENGINES:
-        raise ValueError(f"engine: {engine!r} is not an engine; allowed: {', '.join(ENGINES)}")
     for name, v in (("m", m), ("n", n), ("k", k)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}: {v!r} must be a positive integer")
-    _check_memory(mem_latency, mem_bytes_per_cycle, str)
-    cfg = _config(preset, "preset")
-    plan = plan_gemm(cfg, m, n, k, dtype, has_c=accumulate, multicast=multicast)
+        try:
+            if isinstance(v, bool) or operator.index(v) < 1:
+                raise TypeError
+        except TypeError:
+            raise ValueError(f"{name}: {v!r} must be a positive integer") from None
+    cfg, (plan,), mem_latency, _ = check_gemm(preset, m, n, k, dtype, has_c=accumulate, modes=(multicast,),
+                                             mem_latency=mem_latency, mem_bytes_per_cycle=mem_bytes_per_cycle,
+                                             engine=engine, flags={"a": "m"})
     est = _estimate(cfg, [plan], mem_latency, mem_bytes_per_cycle, engine, False)
     return {"cycles": est["cycles"][0], "build": est["build"], "sim_seconds": est["sim_seconds"],
             "seconds": est["seconds"]}
@@ -319,12 +338,15 @@ def describe_seconds(s: float) -> str:
 
 
 def describe_estimate(est: dict) -> str:
-    """'build: cached; simulation ~12 s (35,000 cycles at ~42,000 cycles/s)' and the like."""
+    """'build: cached; simulation 12 s (35,000 cycles at ~42,000 cycles/s)' and the like."""
+    from tessera.tools.build_cache import format_size
+
     b = est["build"]
     cycles = sum(c["total"] for c in est["cycles"])
     build = "cached" if not b["steps"] else " + ".join(f"{s} {describe_seconds(t)}" for s, t in b["steps"])
+    vcd = f"; waveform ~{format_size(est['vcd_bytes'])}B" if est.get("vcd_bytes") else ""
     return (f"build: {build}; simulation {describe_seconds(est['sim_seconds'])} ({cycles:,} cycles at"
-            f" ~{est['sim_cycles_per_second']:,.0f} cycles/s)")
+            f" ~{est['sim_cycles_per_second']:,.0f} cycles/s){vcd}")
 
 
 def store_acks(cfg, programs) -> int:

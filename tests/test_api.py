@@ -8,6 +8,7 @@ import io
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 import tessera
 from tessera.cli import cmd_gemm
 from tessera.cli.main import main
+from tessera.rtl.config import preset
 from tessera.runtime.gemm_inputs import f32_to_bf16_bits, load_array, operands
 from tessera.runtime.random_data import random_bf16
 from tessera.tb.models.gemm import gemm
@@ -92,7 +94,11 @@ def test_load_array_npy_npz_and_errors(tmp_path):
     assert np.array_equal(load_array(f"{tmp_path / 'two.npz'}:b", "--a"), x + 1)
     a, *_ = operands(load_array(tmp_path / "bf.npy", "--a"), bf)
     assert np.array_equal(a, bf.view(np.uint16))
-    for spec, words in ((tmp_path / "two.npz", "name one"), (f"{tmp_path / 'two.npz'}:z", "no array 'z'"),
+    good = (tmp_path / "one.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])               # truncated archive
+    (tmp_path / "bad.npz").write_bytes(good.replace(x.tobytes(), bytes(6)))  # member fails its CRC
+    for spec, words in ((tmp_path / "cut.npz", "cannot read"), (tmp_path / "bad.npz", "cannot read"),
+                        (tmp_path / "two.npz", "name one"), (f"{tmp_path / 'two.npz'}:z", "no array 'z'"),
                         (tmp_path / "x.txt", "not a .npy or .npz"), (tmp_path / "none.npy", "cannot read")):
         with pytest.raises(ValueError) as e:
             load_array(spec, "--b")
@@ -185,9 +191,11 @@ def test_over_budget_run_is_refused_without_a_terminal(capsys, monkeypatch):
         def isatty(self):
             return True
 
-    cmd_gemm.confirm(est, yes=False, stdin=Tty("y\n"))
+    cmd_gemm.confirm(est, yes=False, stdin=Tty("y\n"), stderr=Tty())
     with pytest.raises(ValueError, match="not confirmed"):
-        cmd_gemm.confirm(est, yes=False, stdin=Tty("n\n"))
+        cmd_gemm.confirm(est, yes=False, stdin=Tty("n\n"), stderr=Tty())
+    with pytest.raises(ValueError, match="no terminal"):          # output redirected: no question
+        cmd_gemm.confirm(est, yes=False, stdin=Tty("y\n"), stderr=io.StringIO())
     cmd_gemm.confirm({**est, "seconds": 30.0}, yes=False, stdin=io.StringIO(""))
 
 
@@ -271,28 +279,54 @@ def test_run_gemm_from_float32_is_bit_exact(tmp_path):
 @pytest.mark.randomized(cost="heavy")
 @pytest.mark.xdist_group("fabric_tiny")
 def test_two_concurrent_runs_of_the_same_design(tmp_path):
-    """Two ``tessera gemm`` processes on the same fabric at the same time (as a sweep runs them):
-    each gets its own run folder, both finish bit-exact with their own D, JSON and CSV."""
+    """Two ``tessera gemm`` processes of the very same GEMM (design, shape, data) at the same time,
+    as a sweep runs them: each works in a folder of its own (``--keep`` leaves them to compare),
+    both finish bit-exact with their own D, JSON and CSV."""
     seed = resolve_seed(None)
     rng = np.random.default_rng(seed)
     m, n, k = (int(x) for x in rng.integers(8, 40, 3))
-    fabric_run.native_library(tessera.api._config("tiny", "preset"))    # built once, before both start
+    fabric_run.native_library(preset("tiny"))      # built once, before both start
     procs = []
     for i in range(2):
         out = tmp_path / f"run{i}"
         cmd = [str(Path(sys.executable).with_name("tessera")), "gemm", "--preset", "tiny", "--m", str(m),
-               "--n", str(n), "--k", str(k), "--seed", str(seed + i), "--out", str(out / "D.npy"),
+               "--n", str(n), "--k", str(k), "--seed", str(seed), "--keep", "--out", str(out / "D.npy"),
                "--json", str(out / "r.json"), "--csv", str(out / "r.csv")]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True, stdin=subprocess.DEVNULL))
+    rng = np.random.default_rng(seed)
+    golden = gemm(random_bf16(rng, (m, k)), random_bf16(rng, (k, n)), None, "bf16")
+    folders = []
     for i, p in enumerate(procs):
         log, _ = p.communicate(timeout=600)
         assert p.returncode == 0, log
         rep = json.loads((tmp_path / f"run{i}" / "r.json").read_text())
-        assert rep["bit_exact"] and rep["seed"] == seed + i, rep
+        assert rep["bit_exact"] and rep["seed"] == seed, rep
+        folders.append(Path(rep["run_dir"]))
+        job = folders[-1] / "multicast"
+        assert (job / "D.npy").exists() and (job / "A.npy").exists(), job
         rows = (tmp_path / f"run{i}" / "r.csv").read_text().splitlines()
         assert len(rows) == 2 and rows[0].startswith("preset,m,n,k,dtype"), rows
-        d = np.load(tmp_path / f"run{i}" / "D.npy")
-        rng_i = np.random.default_rng(seed + i)
-        a, b = random_bf16(rng_i, (m, k)), random_bf16(rng_i, (k, n))
-        assert np.array_equal(d, gemm(a, b, None, "bf16")), f"run {i}: D is not its own GEMM's"
+        assert np.array_equal(np.load(tmp_path / f"run{i}" / "D.npy"), golden), f"run {i}"
+    assert folders[0] != folders[1], folders
+    for f in folders:
+        shutil.rmtree(f)
+
+
+@pytest.mark.xdist_group("fabric_tiny")
+def test_gemm_waves_writes_a_vcd_and_keeps_it(tmp_path):
+    """``tessera gemm --waves``: a build with tracing, a VCD at the printed path (kept with its
+    run folder), the viewers named, and the same cycles as without tracing."""
+    cmd = [str(Path(sys.executable).with_name("tessera")), "gemm", "--preset", "tiny", "--m", "8", "--n", "8",
+           "--k", "8", "--waves", "--json", str(tmp_path / "r.json")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rep = json.loads((tmp_path / "r.json").read_text())
+    vcd = Path(rep["vcd"])
+    assert f"waveform: {vcd} -- open it with GTKWave (gtkwave FILE) or Surfer (surfer FILE)" in proc.stdout
+    head = vcd.read_text()[:2000]
+    assert "$timescale" in head and "$var" in head and vcd.parent.parent == Path(rep["run_dir"]), head
+    plain = tessera.run_gemm(*(random_bf16(np.random.default_rng(1), s) for s in ((8, 8), (8, 8))))
+    assert rep["cycles"] == plain.report["cycles"] and rep["bit_exact"]
+    shutil.rmtree(rep["run_dir"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -41,14 +40,12 @@ def nothing_built(monkeypatch):
 
 
 def refused(entry, argv, capsys) -> str:
-    """Run ``entry(argv)``; it must exit with 2 within a second, printing one line. Returns it."""
-    t0 = time.monotonic()
+    """Run ``entry(argv)``; it must exit with 2, printing one line (and, with the ``nothing_built``
+    fixture, before anything is exported, built or simulated). Returns the line."""
     with pytest.raises(SystemExit) as e:
         entry(argv)
-    took = time.monotonic() - t0
     err = capsys.readouterr().err
     assert e.value.code == 2, (argv, err)
-    assert took < 1.0, (argv, took)
     assert "Traceback" not in err and err.count("\n") == 1, err
     return err
 

@@ -34,17 +34,12 @@ def register(sub):
 
 
 def check_input_args(args):
-    """The random-data numbers of :func:`tessera.runtime.gemm_inputs.add_input_args`, by flag,
-    and the outputs (``--out``, ``--json``), before anything is built. Shared with the board's
-    GEMM script."""
-    from tessera.cli.common import check_output, check_range, check_seed
+    """``--seed`` (also the simulation's seed with ``--a/--b``) and ``--out``, before anything is
+    built; :func:`tessera.runtime.gemm_inputs.inputs` checks the random-data numbers before it
+    draws. Shared with the board's GEMM script."""
+    from tessera.cli.common import check_output, check_seed
 
     check_seed(args.seed)
-    check_range(args.special_prob, "--special-prob", 0.0, 1.0)
-    for dim in ("m", "n", "k"):
-        check_range(getattr(args, dim), f"--{dim}", 1)
-    if args.special_prob and args.dtype == "int8":
-        raise ValueError("--special-prob: only for random BF16 data (INT8 has no special values)")
     return check_output(args.out, "--out", suffix=".npy")
 
 

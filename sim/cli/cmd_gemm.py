@@ -65,36 +65,43 @@ def add_arguments(p):
 def prepare(args):
     """Every check before anything is built: the arguments, the output paths, the inputs, the
     plan; returns the :class:`tessera.api.GemmRun`."""
-    from tessera.api import GemmRun
+    from tessera.api import GemmRun, check_gemm
 
     if args.no_multicast and args.compare_multicast:
         raise ValueError("--compare-multicast: runs both ways already; drop --no-multicast")
     args.out = check_output(args.out, "--out", ".npy")
     args.report = check_output(args.report, "--json")
     args.csv = check_output(args.csv, "--csv", ".csv")
-    a, b, c = inputs(args)
     modes = (not args.no_multicast,) + ((False,) if args.compare_multicast else ())
     flags = {"a": "--a" if args.a else "--m", "b": "--b" if args.b else "--n", "c": "--c",
              "dtype": "--dtype", "preset": "--preset", "mem_latency": "--mem-latency",
              "mem_bytes_per_cycle": "--mem-bytes-per-cycle", "seed": "--seed", "engine": "--engine"}
+    shape = (args.m, args.n, args.k)
+    if not (args.a or args.b) and None not in shape and min(shape) >= 1:
+        # random data: everything that needs only the shape, before the data are drawn
+        check_gemm(args.preset, *shape, args.dtype or "bf16", has_c=args.c == "random", modes=modes,
+                   mem_latency=args.mem_latency, mem_bytes_per_cycle=args.mem_bytes_per_cycle, seed=args.seed,
+                   engine=args.engine, flags=flags)
+    a, b, c = inputs(args)
     return GemmRun(a, b, c, dtype=args.dtype, preset=args.preset, modes=modes, mem_latency=args.mem_latency,
                    mem_bytes_per_cycle=args.mem_bytes_per_cycle, seed=args.seed, engine=args.engine,
                    waves=args.waves, flags=flags)
 
 
-def confirm(est: dict, yes: bool, stdin=None) -> None:
-    """Ask before a run estimated above ``CONFIRM_SECONDS``: on a terminal, a y/N question; without
-    one, refuse (``ValueError`` with the estimate) unless ``yes``."""
+def confirm(est: dict, yes: bool, stdin=None, stderr=None) -> None:
+    """Ask before a run estimated above ``CONFIRM_SECONDS``: a y/N question on stderr, answered on
+    stdin, when both are a terminal; otherwise refuse (``ValueError`` with the estimate) unless
+    ``yes``."""
     from tessera.api import describe_estimate, describe_seconds
 
     if est["seconds"] <= CONFIRM_SECONDS or yes:
         return
-    stdin = stdin or sys.stdin
+    stdin, stderr = stdin or sys.stdin, stderr or sys.stderr
     what = f"the run is estimated at {describe_seconds(est['seconds'])} ({describe_estimate(est)})"
-    if not (hasattr(stdin, "isatty") and stdin.isatty()):
+    if not all(hasattr(f, "isatty") and f.isatty() for f in (stdin, stderr)):
         raise ValueError(f"--yes: {what}, above the {CONFIRM_SECONDS // 60}-minute limit for a run without"
                          " confirmation, and there is no terminal to ask; give --yes to run it")
-    print(f"[tessera] {what}. Run it? [y/N] ", end="", flush=True)
+    print(f"[tessera] {what}. Run it? [y/N] ", end="", flush=True, file=stderr)
     answer = stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise ValueError("--yes: not confirmed; nothing was run")
@@ -164,6 +171,7 @@ def run(args) -> int:
     import numpy as np
 
     from tessera.api import describe_estimate
+    from tessera.tools.harness import waveform_line
 
     t0 = time.monotonic()
     gemm = prepare(args)
@@ -203,7 +211,7 @@ def run(args) -> int:
         write_output(args.csv, csv_text(reports))
     for r in reports:
         if r.get("vcd"):
-            print(f"  waveform: {r['vcd']} -- open it with GTKWave (gtkwave FILE) or Surfer (surfer FILE)")
+            print(f"  {waveform_line(r['vcd'])}")
             break
     for r in reports:
         if r["flush_errors"]:

@@ -124,6 +124,7 @@ def run_numeric(cfg, args) -> int:
     failed = None
     try:
         run_cocotb(NumericUnits(latency), "tessera.tb.numeric.test_units", name=build_name, seed=seed,
+                   replay="--seed {seed}",
                    params={"latency": latency, "count": args.vectors, "specials": False,
                            "en_prob": args.en_prob, "trace": EXCERPT_CYCLES,
                            "result_path": str(result_path)})

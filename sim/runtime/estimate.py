@@ -14,8 +14,8 @@ A GEMM run simulates three phases (docs/usage.md, "Cost model"):
   ``FLUSH_FIXED``.
 
 The constants were fitted to the native engine's runs of 12 GEMMs on ``tiny`` (1^3 to 512 x 512 x
-32, BF16 and INT8, memory latency 30 to 300) and the two on ``default`` of docs/results.md; over
-them the estimate of the simulated cycles is within -25 % .. +35 % (docs/usage.md lists each).
+32, BF16 and INT8, memory latency 30 to 300) and the three on ``default`` of docs/results.md; over
+them the estimate is within 0.72x .. 1.20x of the measured cycles (docs/usage.md lists each run).
 """
 
 from __future__ import annotations

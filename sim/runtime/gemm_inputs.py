@@ -11,6 +11,8 @@ with ``--a/--b``, which would otherwise be ignored); :func:`save_inputs` writes 
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +76,10 @@ def load_array(path, flag: str) -> np.ndarray:
     if suffix not in SUFFIXES:
         raise ValueError(f"{flag}: {path}: not a .npy or .npz file (accepted: A.npy, arrays.npz holding one"
                          " array, or arrays.npz:NAME)")
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
     try:
         data = np.load(spec, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
+    except unreadable as e:
         raise ValueError(f"{flag}: cannot read {spec}: {e}") from None
     if suffix == ".npy":
         return data
@@ -87,7 +90,10 @@ def load_array(path, flag: str) -> np.ndarray:
             raise ValueError(f"{flag}: {spec} holds {len(keys)} arrays ({held}); name one as {spec}:NAME")
         if name is not None and name not in keys:
             raise ValueError(f"{flag}: {spec} has no array {name!r}; it holds {', '.join(keys) or 'none'}")
-        return data[name if name is not None else keys[0]]
+        try:
+            return data[name if name is not None else keys[0]]
+        except unreadable as e:
+            raise ValueError(f"{flag}: cannot read {spec}: {e}") from None
 
 
 def _operand_kind(x: np.ndarray) -> str:

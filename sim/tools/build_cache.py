@@ -353,8 +353,14 @@ def prune(max_bytes: int, *, root: Path | None = None, recent_s: float = RECENT_
 
 def auto_prune(log: Callable[[str], None] | None = print) -> PruneResult | None:
     """:func:`prune` to :func:`default_max_bytes`, after a new build; says what it did in one line
-    (nothing when it did nothing). Skipped when another prune is running."""
-    bound = default_max_bytes()
+    (nothing when it did nothing). Skipped when another prune is running. A bad ``$TESSERA_CACHE_MAX``
+    is said in one line and the default bound used: the build it follows is not lost over it."""
+    try:
+        bound = default_max_bytes()
+    except ValueError as e:
+        bound = parse_size(DEFAULT_MAX, "DEFAULT_MAX")
+        if log is not None:
+            log(f"[tessera] build cache: {e}; pruning to the default {DEFAULT_MAX}")
     r = prune(bound, wait=False)
     if r.total < 0 or log is None:
         return r

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import operator
 import os
 import threading
 import time
@@ -38,18 +41,18 @@ def fabric_verilog_cached(cfg, *, probe: bool = False) -> str | None:
 
 
 def build_state(cfg, *, engine: str = "native", waves: bool = False) -> dict:
-    """``{"verilog": cached?, "built": simulation built?}`` for a run of ``cfg``, found without
-    exporting or building anything. For the cocotb engine "built" means that some Verilator build
-    of this fabric exists (its key is not computed; an RTL change may still rebuild it)."""
+    """``{"verilog": cached?, "built": simulation built?}`` for a run of ``cfg`` on ``engine``
+    (with tracing if ``waves``), found without exporting or building anything."""
     text = fabric_verilog_cached(cfg, probe=True)
-    if engine != "native":
-        from tessera.tools.toolchain import BUILD
-
-        built = any((BUILD / "sim").glob(f"{fabric_name(cfg)}-*/*/.built"))
-        return {"verilog": text is not None, "built": text is not None and built}
     if text is None:
         return {"verilog": False, "built": False}
-    return {"verilog": True, "built": native_library(cfg, trace=waves, probe=True, text=text) is not None}
+    if engine == "native":
+        return {"verilog": True, "built": native_library(cfg, trace=waves, probe=True, text=text) is not None}
+    from tessera.rtl.fabric.fabric import Fabric
+    from tessera.tools.harness import build
+
+    return {"verilog": True,
+            "built": build(Fabric, fabric_name(cfg), waves=waves, verilog_text=text, probe=True) is not None}
 
 
 def save_job(work: Path, a, b, c=None):
@@ -58,6 +61,28 @@ def save_job(work: Path, a, b, c=None):
 
 
 ENGINES = ("native", "cocotb")
+
+
+def check_memory(mem_latency, mem_bytes_per_cycle, flag=str) -> int:
+    """The memory's settings, refused by name (``flag(name)``: the name to give) unless
+    ``mem_latency`` is an integer in 1 .. 1,000,000 cycles and ``mem_bytes_per_cycle`` a positive
+    finite number (or None: one AXI beat per port per cycle). Returns the latency as an int."""
+    try:
+        if isinstance(mem_latency, bool):
+            raise TypeError
+        latency = operator.index(mem_latency)
+    except TypeError:
+        raise ValueError(f"{flag('mem_latency')}: {mem_latency!r} is not an integer number of cycles"
+                         ) from None
+    if not 1 <= latency <= 1_000_000:
+        raise ValueError(f"{flag('mem_latency')}: {mem_latency!r} is out of range; allowed: [1, 1000000]"
+                         " cycles")
+    bw = mem_bytes_per_cycle
+    if bw is not None and (isinstance(bw, bool) or not isinstance(bw, numbers.Real) or not math.isfinite(bw)
+                           or bw <= 0):
+        raise ValueError(f"{flag('mem_bytes_per_cycle')}: {bw!r} must be a positive number of bytes per cycle"
+                         " (None: one AXI beat per port per cycle)")
+    return latency
 
 
 def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cycle: float | None = None,
@@ -84,11 +109,7 @@ def run_jobs(cfg, jobs: list[dict], *, mem_latency: int = 100, mem_bytes_per_cyc
     ``replay``: how the cocotb engine's seed line says to replay (:func:`tessera.tools.harness.run`)."""
     if engine not in ENGINES:
         raise ValueError(f"engine = {engine!r}; allowed: {', '.join(ENGINES)}")
-    if mem_bytes_per_cycle is not None and not mem_bytes_per_cycle > 0:
-        raise ValueError(f"mem_bytes_per_cycle = {mem_bytes_per_cycle}; must be > 0 (None: one beat per port"
-                         " per cycle)")
-    if mem_latency < 1:
-        raise ValueError(f"mem_latency = {mem_latency}; must be at least 1 cycle")
+    mem_latency = check_memory(mem_latency, mem_bytes_per_cycle)
     if waves is None:
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     if engine == "native":
@@ -144,6 +165,7 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra, wa
         mem_bandwidth,
     )
     from tessera.tools.cost import cycle_scale
+    from tessera.tools.harness import waveform_line
     from tessera.tools.native import NativeFabric
 
     lib = native_library(cfg, trace=waves, **extra.get("build", {}))
@@ -154,7 +176,7 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra, wa
     with NativeFabric(lib, latency=mem_latency, rate=rate, error_ranges=extra.get("error_ranges", ()),
                       vcd=vcd) as sim:
         if vcd:
-            print(f"[tessera] waveform: {vcd} -- open it with GTKWave (gtkwave FILE) or Surfer (surfer FILE)")
+            print(f"[tessera] {waveform_line(vcd)}")
         sim.run(check_id())
         for job in jobs:
             work = Path(job["dir"])

@@ -115,10 +115,16 @@ def _worker() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def waveform_line(path) -> str:
+    """What every command prints about a waveform it wrote."""
+    return f"waveform: {path} -- open it with GTKWave (gtkwave FILE) or Surfer (surfer FILE)"
+
+
 def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None = None,
-          cxx_opt: str | None = None) -> Path:
+          cxx_opt: str | None = None, probe: bool = False) -> Path | None:
     """Export and build ``top``; return the build directory. An unchanged design is not rebuilt.
-    ``cxx_opt``: see :data:`CXX_OPTS`; None takes ``$TESSERA_CXX_OPT`` if set."""
+    ``cxx_opt``: see :data:`CXX_OPTS`; None takes ``$TESSERA_CXX_OPT`` if set. ``probe``: build
+    nothing, return None when this build does not exist yet."""
     cxx_opt = cxx_opt or os.environ.get(CXX_OPT_ENV) or None
     if cxx_opt not in CXX_OPTS:
         raise ValueError(f"cxx_opt = {cxx_opt!r} (or ${CXX_OPT_ENV}); allowed:"
@@ -135,6 +141,8 @@ def build(top, name: str, *, waves: bool | None = None, verilog_text: str | None
     entry = BUILD / "sim" / f"{name}-{key}"
     build_dir = entry / _worker()
     stamp = build_dir / ".built"
+    if probe:
+        return build_dir if stamp.exists() else None
     built = False
     if not stamp.exists():
         build_dir.mkdir(parents=True, exist_ok=True)
@@ -359,8 +367,7 @@ def run(
         lock.close()
     for wave in WAVE_FILES:
         if (run_dir / wave).exists():
-            print(f"[tessera] waveform: {run_dir / wave} -- open it with GTKWave (gtkwave FILE)"
-                  " or Surfer (surfer FILE)", flush=True)
+            print(f"[tessera] {waveform_line(run_dir / wave)}", flush=True)
     if detail:
         log = run_dir / "sim.log"
         tail = log.read_text(errors="replace")[-8000:] if log.exists() else "(no sim.log)"
