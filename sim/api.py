@@ -198,7 +198,7 @@ class GemmRun:
         for mc in self.modes:
             work = base / ("multicast" if mc else "unicast")
             save_job(work, self.a, self.b, self.c)
-            jobs.append({"dir": str(work), "dtype": self.dtype, "multicast": mc})
+            jobs.append({"dir": str(work), "dtype": self.dtype, "multicast": bool(mc)})
         try:
             results = run_jobs(self.cfg, jobs, mem_latency=self.mem_latency,
                                mem_bytes_per_cycle=self.mem_bytes_per_cycle, seed=self.seed,
