@@ -161,7 +161,7 @@ LOG2E = 0x3FB8AA3B          # 1.44269504
 EXP_C1 = 0x3F318000         # 0.693359375: ln 2's high part (n C1 exact for |n| <= 2^11)
 EXP_C2 = 0xB95E8083         # -2.12194440e-4: ln 2 - C1
 EXP_POLY = (0x3F000000,     # Cephes expf: e^r = 1 + r + r^2 (p0 + p1 r + ... + p5 r^5)
-            0x3E2AAAAA, 0x3D2AAA9E, 0x3C088908, 0x3AB743CE, 0x39506A07)
+            0x3E2AAAAA, 0x3D2AA9C1, 0x3C088908, 0x3AB743CE, 0x39506967)
 MAGIC_RINT = 0x4B400000     # 1.5 * 2^23: (t + M) - M rounds t to an integer (RNE) for |t| < 2^22
 EXP_HI = 0x42B17218         # 88.7228394: above it e^x overflows (e^x > FLT_MAX)
 EXP_LO = 0xC2D00000         # -104.0: below it e^x < 2^-150, which rounds to +0
