@@ -139,3 +139,43 @@ def test_gelu_table_is_the_fit_it_says():
     may differ in the last bits, which is why the table, not the fit, is the contract)."""
     fit = v.fit_gelu_table().view(np.float32)
     assert np.allclose(fit, v.GELU_TABLE.view(np.float32), rtol=1e-5, atol=1e-12)
+
+
+# The contract's bits on fixed inputs (sha256 of the outputs, first 16 hex digits). Both providers
+# run the same algorithm code, so only this pins the algorithms themselves: a changed constant,
+# operation order or special rule changes a hash, and docs/vector.md must change with it.
+PINNED = {
+    "exp": "1b0658afdca29e48",
+    "recip": "a85f211b7041af8b",
+    "rsqrt": "02ffad7d0669c79d",
+    "gelu": "8b8fc8eba1d4d998",
+    "relu": "bbaf0fbd365904a1",
+    "softmax": "6f19620b041ee5fb",
+    "layernorm": "baf7e622988b119f",
+    "rowsum": "835e4e4dc1facf66",
+    "to_bf16": "8eb700ca7c8512f0",
+}
+
+
+def test_contract_bits_are_pinned():
+    import hashlib
+
+    rng = np.random.default_rng(2026)
+    x = np.concatenate([rng.integers(0, 1 << 32, 4096, dtype=np.uint64).astype(np.uint32),
+                        v.f32(rng.standard_normal(4096) * 4)])
+    rows = v.f32(rng.standard_normal((8, 100)) * 3)
+    g, b = v.f32(rng.standard_normal(100)), v.f32(rng.standard_normal(100))
+    outs = {n: getattr(v, n)(x) for n in ("exp", "recip", "rsqrt", "gelu", "relu")}
+    outs.update(softmax=v.softmax(rows), layernorm=v.layernorm(rows, g, b, v.f32(1e-5)),
+                rowsum=v.rowsum(rows), to_bf16=v.to_bf16(x))
+    got = {k: hashlib.sha256(np.ascontiguousarray(o).tobytes()).hexdigest()[:16] for k, o in outs.items()}
+    assert got == PINNED
+
+
+def test_edges_and_bit_pattern_arguments():
+    assert _bits(v.exp(np.array([0x42B17218, 0x42B17217], np.uint32)))[0] == INF     # the threshold itself
+    assert _bits(v.gelu(np.array([0xC0C00000, 0x40BFFFFF], np.uint32))) == [0xB1CB65C5, 0x40BFFFFF]
+    with pytest.raises(TypeError, match="eps"):
+        v.layernorm(v.f32([[1.0, 2.0]]), v.f32([1.0, 1.0]), v.f32([0.0, 0.0]), 1e-5)
+    with pytest.raises(TypeError, match="scale"):
+        v.requant(np.array([4], np.int32), 0.5)

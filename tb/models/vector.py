@@ -18,7 +18,7 @@ The transcendental operations are algorithms, each step one RNE FP32 operation:
   Cephes ``expf`` polynomial of degree 7 on r, and a scale by 2^n in two exact-or-once-rounded
   multiplications;
 * ``recip`` and ``rsqrt``: the exponent split off (subnormals first scaled by 2^24), a linear
-  first guess on the mantissa m (the best line in relative error: 5.9 % for 1/m on [1, 2), 3.4 %
+  first guess on the mantissa m (the best line in relative error: 5.9 % for 1/m on [1, 2), 3.32 %
   for 1/sqrt(m) on [1, 2) and on [2, 4)), three Newton steps in the form ``y + y e``, the
   exponent put back;
 * ``gelu`` (the erf form, ``x Phi(x)``): a table of 24 polynomials of degree 6 for Phi on [-6, 6)
@@ -40,6 +40,29 @@ U32 = np.uint32
 
 if sf.get_rounding_mode() != sf.RoundingMode.NEAR_EVEN:
     sf.set_rounding_mode(sf.RoundingMode.NEAR_EVEN)
+
+
+def _check_subnormals():
+    """numpy's float32 must keep subnormals (no flush-to-zero / denormals-are-zero mode set by
+    some other library in this process), or the numpy path would silently differ from SoftFloat."""
+    tiny = np.array([0x00800000, 1], dtype=np.uint32).view(np.float32)
+    with np.errstate(all="ignore"):
+        kept = (tiny[0] * np.float32(0.5)) != 0 and (tiny[1] * np.float32(1.0)).view(np.uint32) == 1
+    if not kept:
+        raise RuntimeError("numpy float32 flushes subnormals to zero in this process (FTZ/DAZ set): the"
+                           " vector golden model cannot run here")
+
+
+_check_subnormals()
+
+
+def bits(x, name: str) -> np.ndarray:
+    """``x`` as FP32 bit patterns; floats are refused (``f32`` converts them), since reading a float
+    as a bit pattern would be silently wrong."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "ui":
+        raise TypeError(f"{name}: FP32 bit patterns (uint32) expected, got {arr.dtype}; use f32(...)")
+    return arr.astype(U32)
 
 
 def f32(x) -> np.ndarray:
@@ -163,7 +186,7 @@ EXP_C2 = 0xB95E8083         # -2.12194440e-4: ln 2 - C1
 EXP_POLY = (0x3F000000,     # Cephes expf: e^r = 1 + r + r^2 (p0 + p1 r + ... + p5 r^5)
             0x3E2AAAAA, 0x3D2AA9C1, 0x3C088908, 0x3AB743CE, 0x39506967)
 MAGIC_RINT = 0x4B400000     # 1.5 * 2^23: (t + M) - M rounds t to an integer (RNE) for |t| < 2^22
-EXP_HI = 0x42B17218         # 88.7228394: above it e^x overflows (e^x > FLT_MAX)
+EXP_HI = 0x42B17218         # 88.7228394: e^x overflows from here on (this one rounds to +inf too)
 EXP_LO = 0xC2D00000         # -104.0: below it e^x < 2^-150, which rounds to +0
 ONE = 0x3F800000
 
@@ -174,7 +197,8 @@ def pow2(n):
 
 
 def _scale(ops, p, n):
-    """p x 2^n for n in -152 .. 128, p in [0.5, 2): two multiplications, the first exact."""
+    """p x 2^n for n in -152 .. 128, p in [0.5, 2] (exp's p, or recip's and rsqrt's y + y in
+    (1, 2]): two multiplications, the first exact."""
     n1 = np.asarray(n, dtype=np.int64) // 2
     return ops.mul(ops.mul(p, pow2(n1)), pow2(n - n1))
 
@@ -202,8 +226,8 @@ def exp(x, ops=NP):
 
 TWO24 = 0x4B800000           # 2^24: scales a subnormal to a normal number, exactly
 RECIP_A, RECIP_B = 0x3FB4B4B5, 0xBEF0F0F1      # 24/17, -8/17: 1/m ~ A + B m on [1, 2) (5.9 %)
-RSQRT_LO = (0x3F9F464D, 0xBE8E16FC)            # 1.244333 - 0.277519 m ~ 1/sqrt(m) on [1, 2) (3.4 %)
-RSQRT_HI = (0x3F613F92, 0xBDC8F1FF)            # 0.879876 - 0.098118 m on [2, 4) (3.4 %)
+RSQRT_LO = (0x3F9F464D, 0xBE8E16FC)            # 1.244333 - 0.277519 m ~ 1/sqrt(m) on [1, 2) (3.32 %)
+RSQRT_HI = (0x3F613F92, 0xBDC8F1FF)            # 0.879876 - 0.098118 m on [2, 4) (3.32 %)
 HALF = 0x3F000000
 
 
@@ -219,8 +243,8 @@ def _split(ops, x):
 
 def _newton_recip(ops, m, y, steps=3):
     for _ in range(steps):
-        e = ops.sub(_const(ONE), ops.mul(m, y))
-        y = ops.add(y, ops.mul(y, e))
+        err = ops.sub(_const(ONE), ops.mul(m, y))
+        y = ops.add(y, ops.mul(y, err))
     return y
 
 
@@ -381,12 +405,13 @@ def softmax(x, ops=NP):
 def layernorm(x, gamma, beta, eps, ops=NP):
     """Row layer norm: mean = rowsum(x) (1/n), d = x - mean, var = rowsum(d d) (1/n),
     r = rsqrt(var + eps), y = (d r) gamma + beta; 1/n is the FP32 constant RNE(1/n)."""
-    x = np.asarray(x, dtype=U32)
+    x = bits(x, "x")
+    gamma, beta, eps = bits(gamma, "gamma"), bits(beta, "beta"), bits(eps, "eps")
     inv_n = f32(1.0 / x.shape[-1])
     mean = ops.mul(rowsum(x, ops), inv_n)
     d = ops.sub(x, mean[..., None])
     var = ops.mul(rowsum(ops.mul(d, d), ops), inv_n)
-    r = rsqrt(ops.add(var, np.asarray(eps, dtype=U32)), ops)
+    r = rsqrt(ops.add(var, eps), ops)
     return ops.add(ops.mul(ops.mul(d, r[..., None]), gamma), beta)
 
 
@@ -404,7 +429,7 @@ def requant(acc, scale, relu_out: bool = False, ops=NP):
     """INT32 -> INT8: v = RNE32(float(acc)) x scale (FP32, RNE), rounded to the nearest integer
     (ties to even), saturated to -128 .. 127 (NaN -> 0), optionally ReLU'd."""
     acc = np.asarray(acc, dtype=np.int32)
-    v = ops.mul(acc.astype(np.float32).view(U32), np.asarray(scale, dtype=U32))
+    v = ops.mul(acc.astype(np.float32).view(U32), bits(scale, "scale"))
     f = v.view(np.float32).astype(np.float64)
     with np.errstate(invalid="ignore"):
         q = np.clip(np.rint(np.nan_to_num(f, nan=0.0)), -128, 127)
@@ -425,7 +450,8 @@ REFERENCES = {
     "exp": (exp, np.exp),
     "recip": (recip, lambda v: 1.0 / v),
     "rsqrt": (rsqrt, lambda v: 1.0 / np.sqrt(v)),
-    "gelu": (gelu, lambda v: v * 0.5 * (1.0 + np.vectorize(math.erf)(v / math.sqrt(2)))),
+    # erfc(-x / sqrt 2) / 2 = Phi(x) without the cancellation of 1 + erf in the negative tail
+    "gelu": (gelu, lambda v: v * 0.5 * np.vectorize(math.erfc)(-v / math.sqrt(2))),
 }
 
 
