@@ -28,6 +28,7 @@ __all__ = [
     "WORD_BITS", "PITCH_BITS", "SYNC_COUNT_BITS", "Opcode", "ErrorCode", "State", "Mode", "Space", "Dtype",
     "ACC_BYTES", "ELEMENT_BYTES", "XFER", "MATMUL", "BARRIER", "END", "SYNC", "HEADER", "INSTRUCTION",
     "FORMATS",
+    "VOp", "YMode", "Act", "Reduce", "VFmt", "VECTOR", "vector_desc_layout",
     "xfer_desc_layout", "matmul_desc_layout", "status_layout", "field_table",
     "scratchpad_write_layout", "scratchpad_read_signature",
 ]
@@ -45,6 +46,7 @@ class Opcode(enum.Enum, shape=4):
     BARRIER = 4
     END = 5
     SYNC = 6    # cross-tile barrier (docs/isa.md, "SYNC")
+    VECTOR = 7  # vector-engine operation on accumulator regions (docs/isa.md, "VECTOR")
 
 
 class ErrorCode(enum.Enum, shape=4):
@@ -84,6 +86,52 @@ class Dtype(enum.Enum, shape=2):
     INT8 = 1
 
 
+class VOp(enum.Enum, shape=4):
+    """VECTOR ``op``: the binary stage, result = op(x, y) (docs/vector.md)."""
+    PASS = 0    # x (no second operand: ``ymode`` and ``y`` must be 0)
+    ADD = 1
+    SUB = 2     # x - y
+    MUL = 3
+    MAX = 4
+    MIN = 5
+    MASK = 6    # x where y > 0, else +0 (the ReLU backward pass)
+    IADD = 7    # INT32 x + y, wrapping (no act, red, fmt or itof)
+
+
+class YMode(enum.Enum, shape=2):
+    """VECTOR ``ymode``: where the second operand comes from."""
+    REGION = 0  # a rows x cols region of the accumulator memory, laid out like x
+    ROW = 1     # cols values at ``y`` (contiguous), broadcast over the rows (a bias)
+    COL = 2     # rows values at ``y`` (contiguous), one per row, broadcast over the columns
+    IMM = 3     # ``y`` is an FP32 (or INT32) immediate
+
+
+class Act(enum.Enum, shape=3):
+    """VECTOR ``act``: the unary stage applied to the binary stage's result."""
+    NONE = 0
+    RELU = 1
+    GELU = 2
+    EXP = 3
+    RECIP = 4
+    RSQRT = 5
+
+
+class Reduce(enum.Enum, shape=2):
+    """VECTOR ``red``: a row reduction of the unary stage's result (one FP32 per row at ``d``)."""
+    NONE = 0
+    SUM = 1
+    MAX = 2
+
+
+class VFmt(enum.Enum, shape=3):
+    """VECTOR ``fmt``: the output's format, memory and layout."""
+    FP32 = 0    # 32-bit words to the accumulator memory, rows x cols at pitch(4 cols)
+    BF16 = 1    # BF16 to the scratchpad, rows x cols at pitch(2 cols) (a B operand)
+    BF16_T = 2  # BF16 to the scratchpad transposed, cols x rows at pitch(2 rows) (an A operand)
+    INT8 = 3    # INT8 to the scratchpad, rows x cols at pitch(cols)
+    INT8_T = 4  # INT8 to the scratchpad transposed, cols x rows at pitch(rows)
+
+
 ELEMENT_BYTES = {Dtype.BF16: 2, Dtype.INT8: 1}     # bytes of one A / B element of each dtype
 
 
@@ -117,7 +165,8 @@ MATMUL = _flex({
     "k": (16, 112),
 })
 
-BARRIER = _flex({"opcode": (Opcode, 0), "loads": (1, 4), "stores": (1, 5), "matmuls": (1, 6)})
+BARRIER = _flex({"opcode": (Opcode, 0), "loads": (1, 4), "stores": (1, 5), "matmuls": (1, 6),
+                 "vectors": (1, 7)})
 
 END = _flex({"opcode": (Opcode, 0)})
 
@@ -126,12 +175,27 @@ SYNC = _flex({"opcode": (Opcode, 0), "x0": (3, 116), "y0": (3, 119), "x1": (3, 1
 
 SYNC_COUNT_BITS = 8     # a tile's SYNC counter (compared modulo 2^8, docs/isa.md)
 
+VECTOR = _flex({
+    "opcode": (Opcode, 0),
+    "op": (VOp, 4),
+    "ymode": (YMode, 8),
+    "act": (Act, 10),
+    "red": (Reduce, 13),
+    "fmt": (VFmt, 15),
+    "itof": (1, 18),
+    "x_addr": (24, 20),
+    "d_addr": (24, 44),
+    "rows": (12, 68),
+    "cols": (12, 80),
+    "y": (32, 96),      # y's byte address (bits 119:96; 127:120 must be 0), or the immediate
+})
+
 FORMATS = {Opcode.LOAD: XFER, Opcode.STORE: XFER, Opcode.MATMUL: MATMUL, Opcode.BARRIER: BARRIER,
-           Opcode.END: END, Opcode.SYNC: SYNC}
+           Opcode.END: END, Opcode.SYNC: SYNC, Opcode.VECTOR: VECTOR}
 
 INSTRUCTION = data.UnionLayout({
     "raw": WORD_BITS, "header": HEADER, "xfer": XFER, "matmul": MATMUL, "barrier": BARRIER, "end": END,
-    "sync": SYNC,
+    "sync": SYNC, "vector": VECTOR,
 })
 
 
@@ -190,6 +254,18 @@ def matmul_desc_layout(cfg) -> data.StructLayout:
         "a_pitch": PITCH_BITS,
         "b_pitch": PITCH_BITS,
         "acc_pitch": PITCH_BITS,
+    })
+
+
+def vector_desc_layout(cfg) -> data.StructLayout:
+    """A VECTOR for the vector engine (``cfg``: a FabricConfig): the instruction's fields, checked,
+    with ``x_pitch`` = pitch(4 cols) (x, a REGION y and an FP32 output) and ``d_pitch``, the output's
+    row pitch for ``fmt`` (bytes; for a reduction, unused)."""
+    return data.StructLayout({
+        "op": VOp, "ymode": YMode, "act": Act, "red": Reduce, "fmt": VFmt, "itof": 1,
+        "x_addr": LOCAL_ADDR_BITS, "d_addr": LOCAL_ADDR_BITS, "y": 32,
+        "rows": 12, "cols": 12,
+        "x_pitch": PITCH_BITS, "d_pitch": PITCH_BITS,
     })
 
 
