@@ -150,9 +150,9 @@ PINNED = {
     "rsqrt": "02ffad7d0669c79d",
     "gelu": "8b8fc8eba1d4d998",
     "relu": "bbaf0fbd365904a1",
-    "softmax": "6f19620b041ee5fb",
-    "layernorm": "baf7e622988b119f",
-    "rowsum": "835e4e4dc1facf66",
+    "softmax": "37bb0e10b7aef166",
+    "layernorm": "4f17e6f11ccda7df",
+    "rowsum": "8850099ed71a073d",
     "to_bf16": "8eb700ca7c8512f0",
 }
 

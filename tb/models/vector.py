@@ -376,13 +376,21 @@ def mul(a, b, ops=NP):
     return ops.mul(a, b)
 
 
+REDUCE_PARTIALS = 16     # rowsum's partial sums (docs/vector.md, "Reductions")
+
+
 def rowsum(x, ops=NP):
-    """Sum of each row, left to right from +0: ((0 + x0) + x1) + ... (the engine's order)."""
+    """Sum of each row in the engine's order: 16 partial sums, partial k adding the elements
+    j = k, k + 16, k + 32, ... left to right from +0; then a balanced tree over the partials,
+    ((s0 + s1) + (s2 + s3)) + ... (level by level, neighbours paired)."""
     x = np.asarray(x, dtype=U32)
-    acc = np.zeros(x.shape[:-1], dtype=U32)
+    parts = [np.zeros(x.shape[:-1], dtype=U32) for _ in range(REDUCE_PARTIALS)]
     for j in range(x.shape[-1]):
-        acc = ops.add(acc, x[..., j])
-    return acc
+        k = j % REDUCE_PARTIALS
+        parts[k] = ops.add(parts[k], x[..., j])
+    while len(parts) > 1:
+        parts = [ops.add(parts[i], parts[i + 1]) for i in range(0, len(parts), 2)]
+    return parts[0]
 
 
 def rowmax(x):
