@@ -13,17 +13,24 @@ from tessera.rtl.tile.isa import (
     ACC_BYTES,
     FORMATS,
     INSTRUCTION,
+    LOCAL_ADDR_BITS,
     PITCH_BITS,
     SYNC_COUNT_BITS,
+    Act,
     Dtype,
     ErrorCode,
     Mode,
     Opcode,
+    Reduce,
     Space,
     State,
+    VFmt,
+    VOp,
+    YMode,
     matmul_desc_layout,
     reserved_mask,
     status_layout,
+    vector_desc_layout,
     xfer_desc_layout,
 )
 
@@ -55,16 +62,29 @@ class _Pitches:
     a: Signal       # MATMUL A rows
     b: Signal       # MATMUL B rows
     acc: Signal     # MATMUL accumulator rows
+    vx: Signal      # VECTOR x rows, pitch(4 cols) (also a REGION y and an FP32 output)
+    vd: Signal      # VECTOR output rows, the pitch of its ``fmt``
 
 
 @dataclass
 class _Sizes:
-    """Products of the word in ``instr``, registered in SIZE."""
+    """Products of the word in ``instr``, registered in SIZE. VECTOR shares the multipliers of
+    LOAD / STORE and MATMUL (their operands are chosen by the opcode)."""
     x_span: Signal      # (rows - 1) * stride
-    x_extent: Signal    # rows * pitch
+    x_extent: Signal    # rows * pitch; VECTOR: rows * x pitch
     a: Signal           # k * A pitch
     b: Signal           # k * B pitch
-    d: Signal           # m * accumulator pitch
+    d: Signal           # m * accumulator pitch; VECTOR: output rows * output pitch
+
+
+@dataclass
+class _VectorChecks:
+    """The conditions under which a VECTOR fails each of its checks (combinational)."""
+    field: Signal       # BAD_FIELD (beyond the reserved bits)
+    size: Signal        # BAD_SIZE
+    align: Signal       # MISALIGNED
+    sp: Signal          # SP_OVERFLOW
+    acc: Signal         # ACC_OVERFLOW
 
 
 @dataclass
@@ -73,6 +93,7 @@ class _Counts:
     load: Signal
     store: Signal
     matmul: Signal
+    vector: Signal
 
 
 class Sequencer(wiring.Component):
@@ -83,8 +104,9 @@ class Sequencer(wiring.Component):
     * ``cmd`` (in, stream of :data:`tessera.rtl.tile.isa.INSTRUCTION`): the command queue.
     * ``load``, ``store`` (out, streams of :func:`tessera.rtl.tile.isa.xfer_desc_layout`): to the tensor DMA.
     * ``matmul`` (out, stream of :func:`tessera.rtl.tile.isa.matmul_desc_layout`): to the tensor-core side.
-    * ``load_done``, ``store_done``, ``matmul_done`` (in): one-cycle pulses, one per completed
-      descriptor of that class (a pulse with nothing outstanding is ignored).
+    * ``vector`` (out, stream of :func:`tessera.rtl.tile.isa.vector_desc_layout`): to the vector engine.
+    * ``load_done``, ``store_done``, ``matmul_done``, ``vector_done`` (in): one-cycle pulses, one per
+      completed descriptor of that class (a pulse with nothing outstanding is ignored).
     * ``fault`` (in): a downstream unit failed (e.g. an AXI error); stops the tile with FAULT.
     * ``clear`` (in): pulse; abandons whatever is in progress and returns to IDLE with pc 0 and
       no error. Outstanding counts are kept (those operations still complete).
@@ -97,7 +119,7 @@ class Sequencer(wiring.Component):
     Behaviour: each instruction is taken from ``cmd`` (FETCH), checked in the next two cycles
     (SIZE multiplies out the extents of its regions, CHECK compares them with the limits; the
     first failing check of docs/isa.md gives the error code), then executed (ISSUE): LOAD,
-    STORE and MATMUL offer their descriptor until it is taken, holding it back while
+    STORE, MATMUL and VECTOR offer their descriptor until it is taken, holding it back while
     ``max_outstanding`` of that class are outstanding; BARRIER waits until every selected class
     has nothing outstanding; END waits until nothing at all is outstanding, then reports DONE.
     SYNC increments ``sync_count`` as it enters ISSUE, then retires in the first ISSUE cycle in
@@ -133,9 +155,11 @@ class Sequencer(wiring.Component):
             "load": Out(stream.Signature(xfer_desc_layout(cfg))),
             "store": Out(stream.Signature(xfer_desc_layout(cfg))),
             "matmul": Out(stream.Signature(matmul_desc_layout(cfg))),
+            "vector": Out(stream.Signature(vector_desc_layout(cfg))),
             "load_done": In(1),
             "store_done": In(1),
             "matmul_done": In(1),
+            "vector_done": In(1),
             "fault": In(1),
             "clear": In(1),
             "status": Out(status_layout()),
@@ -160,7 +184,8 @@ class Sequencer(wiring.Component):
         in_rect = self._descriptors(m, instr, pitches)
         counts = _Counts(load=self._outstanding(m, "load", self.load, self.load_done),
                          store=self._outstanding(m, "store", self.store, self.store_done),
-                         matmul=self._outstanding(m, "matmul", self.matmul, self.matmul_done))
+                         matmul=self._outstanding(m, "matmul", self.matmul, self.matmul_done),
+                         vector=self._outstanding(m, "vector", self.vector, self.vector_done))
         sync_count, synced = self._sync_wait(m, in_rect)
         retire = self._issue(m, ctl, counts, synced)
         self._advance(m, ctl, retire, code, is_sync, sync_count)
@@ -196,27 +221,49 @@ class Sequencer(wiring.Component):
         word = self.cmd.payload
         x_pitch = Signal(PITCH_BITS)
         a_pitch, b_pitch, acc_pitch = Signal(PITCH_BITS), Signal(PITCH_BITS), Signal(PITCH_BITS)
+        vx_pitch, vd_pitch = Signal(PITCH_BITS), Signal(PITCH_BITS)
         w_bf16 = word.matmul.dtype == Dtype.BF16
+        v = word.vector
+        out_row_bytes = Signal(14)      # the bytes of one output row for the word's ``fmt``
+        with m.Switch(v.fmt):
+            with m.Case(VFmt.BF16):
+                m.d.comb += out_row_bytes.eq(v.cols << 1)
+            with m.Case(VFmt.BF16_T):
+                m.d.comb += out_row_bytes.eq(v.rows << 1)
+            with m.Case(VFmt.INT8):
+                m.d.comb += out_row_bytes.eq(v.cols)
+            with m.Case(VFmt.INT8_T):
+                m.d.comb += out_row_bytes.eq(v.rows)
+            with m.Default():           # FP32 (and the reserved codes, refused in CHECK)
+                m.d.comb += out_row_bytes.eq(v.cols * ACC_BYTES)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [
                 x_pitch.eq(self._roundup(word.xfer.row_bytes)),
                 a_pitch.eq(self._roundup(Mux(w_bf16, word.matmul.m << 1, word.matmul.m))),
                 b_pitch.eq(self._roundup(Mux(w_bf16, word.matmul.n << 1, word.matmul.n))),
                 acc_pitch.eq(self._roundup(word.matmul.n * ACC_BYTES)),
+                vx_pitch.eq(self._roundup(v.cols * ACC_BYTES)),
+                vd_pitch.eq(self._roundup(out_row_bytes)),
             ]
-        return _Pitches(x=x_pitch, a=a_pitch, b=b_pitch, acc=acc_pitch)
+        return _Pitches(x=x_pitch, a=a_pitch, b=b_pitch, acc=acc_pitch, vx=vx_pitch, vd=vd_pitch)
 
     def _sizes(self, m, ctl: _Control, pitches: _Pitches) -> _Sizes:
         """SIZE: the extents of the regions of ``instr`` (one multiplier each), registered in the
-        SIZE cycle and read by the checks in CHECK."""
-        x, mm = ctl.instr.xfer, ctl.instr.matmul
+        SIZE cycle and read by the checks in CHECK. A VECTOR uses the LOAD / STORE extent's
+        multiplier for x and the MATMUL D's for its output (operands selected by the opcode)."""
+        x, mm, v = ctl.instr.xfer, ctl.instr.matmul, ctl.instr.vector
+        is_vec = ctl.instr.header.opcode == Opcode.VECTOR
+        transposed = (v.fmt == VFmt.BF16_T) | (v.fmt == VFmt.INT8_T)
         x_span = Signal(36)     # (rows - 1) * stride
         x_extent = Signal(31)   # rows * pitch
         a_size, b_size, d_size = Signal(35), Signal(35), Signal(35)
         with m.If(ctl.step == _Step.SIZE):
             m.d.sync += [
-                x_span.eq((x.rows - 1) * x.stride), x_extent.eq(x.rows * pitches.x),
-                a_size.eq(mm.k * pitches.a), b_size.eq(mm.k * pitches.b), d_size.eq(mm.m * pitches.acc),
+                x_span.eq((x.rows - 1) * x.stride),
+                x_extent.eq(Mux(is_vec, v.rows, x.rows) * Mux(is_vec, pitches.vx, pitches.x)),
+                a_size.eq(mm.k * pitches.a), b_size.eq(mm.k * pitches.b),
+                d_size.eq(Mux(is_vec, Mux(transposed, v.cols, v.rows), mm.m)
+                          * Mux(is_vec, pitches.vd, pitches.acc)),
             ]
         return _Sizes(x_span=x_span, x_extent=x_extent, a=a_size, b=b_size, d=d_size)
 
@@ -249,26 +296,55 @@ class Sequencer(wiring.Component):
         m_sp = (mm.a_addr + sizes.a > tile.scratchpad_bytes) | (mm.b_addr + sizes.b > tile.scratchpad_bytes)
         m_acc = mm.acc_addr + sizes.d > tile.accumulator_bytes
 
+        v = self._vector_checks(instr, sizes)
         code = Signal(ErrorCode)
-        is_xfer, is_mm = is_load | is_store, op == Opcode.MATMUL
+        is_xfer, is_mm, is_vec = is_load | is_store, op == Opcode.MATMUL, op == Opcode.VECTOR
         checks = [
             (~known, ErrorCode.ILLEGAL_OPCODE),
-            (reserved | (is_xfer & x_field) | (is_mm & m_field), ErrorCode.BAD_FIELD),
+            (reserved | (is_xfer & x_field) | (is_mm & m_field) | (is_vec & v.field), ErrorCode.BAD_FIELD),
             ((is_xfer & x_group) | (is_sync & bad_rect), ErrorCode.BAD_GROUP),
-            ((is_xfer & x_size) | (is_mm & m_size), ErrorCode.BAD_SIZE),
-            ((is_xfer & x_align) | (is_mm & m_align), ErrorCode.MISALIGNED),
+            ((is_xfer & x_size) | (is_mm & m_size) | (is_vec & v.size), ErrorCode.BAD_SIZE),
+            ((is_xfer & x_align) | (is_mm & m_align) | (is_vec & v.align), ErrorCode.MISALIGNED),
             (is_xfer & x_range, ErrorCode.ADDR_RANGE),
-            ((is_xfer & x_sp) | (is_mm & m_sp), ErrorCode.SP_OVERFLOW),
-            ((is_xfer & x_acc) | (is_mm & m_acc), ErrorCode.ACC_OVERFLOW),
+            ((is_xfer & x_sp) | (is_mm & m_sp) | (is_vec & v.sp), ErrorCode.SP_OVERFLOW),
+            ((is_xfer & x_acc) | (is_mm & m_acc) | (is_vec & v.acc), ErrorCode.ACC_OVERFLOW),
         ]
         for cond, value in reversed(checks):     # the first failing check wins
             with m.If(cond):
                 m.d.comb += code.eq(value)
         return code
 
+    def _vector_checks(self, instr, sizes: _Sizes) -> _VectorChecks:
+        """The VECTOR checks of docs/isa.md, one condition per error code (combinational from
+        ``instr`` and ``sizes``; ``sizes.x_extent`` is x's extent, ``sizes.d`` the output's)."""
+        tile = self.cfg.tile
+        v = instr.vector
+        is_pass, reduce = v.op == VOp.PASS, v.red != Reduce.NONE
+        y_is_addr = ~is_pass & (v.ymode != YMode.IMM)       # y is the address of a second operand
+        iadd_extras = (v.act != Act.NONE) | reduce | (v.fmt != VFmt.FP32) | v.itof
+        field = ((v.op.as_value() >= 8) | (v.act.as_value() > Act.RSQRT.value)
+                 | (v.red.as_value() > Reduce.MAX.value) | (v.fmt.as_value() > VFmt.INT8_T.value)
+                 | (is_pass & ((v.ymode != YMode.REGION) | v.y.any()))
+                 | (y_is_addr & v.y[LOCAL_ADDR_BITS:].any())
+                 | ((v.op == VOp.IADD) & iadd_extras)
+                 | (reduce & (v.fmt != VFmt.FP32)))
+        size = (v.rows == 0) | (v.cols == 0)
+        align = self._misaligned(v.x_addr, v.d_addr) | (y_is_addr & self._misaligned(v.y))
+        # (past BAD_FIELD, y's bits 31:24 are 0 and fmt names a format)
+        y = v.y[:LOCAL_ADDR_BITS]
+        y_end = Mux(v.ymode == YMode.ROW, y + (v.cols << 2),
+                    Mux(v.ymode == YMode.COL, y + (v.rows << 2), y + sizes.x_extent))
+        d_end = Mux(reduce, v.d_addr + (v.rows << 2), v.d_addr + sizes.d)
+        d_in_sp = ~reduce & (v.fmt != VFmt.FP32)
+        sp = d_in_sp & (d_end > tile.scratchpad_bytes)
+        acc = ((v.x_addr + sizes.x_extent > tile.accumulator_bytes)
+               | (y_is_addr & (y_end > tile.accumulator_bytes))
+               | (~d_in_sp & (d_end > tile.accumulator_bytes)))
+        return _VectorChecks(field=field, size=size, align=align, sp=sp, acc=acc)
+
     # ---- descriptors (combinational from ``instr``; offered in ISSUE) ---------------------------
     def _descriptors(self, m, instr, pitches: _Pitches):
-        """Drives the ``load``, ``store`` and ``matmul`` payloads from ``instr`` and ``pitches``
+        """Drives the ``load``, ``store``, ``matmul`` and ``vector`` payloads from ``instr`` and ``pitches``
         (combinational; ``valid`` is driven by :meth:`_issue`). Returns ``in_rect``, the rectangle
         x0..x1 x y0..y1 as a node mask (SEND/RECV group, or SYNC group: same bits)."""
         cfg = self.cfg
@@ -291,6 +367,12 @@ class Sequencer(wiring.Component):
             q.dtype.eq(mm.dtype), q.accumulate.eq(mm.accumulate), q.m.eq(mm.m), q.n.eq(mm.n), q.k.eq(mm.k),
             q.a_addr.eq(mm.a_addr), q.b_addr.eq(mm.b_addr), q.acc_addr.eq(mm.acc_addr),
             q.a_pitch.eq(pitches.a), q.b_pitch.eq(pitches.b), q.acc_pitch.eq(pitches.acc),
+        ]
+        v, r = instr.vector, self.vector.payload
+        m.d.comb += [
+            r.op.eq(v.op), r.ymode.eq(v.ymode), r.act.eq(v.act), r.red.eq(v.red), r.fmt.eq(v.fmt),
+            r.itof.eq(v.itof), r.x_addr.eq(v.x_addr), r.d_addr.eq(v.d_addr), r.y.eq(v.y),
+            r.rows.eq(v.rows), r.cols.eq(v.cols), r.x_pitch.eq(pitches.vx), r.d_pitch.eq(pitches.vd),
         ]
         return in_rect
 
@@ -332,7 +414,7 @@ class Sequencer(wiring.Component):
         (a descriptor handshake, or the condition met; combinational). END does not retire: when
         nothing is outstanding it moves to STOP / DONE at the next edge."""
         room = self.cfg.tile.max_outstanding
-        n_load, n_store, n_mm = counts.load, counts.store, counts.matmul
+        n_load, n_store, n_mm, n_vec = counts.load, counts.store, counts.matmul, counts.vector
         retire = Signal()      # the instruction in ISSUE completes in this cycle
         bar = ctl.instr.barrier
         with m.If(ctl.step == _Step.ISSUE):
@@ -346,13 +428,16 @@ class Sequencer(wiring.Component):
                 with m.Case(Opcode.MATMUL):
                     m.d.comb += [self.matmul.valid.eq(n_mm < room),
                                  retire.eq(self.matmul.valid & self.matmul.ready)]
+                with m.Case(Opcode.VECTOR):
+                    m.d.comb += [self.vector.valid.eq(n_vec < room),
+                                 retire.eq(self.vector.valid & self.vector.ready)]
                 with m.Case(Opcode.BARRIER):
                     m.d.comb += retire.eq(~(bar.loads & (n_load != 0)) & ~(bar.stores & (n_store != 0))
-                                          & ~(bar.matmuls & (n_mm != 0)))
+                                          & ~(bar.matmuls & (n_mm != 0)) & ~(bar.vectors & (n_vec != 0)))
                 with m.Case(Opcode.SYNC):
                     m.d.comb += retire.eq(synced)
                 with m.Case(Opcode.END):
-                    with m.If((n_load == 0) & (n_store == 0) & (n_mm == 0)):
+                    with m.If((n_load == 0) & (n_store == 0) & (n_mm == 0) & (n_vec == 0)):
                         m.d.sync += [ctl.step.eq(_Step.STOP), ctl.state.eq(State.DONE)]
         return retire
 

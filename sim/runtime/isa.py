@@ -1,10 +1,11 @@
 """The tile ISA for software: decode, validity checks and hazards of instruction words.
 
 Everything here is read from the one specification, :mod:`tessera.rtl.tile.isa` (opcodes, field
-layouts, modes, spaces, dtypes, error codes), so the assembler, the GEMM planner and the host use
-the encodings the RTL decodes. The rules of :func:`check` are those of docs/isa.md ("Errors"),
-made in the sequencer's order; the golden model (``tb/models/tile_isa.py``) states them again,
-independently, and ``tests/test_asm.py`` checks that the two agree word for word.
+layouts, modes, spaces, dtypes, VECTOR's enumerations, error codes), so the assembler, the GEMM
+planner and the host use the encodings the RTL decodes. The rules of :func:`check` are those of
+docs/isa.md ("Errors"), made in the sequencer's order; the golden model
+(``tb/models/tile_isa.py``) states them again, independently, and ``tests/test_asm.py`` checks
+that the two agree word for word.
 
 A configuration is a ``FabricConfig``, None (the default preset's limits) or an :class:`IsaParams`.
 """
@@ -17,21 +18,32 @@ from tessera.rtl.tile.isa import (
     ACC_BYTES,
     ELEMENT_BYTES,
     FORMATS,
+    Act,
     Dtype,
     ErrorCode,
     Mode,
     Opcode,
+    Reduce,
     Space,
+    VFmt,
+    VOp,
+    YMode,
     field_table,
     reserved_mask,
 )
 
-__all__ = ["MODES", "SPACES", "DTYPES", "FIELDS", "RESERVED", "IsaParams", "decode", "check", "pitch",
-           "matmul_pitches", "regions", "hazards"]
+__all__ = ["MODES", "SPACES", "DTYPES", "VOPS", "YMODES", "ACTS", "REDS", "VFMTS", "FIELDS", "RESERVED",
+           "IsaParams", "decode", "check", "pitch", "matmul_pitches", "vector_pitches", "regions", "hazards"]
 
 MODES = {m.name.lower(): m.value for m in Mode}          # assembly names -> field values
 SPACES = {s.name.lower(): s.value for s in Space}
 DTYPES = {d.name.lower(): d.value for d in Dtype}
+# VECTOR: op, ymode, act, red, fmt (``bf16t``, ``int8t`` for the transposed formats)
+VOPS = {v.name.lower(): v.value for v in VOp}
+YMODES = {v.name.lower(): v.value for v in YMode}
+ACTS = {v.name.lower(): v.value for v in Act}
+REDS = {v.name.lower(): v.value for v in Reduce}
+VFMTS = {v.name.lower().replace("_", ""): v.value for v in VFmt}
 FIELDS = {op.value: field_table(layout) for op, layout in FORMATS.items()}      # opcode -> (name, lo, width)
 RESERVED = {op.value: reserved_mask(layout) for op, layout in FORMATS.items()}  # opcode -> must-be-zero bits
 _ELEMENT_BYTES = {d.value: n for d, n in ELEMENT_BYTES.items()}
@@ -81,8 +93,40 @@ def matmul_pitches(f: dict, wb: int) -> tuple[int, int, int]:
     return pitch(f["m"] * esz, wb), pitch(f["n"] * esz, wb), pitch(f["n"] * ACC_BYTES, wb)
 
 
+def _vector_y_is_address(f: dict) -> bool:
+    return f["op"] != VOp.PASS.value and f["ymode"] != YMode.IMM.value
+
+
+def vector_pitches(f: dict, wb: int) -> tuple[int, int]:
+    """(x_pitch, d_pitch) of a VECTOR: x's row pitch (also a REGION y's and an FP32 output's) and the
+    output's row pitch for ``fmt`` (a transposed output is ``cols`` rows of ``rows`` elements)."""
+    rows, cols = f["rows"], f["cols"]
+    out = {VFmt.FP32: ACC_BYTES * cols, VFmt.BF16: 2 * cols, VFmt.BF16_T: 2 * rows,
+           VFmt.INT8: cols, VFmt.INT8_T: rows}[VFmt(f["fmt"])]
+    return pitch(ACC_BYTES * cols, wb), pitch(out, wb)
+
+
+def _vector_regions(f: dict, wb: int):
+    """(x, y or None, d) of a VECTOR as (space, start, end)."""
+    rows, cols = f["rows"], f["cols"]
+    xp, dp = vector_pitches(f, wb)
+    x = ("acc", f["x_addr"], f["x_addr"] + rows * xp)
+    y = None
+    if _vector_y_is_address(f):
+        size = {YMode.REGION: rows * xp, YMode.ROW: ACC_BYTES * cols, YMode.COL: ACC_BYTES * rows}
+        y = ("acc", f["y"], f["y"] + size[YMode(f["ymode"])])
+    if f["red"] != Reduce.NONE.value:
+        d = ("acc", f["d_addr"], f["d_addr"] + ACC_BYTES * rows)
+    else:
+        fmt = VFmt(f["fmt"])
+        n = cols if fmt in (VFmt.BF16_T, VFmt.INT8_T) else rows
+        d = ("acc" if fmt == VFmt.FP32 else "sp", f["d_addr"], f["d_addr"] + n * dp)
+    return x, y, d
+
+
 def regions(f: dict, wb: int) -> tuple[list, list]:
-    """(reads, writes) of one decoded instruction: lists of (space, start, end) byte ranges."""
+    """(reads, writes) of one decoded (well-formed) instruction: lists of (space, start, end) byte
+    ranges."""
     op = f["opcode"]
     if op in _XFER:
         space = "acc" if f["space"] == Space.ACC.value else "sp"
@@ -94,6 +138,9 @@ def regions(f: dict, wb: int) -> tuple[list, list]:
         b = ("sp", f["b_addr"], f["b_addr"] + f["k"] * bp)
         d = ("acc", f["acc_addr"], f["acc_addr"] + f["m"] * dp)
         return ([a, b, d] if f["accumulate"] else [a, b]), [d]
+    if op == Opcode.VECTOR.value:
+        x, y, d = _vector_regions(f, wb)
+        return [x] + ([y] if y else []), [d]
     return [], []
 
 
@@ -113,6 +160,8 @@ def check(word: int, cfg=None) -> tuple[ErrorCode, str]:
         return _check_group(f, p)
     if op == Opcode.MATMUL.value:
         return _check_matmul(f, p)
+    if op == Opcode.VECTOR.value:
+        return _check_vector(f, p)
     return ErrorCode.NONE, ""
 
 
@@ -180,16 +229,55 @@ def _check_matmul(f: dict, p: IsaParams) -> tuple[ErrorCode, str]:
     return ErrorCode.NONE, ""
 
 
-_CLASSES = {Opcode.LOAD.value: "load", Opcode.STORE.value: "store", Opcode.MATMUL.value: "matmul"}
-_BARRIER_FLAGS = {"load": "loads", "store": "stores", "matmul": "matmuls"}
+def _name(table: dict, value: int) -> str:
+    return next((k for k, v in table.items() if v == value), str(value))
+
+
+def _check_vector(f: dict, p: IsaParams) -> tuple[ErrorCode, str]:
+    for name, table in (("op", VOPS), ("act", ACTS), ("red", REDS), ("fmt", VFMTS)):
+        if f[name] not in table.values():
+            return ErrorCode.BAD_FIELD, f"{name} {f[name]} is reserved"
+    op, ymode, y = VOp(f["op"]), f["ymode"], f["y"]
+    if op == VOp.PASS:
+        if ymode or y:
+            return ErrorCode.BAD_FIELD, (f"op pass has no second operand: ymode = {ymode} and y = {y:#x}"
+                                         " must be 0")
+    elif ymode != YMode.IMM.value and y >> 24:
+        return ErrorCode.BAD_FIELD, (f"y = {y:#x} is an address (ymode {_name(YMODES, ymode)}):"
+                                     " bits 31:24 must be 0")
+    if op == VOp.IADD:
+        for name in ("act", "red", "fmt", "itof"):
+            if f[name]:
+                return ErrorCode.BAD_FIELD, f"op iadd is INT32 only: {name} = {f[name]} must be 0"
+    if f["red"] != Reduce.NONE.value and f["fmt"] != VFmt.FP32.value:
+        return ErrorCode.BAD_FIELD, (f"a reduction writes FP32: red {_name(REDS, f['red'])} needs fmt fp32,"
+                                     f" not {_name(VFMTS, f['fmt'])}")
+    if f["rows"] == 0 or f["cols"] == 0:
+        return ErrorCode.BAD_SIZE, f"rows = {f['rows']} and cols = {f['cols']} must be at least 1"
+    names = ("x_addr", "d_addr", "y") if _vector_y_is_address(f) else ("x_addr", "d_addr")
+    if bad := _misaligned(f, names, p.word_bytes):
+        return bad
+    x, y_region, d = _vector_regions(f, p.word_bytes)
+    if d[0] == "sp" and d[2] > p.scratchpad_bytes:
+        return ErrorCode.SP_OVERFLOW, (f"d ({_name(VFMTS, f['fmt'])}) ends at {d[2]:#x}"
+                                       f" > {p.scratchpad_bytes:#x}")
+    for name, region in (("x", x), ("y", y_region), ("d", d)):
+        if region and region[0] == "acc" and region[2] > p.accumulator_bytes:
+            return ErrorCode.ACC_OVERFLOW, f"{name} region ends at {region[2]:#x} > {p.accumulator_bytes:#x}"
+    return ErrorCode.NONE, ""
+
+
+_CLASSES = {Opcode.LOAD.value: "load", Opcode.STORE.value: "store", Opcode.MATMUL.value: "matmul",
+            Opcode.VECTOR.value: "vector"}
+_BARRIER_FLAGS = {"load": "loads", "store": "stores", "matmul": "matmuls", "vector": "vectors"}
 
 
 def hazards(words, cfg=None) -> list[tuple[int, str]]:
     """Ordering mistakes of a program: (instruction index, message) for every access that may race
     with an outstanding operation of another class that no BARRIER separates it from.
 
-    The rules of docs/isa.md ("Ordering and hazard rules"): each class (LOAD, STORE, MATMUL)
-    executes in order, the classes run concurrently, and a BARRIER on a class waits for all of its
+    The rules of docs/isa.md ("Ordering and hazard rules"): each class (LOAD, STORE, MATMUL,
+    VECTOR) executes in order, the classes run concurrently, and a BARRIER on a class waits for all of its
     outstanding operations; a SYNC is not an access and orders nothing local (the cross-tile
     rule, BARRIER then SYNC before a SEND reuses a buffer, spans programs and is not checked
     here). The sequencer does not check this; the assembler can (``tessera asm --strict``).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 WORD_BITS = 128
 
 # Opcodes (bits 3:0 of every instruction word)
-OPCODES = {"load": 1, "store": 2, "matmul": 3, "barrier": 4, "end": 5, "sync": 6}
+OPCODES = {"load": 1, "store": 2, "matmul": 3, "barrier": 4, "end": 5, "sync": 6, "vector": 7}
 OPNAMES = {v: k for k, v in OPCODES.items()}
 
 # Error codes, in the order in which the checks are made (the first failing check is reported).
@@ -44,6 +44,13 @@ DTYPES = {"bf16": 0, "int8": 1}                  # MATMUL.dtype; 2, 3 reserved
 DTYPE_BYTES = {0: 2, 1: 1}
 ACC_BYTES = 4                                    # one accumulator element (FP32 or INT32)
 
+# VECTOR's enumerations (docs/isa.md, "VECTOR"): assembly name -> field value
+VOPS = {"pass": 0, "add": 1, "sub": 2, "mul": 3, "max": 4, "min": 5, "mask": 6, "iadd": 7}
+YMODES = {"region": 0, "row": 1, "col": 2, "imm": 3}
+ACTS = {"none": 0, "relu": 1, "gelu": 2, "exp": 3, "recip": 4, "rsqrt": 5}
+REDS = {"none": 0, "sum": 1, "max": 2}
+VFMTS = {"fp32": 0, "bf16": 1, "bf16t": 2, "int8": 3, "int8t": 4}
+
 # (name, low bit, width); fields not listed are reserved and must be zero.
 XFER_FIELDS = [
     ("opcode", 0, 4), ("mode", 4, 2), ("space", 6, 1),
@@ -55,12 +62,19 @@ MATMUL_FIELDS = [
     ("a_addr", 8, 24), ("b_addr", 32, 24), ("acc_addr", 56, 24),
     ("m", 80, 16), ("n", 96, 16), ("k", 112, 16),
 ]
-BARRIER_FIELDS = [("opcode", 0, 4), ("loads", 4, 1), ("stores", 5, 1), ("matmuls", 6, 1)]
+BARRIER_FIELDS = [("opcode", 0, 4), ("loads", 4, 1), ("stores", 5, 1), ("matmuls", 6, 1), ("vectors", 7, 1)]
 END_FIELDS = [("opcode", 0, 4)]
 # SYNC: a rectangle of tiles at the bits of XFER's multicast group
 SYNC_FIELDS = [("opcode", 0, 4), ("x0", 116, 3), ("y0", 119, 3), ("x1", 122, 3), ("y1", 125, 3)]
+# VECTOR: bit 19 and bits 95:92 are reserved
+VECTOR_FIELDS = [
+    ("opcode", 0, 4), ("op", 4, 4), ("ymode", 8, 2), ("act", 10, 3), ("red", 13, 2), ("fmt", 15, 3),
+    ("itof", 18, 1), ("x_addr", 20, 24), ("d_addr", 44, 24), ("rows", 68, 12), ("cols", 80, 12),
+    ("y", 96, 32),
+]
 FORMATS = {
     1: XFER_FIELDS, 2: XFER_FIELDS, 3: MATMUL_FIELDS, 4: BARRIER_FIELDS, 5: END_FIELDS, 6: SYNC_FIELDS,
+    7: VECTOR_FIELDS,
 }
 SYNC_COUNT_MOD = 256                             # a tile's SYNC counter is 8 bits
 
@@ -199,7 +213,83 @@ def check(word: int, cfg=None) -> tuple[int, str]:
         if acc_top > p.accumulator_bytes:
             return ERRORS["ACC_OVERFLOW"], f"accumulator tile ends at {acc_top:#x} > {p.accumulator_bytes:#x}"
         return 0, ""
+    if op == OPCODES["vector"]:
+        return _check_vector(f, p)
     return 0, ""
+
+
+def _name(table: dict, value: int) -> str:
+    return next((k for k, v in table.items() if v == value), str(value))
+
+
+def _check_vector(f: dict, p: IsaParams) -> tuple[int, str]:
+    """The VECTOR checks of docs/isa.md, in order (the first failing one is reported)."""
+    bad = ERRORS["BAD_FIELD"]
+    for name, table in (("op", VOPS), ("act", ACTS), ("red", REDS), ("fmt", VFMTS)):
+        if f[name] not in table.values():
+            return bad, f"{name} {f[name]} is reserved"
+    op, ymode, y = f["op"], f["ymode"], f["y"]
+    if op == VOPS["pass"]:
+        if ymode or y:
+            return bad, f"op pass has no second operand: ymode = {ymode} and y = {y:#x} must be 0"
+    elif ymode != YMODES["imm"] and y >> 24:
+        return bad, f"y = {y:#x} is an address (ymode {_name(YMODES, ymode)}): bits 31:24 must be 0"
+    if op == VOPS["iadd"]:
+        for name in ("act", "red", "fmt", "itof"):
+            if f[name]:
+                return bad, f"op iadd is INT32 only: {name} = {f[name]} must be 0"
+    if f["red"] and f["fmt"] != VFMTS["fp32"]:
+        return bad, (f"a reduction writes FP32: red {_name(REDS, f['red'])} needs fmt fp32,"
+                     f" not {_name(VFMTS, f['fmt'])}")
+    rows, cols = f["rows"], f["cols"]
+    if rows == 0 or cols == 0:
+        return ERRORS["BAD_SIZE"], f"rows = {rows} and cols = {cols} must be at least 1"
+    wb = p.word_bytes
+    names = ("x_addr", "d_addr", "y") if vector_y_is_address(f) else ("x_addr", "d_addr")
+    for name in names:
+        if f[name] % wb:
+            return ERRORS["MISALIGNED"], f"{name} = {f[name]:#x} is not a multiple of {wb} bytes"
+    x, y_region, d = vector_regions(f, wb)
+    if d[0] == "sp" and d[2] > p.scratchpad_bytes:
+        return ERRORS["SP_OVERFLOW"], (f"d ({_name(VFMTS, f['fmt'])}) ends at {d[2]:#x}"
+                                       f" > {p.scratchpad_bytes:#x}")
+    for name, region in (("x", x), ("y", y_region), ("d", d)):
+        if region and region[0] == "acc" and region[2] > p.accumulator_bytes:
+            return ERRORS["ACC_OVERFLOW"], (f"{name} region ends at {region[2]:#x}"
+                                            f" > {p.accumulator_bytes:#x}")
+    return 0, ""
+
+
+def vector_y_is_address(f: dict) -> bool:
+    """A VECTOR's ``y`` is the byte address of a second operand in the accumulator memory."""
+    return f["op"] != VOPS["pass"] and f["ymode"] != YMODES["imm"]
+
+
+def vector_pitches(f: dict, wb: int) -> tuple[int, int]:
+    """(x_pitch, d_pitch) of a VECTOR: the row pitch of x (and of a REGION y and an FP32 output),
+    and the output's row pitch for its ``fmt`` (a transposed output has ``cols`` rows of ``rows``)."""
+    rows, cols = f["rows"], f["cols"]
+    out_row_bytes = {0: ACC_BYTES * cols, 1: 2 * cols, 2: 2 * rows, 3: cols, 4: rows}[f["fmt"]]
+    return pitch(ACC_BYTES * cols, wb), pitch(out_row_bytes, wb)
+
+
+def vector_regions(f: dict, wb: int) -> tuple[tuple, tuple | None, tuple]:
+    """(x, y, d) of a well-formed VECTOR as (space, start, end) byte ranges; y is None when there is
+    no second operand in memory (op pass, or an immediate)."""
+    rows, cols = f["rows"], f["cols"]
+    xp, dp = vector_pitches(f, wb)
+    x = ("acc", f["x_addr"], f["x_addr"] + rows * xp)
+    y = None
+    if vector_y_is_address(f):
+        size = {0: rows * xp, 1: ACC_BYTES * cols, 2: ACC_BYTES * rows}[f["ymode"]]
+        y = ("acc", f["y"], f["y"] + size)
+    if f["red"]:
+        d = ("acc", f["d_addr"], f["d_addr"] + ACC_BYTES * rows)
+    else:
+        transposed = f["fmt"] in (VFMTS["bf16t"], VFMTS["int8t"])
+        space = "acc" if f["fmt"] == VFMTS["fp32"] else "sp"
+        d = (space, f["d_addr"], f["d_addr"] + (cols if transposed else rows) * dp)
+    return x, y, d
 
 
 def _bad_group(f: dict, p: IsaParams) -> tuple[int, str] | None:

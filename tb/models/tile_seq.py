@@ -3,8 +3,8 @@
 Pure Python; never imports from ``rtl/``. :func:`run` takes a program (instruction words) and
 a configuration and predicts, independently of timing:
 
-* the descriptors issued on each of the three streams (``load``, ``store``, ``matmul``), in
-  order, with the fields of ``rtl/tile/isa.py``'s descriptor layouts;
+* the descriptors issued on each of the four streams (``load``, ``store``, ``matmul``,
+  ``vector``), in order, with the fields of ``rtl/tile/isa.py``'s descriptor layouts;
 * for each descriptor, how many completions of each class must have been reported before it
   may be issued (what the preceding BARRIERs demand);
 * the final status: state, error code, pc, and how many words the sequencer consumes;
@@ -30,14 +30,16 @@ from tessera.tb.models.tile_isa import (
     pitch,
     rect_mask,
     sync_passes,
+    vector_pitches,
 )
 
-CLASSES = ("load", "store", "matmul")
+CLASSES = ("load", "store", "matmul", "vector")
+BARRIER_FLAGS = {"load": "loads", "store": "stores", "matmul": "matmuls", "vector": "vectors"}
 
 
 @dataclass
 class Issue:
-    stream: str            # "load", "store" or "matmul"
+    stream: str            # "load", "store", "matmul" or "vector"
     desc: dict             # descriptor fields
     index: int             # instruction index in the program
     after: dict            # class -> completions that must have been reported before the issue
@@ -85,6 +87,14 @@ def matmul_desc(f: dict, p: IsaParams) -> dict:
     return d
 
 
+def vector_desc(f: dict, p: IsaParams) -> dict:
+    xp, dp = vector_pitches(f, p.word_bytes)
+    names = ("op", "ymode", "act", "red", "fmt", "itof", "x_addr", "d_addr", "y", "rows", "cols")
+    d = {k: f[k] for k in names}
+    d.update(x_pitch=xp, d_pitch=dp)
+    return d
+
+
 def run(words, cfg=None, counts=None, node=None) -> SeqResult:
     """Execute ``words`` from reset (or clear) to END, the first error, or the end of the words.
 
@@ -110,7 +120,7 @@ def run(words, cfg=None, counts=None, node=None) -> SeqResult:
             res.state = STATES["DONE"]
             return res
         if op == OPCODES["barrier"]:
-            for c, flag in zip(CLASSES, ("loads", "stores", "matmuls"), strict=True):
+            for c, flag in BARRIER_FLAGS.items():
                 if f[flag]:
                     need[c] = issued[c]
             continue
@@ -126,8 +136,9 @@ def run(words, cfg=None, counts=None, node=None) -> SeqResult:
                     res.blocked = True
                     return res
             continue
-        stream = {OPCODES["load"]: "load", OPCODES["store"]: "store", OPCODES["matmul"]: "matmul"}[op]
-        desc = matmul_desc(f, p) if stream == "matmul" else xfer_desc(f, p)
+        stream = {OPCODES["load"]: "load", OPCODES["store"]: "store", OPCODES["matmul"]: "matmul",
+                  OPCODES["vector"]: "vector"}[op]
+        desc = {"matmul": matmul_desc, "vector": vector_desc}.get(stream, xfer_desc)(f, p)
         res.issues.append(Issue(stream, desc, i, dict(need), len(res.syncs)))
         issued[stream] += 1
     res.pc = len(words)

@@ -9,14 +9,21 @@ from __future__ import annotations
 import random
 
 from tessera.tb.models.tile_isa import (
+    ACTS,
     ERRORS,
     OPCODES,
+    REDS,
+    VFMTS,
+    VOPS,
+    YMODES,
     IsaParams,
     check,
     decode,
     encode,
     matmul_extents,
     pitch,
+    vector_regions,
+    vector_y_is_address,
 )
 
 OP = OPCODES
@@ -73,9 +80,41 @@ def random_matmul(rng: random.Random, p: IsaParams) -> int:
     raise RuntimeError("no MATMUL fits this configuration")
 
 
+def random_vector(rng: random.Random, p: IsaParams) -> int:
+    """A valid VECTOR: every op, ymode, act, reduction and output format, regions placed at random
+    (at the ends of their memory a quarter of the time)."""
+    wb = p.word_bytes
+    for _ in range(1000):
+        op = rng.choice(list(VOPS.values()))
+        f = dict(op=op, rows=rng.choice((rng.randrange(1, 9), rng.randrange(1, 40))),
+                 cols=rng.choice((rng.randrange(1, 9), rng.randrange(1, 40))))
+        if op != VOPS["iadd"]:
+            f["act"] = rng.choice(list(ACTS.values()))
+            f["red"] = rng.choice((0, 0, REDS["sum"], REDS["max"]))
+            f["fmt"] = 0 if f["red"] else rng.choice(list(VFMTS.values()))
+            f["itof"] = rng.random() < 0.3
+        if op != VOPS["pass"]:
+            f["ymode"] = rng.choice(list(YMODES.values()))
+            if f["ymode"] == YMODES["imm"]:
+                f["y"] = rng.choice((rng.getrandbits(32), 0x3F800000, 0, 0x80000000, 0x7F800000, 0xFFFFFFFF))
+        # the regions' sizes at address 0 tell how far each may move
+        x, y, d = vector_regions(decode(encode(OP["vector"], **f)), wb)
+        acc, sp = p.accumulator_bytes, p.scratchpad_bytes
+        if x[2] > acc or (y and y[2] > acc) or d[2] > (acc if d[0] == "acc" else sp):
+            continue
+        f["x_addr"] = _aligned(rng, 0, acc - x[2], wb)
+        if y:
+            f["y"] = _aligned(rng, 0, acc - y[2], wb)
+        f["d_addr"] = _aligned(rng, 0, (acc if d[0] == "acc" else sp) - d[2], wb)
+        word = encode(OP["vector"], **f)
+        assert check(word, p) == (0, ""), check(word, p)
+        return word
+    raise RuntimeError("no VECTOR fits this configuration")
+
+
 def random_barrier(rng: random.Random) -> int:
     return encode(OP["barrier"], loads=rng.random() < 0.7, stores=rng.random() < 0.4,
-                  matmuls=rng.random() < 0.5)
+                  matmuls=rng.random() < 0.5, vectors=rng.random() < 0.5)
 
 
 def random_sync(rng: random.Random, p: IsaParams) -> int:
@@ -91,11 +130,13 @@ def random_sync(rng: random.Random, p: IsaParams) -> int:
 
 
 def random_instruction(rng: random.Random, p: IsaParams, *, sync: bool = False) -> int:
-    """A valid instruction (LOAD, STORE, MATMUL or BARRIER; with ``sync`` also SYNC)."""
-    kinds = ("load", "store", "matmul", "barrier", "sync")
-    kind = rng.choices(kinds, weights=(4, 2, 3, 2, 2 if sync else 0))[0]
+    """A valid instruction (LOAD, STORE, MATMUL, VECTOR or BARRIER; with ``sync`` also SYNC)."""
+    kinds = ("load", "store", "matmul", "vector", "barrier", "sync")
+    kind = rng.choices(kinds, weights=(4, 2, 3, 3, 2, 2 if sync else 0))[0]
     if kind == "sync":
         return random_sync(rng, p)
+    if kind == "vector":
+        return random_vector(rng, p)
     if kind == "load":
         return random_xfer(rng, p, load=True)
     if kind == "store":
@@ -120,7 +161,9 @@ def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
     wb = p.word_bytes
     for _ in range(1000):
         if kind == "ILLEGAL_OPCODE":
-            word = rng.choice((0, 7, 8, 12, 15)) | (rng.getrandbits(124) << 4)
+            word = rng.choice((0, 8, 9, 12, 15)) | (rng.getrandbits(124) << 4)
+        elif kind in VECTOR_KINDS and rng.random() < 0.3:
+            word = malformed_vector(rng, p, kind)
         elif kind == "BAD_FIELD":
             base = random_instruction(rng, p, sync=True) if rng.random() < 0.8 else encode(OP["end"])
             op = base & 0xF
@@ -133,7 +176,8 @@ def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
                 word = _set(base, 4, 2, rng.choice((2, 3)))      # reserved dtype
             else:
                 reserved = {1: [7], 2: [4, 5, 7] + list(range(116, 128)), 3: [7],
-                            4: list(range(7, 128)), 5: list(range(4, 128)), 6: list(range(4, 116))}[op]
+                            4: list(range(8, 128)), 5: list(range(4, 128)), 6: list(range(4, 116)),
+                            7: [19, 92, 93, 94, 95]}[op]
                 word = base | (1 << rng.choice(reserved))
         elif kind == "BAD_GROUP":
             if rng.random() < 0.3:
@@ -187,6 +231,88 @@ def malformed(rng: random.Random, p: IsaParams, kind: str) -> int:
         if check(word, p)[0] == ERRORS[kind]:
             return word
     raise RuntimeError(f"could not make a {kind} word for {p}")
+
+
+# Every way a VECTOR can fail, by error code (docs/isa.md, "Error codes"): the variants of
+# :func:`malformed_vector`.
+VECTOR_CASES = {
+    "BAD_FIELD": ("reserved", "op", "act", "red", "fmt", "pass_y", "y_high", "iadd", "red_fmt"),
+    "BAD_SIZE": ("rows", "cols"),
+    "MISALIGNED": ("x_addr", "d_addr", "y"),
+    "SP_OVERFLOW": ("bf16", "bf16t", "int8", "int8t"),
+    "ACC_OVERFLOW": ("x", "y_region", "y_row", "y_col", "d_fp32", "d_red"),
+}
+VECTOR_KINDS = tuple(VECTOR_CASES)
+
+
+def _vector_base(case: str, f: dict) -> bool:
+    """Whether a valid VECTOR ``f`` can be made into variant ``case`` by changing one field."""
+    if case in ("y", "y_region", "y_row", "y_col"):
+        return vector_y_is_address(f) and case in ("y", f"y_{_name(YMODES, f['ymode'])}")
+    if case in VFMTS:
+        return not f["red"] and f["fmt"] == VFMTS[case]
+    if case == "d_fp32":
+        return not f["red"] and f["fmt"] == VFMTS["fp32"]
+    if case == "d_red":
+        return bool(f["red"])
+    return True
+
+
+def _name(table: dict, value: int) -> str:
+    return next(k for k, v in table.items() if v == value)
+
+
+def _break_field(rng: random.Random, word: int, case: str) -> int:
+    """``word`` with the field of BAD_FIELD variant ``case`` made invalid."""
+    if case == "reserved":
+        return word | 1 << rng.choice((19, 92, 93, 94, 95))
+    if case == "op":
+        return _set(word, 4, 4, rng.randrange(8, 16))
+    if case == "act":
+        return _set(word, 10, 3, rng.choice((6, 7)))
+    if case == "red":
+        return _set(word, 13, 2, 3)
+    if case == "fmt":
+        return _set(word, 15, 3, rng.randrange(5, 8))
+    if case == "pass_y":                                        # pass with a second operand
+        y, ymode = rng.choice((0, rng.getrandbits(32))), rng.randrange(4)
+        ymode = ymode if ymode or y else rng.randrange(1, 4)
+        return _set(_set(_set(word, 4, 4, VOPS["pass"]), 96, 32, y), 8, 2, ymode)
+    if case == "y_high":                                        # an address with bits 31:24 set
+        word = _set(_set(word, 4, 4, rng.randrange(1, 8)), 8, 2, rng.randrange(3))
+        return _set(word, 120, 8, rng.randrange(1, 256))
+    if case == "iadd":                                          # iadd with act / red / fmt / itof
+        lo, w = rng.choice(((10, 3), (13, 2), (15, 3), (18, 1)))
+        return _set(_set(word, 4, 4, VOPS["iadd"]), lo, w, rng.randrange(1, min(1 << w, 6)))
+    return _set(_set(word, 13, 2, rng.randrange(1, 3)), 15, 3, rng.randrange(1, 5))   # red_fmt
+
+
+def malformed_vector(rng: random.Random, p: IsaParams, kind: str, case: str | None = None) -> int:
+    """A VECTOR that the hardware must reject with ``kind`` (a key of VECTOR_CASES), made by
+    ``case`` (one of its variants; by default a random one)."""
+    wb = p.word_bytes
+    case = case or rng.choice(VECTOR_CASES[kind])
+    for _ in range(1000):
+        word = random_vector(rng, p)
+        f = decode(word)
+        if not _vector_base(case, f):
+            continue
+        if kind == "BAD_FIELD":
+            word = _break_field(rng, word, case)
+        elif kind == "BAD_SIZE":
+            word = _set(word, 68 if case == "rows" else 80, 12, 0)
+        elif kind == "MISALIGNED":
+            lo, w = {"x_addr": (20, 24), "d_addr": (44, 24), "y": (96, 32)}[case]
+            word = _set(word, lo, w, ((word >> lo) + rng.randrange(1, wb)) & ((1 << w) - 1))
+        else:   # SP_OVERFLOW / ACC_OVERFLOW: a region moved until it ends one word (or more) past the top
+            x, y, d = vector_regions(f, wb)
+            lo, (_, start, end) = (20, x) if case == "x" else (96, y) if case.startswith("y") else (44, d)
+            size = p.scratchpad_bytes if kind == "SP_OVERFLOW" else p.accumulator_bytes
+            over = wb * (1 if rng.random() < 0.5 else rng.randrange(1, 64))
+            word = _set(word, lo, 24, start + size - end + over)
+        if check(word, p)[0] == ERRORS[kind]:
+            return word
+    raise RuntimeError(f"could not make a {kind} ({case}) VECTOR for {p}")
 
 
 def malformed_sync(rng: random.Random, p: IsaParams, kind: str) -> int:

@@ -1,9 +1,10 @@
 """Tile sequencer against its golden model: random programs, malformed words, faults, back-pressure.
 
-Each episode feeds one program (random valid instructions, END, then trailing words that must not
-be consumed; or with a malformed word at a random place; or with a fault pulse at a random time)
-through the command stream with random gaps, takes the descriptors under random back-pressure,
-answers each with a completion pulse after a random delay, and checks against
+Each episode feeds one program (random valid instructions of every class, VECTOR included, END,
+then trailing words that must not be consumed; or with a malformed word at a random place; or
+with a fault pulse at a random time) through the command stream with random gaps, takes the
+descriptors under random back-pressure, answers each with a completion pulse after a random
+delay, and checks against
 :func:`tessera.tb.models.tile_seq.run`: every descriptor in order, the BARRIER ordering (a descriptor
 never leaves before the completions its barriers demand), the ``max_outstanding`` bound, the
 final state / error code / pc, and the number of words consumed. ``clear`` separates episodes.
@@ -29,14 +30,16 @@ from cocotb.triggers import ClockCycles, RisingEdge
 
 import tessera.tb
 from tessera.rtl.config import preset
-from tessera.rtl.tile.isa import matmul_desc_layout, status_layout, xfer_desc_layout
+from tessera.rtl.tile.isa import matmul_desc_layout, status_layout, vector_desc_layout, xfer_desc_layout
 from tessera.tb.models import tile_seq
 from tessera.tb.models.tile_isa import ERROR_NAMES, ERRORS, STATES, IsaParams, encode, sync_passes
 from tessera.tb.stream import layout_fields, rng_for, unpack
 from tessera.tb.tile.programs import (
     MALFORMED_KINDS,
+    VECTOR_CASES,
     malformed,
     malformed_sync,
+    malformed_vector,
     random_instruction,
     random_program,
     random_sync,
@@ -86,6 +89,7 @@ class Bench:
             "load": layout_fields(xfer_desc_layout(cfg)),
             "store": layout_fields(xfer_desc_layout(cfg)),
             "matmul": layout_fields(matmul_desc_layout(cfg)),
+            "vector": layout_fields(vector_desc_layout(cfg)),
         }
         self.status_fields = layout_fields(status_layout())
         self.ready_prob = 1.0
@@ -371,7 +375,36 @@ async def random_programs(dut):
         dut._log.info(f"{label}: {STATE_NAMES[st['state']]} {ERROR_NAMES[st['error']]} pc={st['pc']} ok")
         await clear(dut, bench)
     dut._log.info(f"SYNC: {bench.sync_checked} ISSUE cycles checked, {bench.sync_waited} of them waiting")
+    dut._log.info(f"descriptors checked: {bench.total_issued}")
     assert bench.sync_checked > 0 and bench.sync_waited > 0
+    assert all(bench.total_issued.values()), bench.total_issued
+
+
+@cocotb.test()
+async def vector_checks(dut):
+    """Every way a VECTOR fails its check (programs.VECTOR_CASES), each a few times after a random
+    program, under random timing: the error code and pc of the model, nothing of it issued."""
+    p = tessera.tb.params()
+    cfg = preset(p["preset"])
+    isa = IsaParams.of(cfg)
+    rng = rng_for("vector_checks")
+    await reset(dut)
+    bench = Bench(dut, cfg)
+    feeder = CommandFeeder(dut, rng_for("cmd4"), idle_prob=0.2)
+    n = 0
+    for kind, cases in VECTOR_CASES.items():
+        for case in cases:
+            for _ in range(p.get("vector_case_runs", 3)):
+                bench.ready_prob = rng.choice((1.0, 0.5))
+                bench.max_delay = rng.choice((0, 5))
+                words = random_program(rng, isa, rng.randrange(0, 8), end=False, sync=True)
+                words += [malformed_vector(rng, isa, kind, case), encode(5)]
+                st, model, consumed, _ = await episode(dut, bench, feeder, words)
+                assert model.error == ERRORS[kind], (kind, case)
+                check_episode(bench, st, model, consumed, f"VECTOR {kind} ({case})")
+                await clear(dut, bench)
+                n += 1
+    dut._log.info(f"{n} malformed VECTORs checked")
 
 
 def set_count_mode(bench, rng):
@@ -422,21 +455,22 @@ async def outstanding_limit_and_throughput(dut):
     bench = Bench(dut, cfg)
     feeder = CommandFeeder(dut, rng_for("cmd2"), idle_prob=0.0)
     limit = cfg.tile.max_outstanding
-    from tessera.tb.tile.programs import random_matmul
-    words = [random_matmul(rng, isa) for _ in range(limit + 3)] + [encode(5)]
-    bench.reset_episode(tile_seq.run(words, cfg))
-    bench.max_delay = 10 ** 9                   # never complete (for now)
-    feeder.queue.extend(words)
-    await ClockCycles(dut.clk, 4 * len(words))
-    assert bench.issued["matmul"] == limit, f"{bench.issued['matmul']} issued, max_outstanding {limit}"
-    bench.max_delay = 0
-    for s in tile_seq.CLASSES:
-        bench.pending[s] = collections.deque(bench.cycle + 1 + i for i in range(len(bench.pending[s])))
-    await ClockCycles(dut.clk, 4 * len(words))
-    st = bench.status()
-    assert st["state"] == STATES["DONE"] and bench.issued["matmul"] == limit + 3, (st, bench.issued)
-    assert not bench.errors, bench.errors
-    await clear(dut, bench)
+    from tessera.tb.tile.programs import random_matmul, random_vector
+    for cls, make in (("matmul", random_matmul), ("vector", random_vector)):
+        words = [make(rng, isa) for _ in range(limit + 3)] + [encode(5)]
+        bench.reset_episode(tile_seq.run(words, cfg))
+        bench.max_delay = 10 ** 9                   # never complete (for now)
+        feeder.queue.extend(words)
+        await ClockCycles(dut.clk, 4 * len(words))
+        assert bench.issued[cls] == limit, f"{bench.issued[cls]} {cls}s issued, max_outstanding {limit}"
+        bench.max_delay = 0
+        for s in tile_seq.CLASSES:
+            bench.pending[s] = collections.deque(bench.cycle + 1 + i for i in range(len(bench.pending[s])))
+        await ClockCycles(dut.clk, 4 * len(words))
+        st = bench.status()
+        assert st["state"] == STATES["DONE"] and bench.issued[cls] == limit + 3, (st, bench.issued)
+        assert not bench.errors, bench.errors
+        await clear(dut, bench)
 
     # throughput: always ready, completions at once, no barriers
     n = p["throughput_length"]
