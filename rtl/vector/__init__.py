@@ -1,0 +1,13 @@
+"""tessera.rtl.vector: the vector engine's datapath units (docs/vector.md).
+
+* :class:`ExpUnit`, :class:`RecipUnit`, :class:`RsqrtUnit`, :class:`GeluUnit`: FP32 special
+  functions, bit-exact with ``tb/models/vector.py``, pipelined (one element per cycle);
+* :class:`SpecialFunctions`: the four side by side, padded to one latency, chosen by ``act``.
+
+They are built with :class:`tessera.rtl.vector.dataflow.Dataflow`, which schedules the model's
+FP32 operations onto :class:`FP32Adder` / :class:`FP32Multiplier` instances.
+"""
+
+from tessera.rtl.vector.exp import ExpUnit
+
+__all__ = ["ExpUnit"]
