@@ -9,7 +9,14 @@ from tessera.rtl.config import preset
 from tessera.rtl.tile import isa
 from tessera.runtime.asm import assemble, disassemble, disassemble_word, read_words, write_words
 from tessera.tb.models import tile_isa
-from tessera.tb.tile.programs import MALFORMED_KINDS, malformed, random_program
+from tessera.tb.tile.programs import (
+    MALFORMED_KINDS,
+    VECTOR_CASES,
+    malformed,
+    malformed_vector,
+    random_program,
+    random_vector,
+)
 
 PRESETS = ("tiny", "default", "ulx3s")
 
@@ -24,6 +31,10 @@ def test_rtl_layouts_match_model_field_tables():
     assert {s.name: s.value for s in isa.State} == tile_isa.STATES
     assert {m.name.lower(): m.value for m in isa.Mode} == tile_isa.MODES
     assert {d.name.lower(): d.value for d in isa.Dtype} == tile_isa.DTYPES
+    for enum, table in ((isa.VOp, tile_isa.VOPS), (isa.YMode, tile_isa.YMODES), (isa.Act, tile_isa.ACTS),
+                        (isa.Reduce, tile_isa.REDS), (isa.VFmt, tile_isa.VFMTS)):
+        assert {e.name.lower().replace("_", ""): e.value for e in enum} == table, enum
+    assert isa.reserved_mask(isa.VECTOR) == (1 << 19) | (0xF << 92)
 
 
 def _md_tables(text: str) -> dict[str, list[list[str]]]:
@@ -46,7 +57,8 @@ def test_docs_isa_tables_match_the_spec():
     assert opcodes == {o.value: o.name.lower() for o in isa.Opcode}
     for heading, ops in [("XFER (LOAD, STORE)", [isa.Opcode.LOAD, isa.Opcode.STORE]),
                          ("MATMUL", [isa.Opcode.MATMUL]), ("BARRIER", [isa.Opcode.BARRIER]),
-                         ("END", [isa.Opcode.END]), ("SYNC", [isa.Opcode.SYNC])]:
+                         ("END", [isa.Opcode.END]), ("SYNC", [isa.Opcode.SYNC]),
+                         ("VECTOR", [isa.Opcode.VECTOR])]:
         documented = []
         for bits, field, _ in tables[heading]:
             if field != "—":
@@ -94,7 +106,7 @@ def test_random_programs_round_trip(name):
     for _ in range(20):
         words = random_program(rng, p, rng.randrange(1, 60), sync=True)
         text = disassemble(words, cfg)
-        assert "#" not in text, text                  # no word flagged as malformed
+        assert "# [" not in text, text                # no word flagged as malformed
         assert assemble(text, cfg) == words
 
 
@@ -121,6 +133,9 @@ def test_disassembly_of_raw_words_round_trips():
         w = (w & ~0xF) | rng.randrange(16)
         text = disassemble_word(w)
         assert assemble(text, validate=False) == [w], text
+
+
+_V = "x=0 d=0 rows=1 cols=1"     # a VECTOR's operands, for the error table
 
 
 @pytest.mark.parametrize(
@@ -150,6 +165,42 @@ def test_disassembly_of_raw_words_round_trips():
         ("sync x=0 y=8", r"line 1: y0 = 8 does not fit in 3 bits"),
         ("sync loads", r"line 1: sync: unexpected operand 'loads'"),
         ("sync mode=send", r"line 1: sync: unknown operand 'mode'; allowed: x, y"),
+        ("barrier vectorz", r"unknown operand 'vectorz'; allowed: loads, stores, matmuls, vectors, all"),
+        ("vector add, x=0, d=0, rows=1, cols=1", r"line 1: vector: add needs a second operand: y=, yrow="),
+        ("vector x=0, d=0, rows=1, cols=1", r"line 1: vector: give exactly one op \(pass, add, sub, mul"),
+        (f"vector add mul {_V} imm=1", r"line 1: vector: give exactly one op"),
+        (f"vector add {_V} y=0 imm=1", r"vector: give at most one of y=, yrow=, ycol=, imm=, immbits="),
+        (f"vector add {_V} act=tanh",
+         r"^line 1: vector: act=tanh; allowed: none, relu, gelu, exp, recip, rsqrt"),
+        (f"vector add {_V} imm=1 fmt=bf16_t", r"fmt=bf16_t; allowed: fp32, bf16, bf16t, int8, int8t"),
+        (f"vector add {_V} imm=1 red=avg", r"red=avg; allowed: none, sum, max"),
+        (f"vector add {_V} imm=1e39", r"line 1: imm = 1e39 overflows FP32 .*write inf"),
+        (f"vector add {_V} imm=0x10", r"line 1: imm: '0x10' is not a decimal number"),
+        (f"vector add {_V} imm=1/3", r"imm: '1/3' is not a decimal number"),
+        (f"vector iadd {_V} imm=4294967296",
+         r"imm = 4294967296 is out of range for iadd; allowed: -2147483648..4294967295 "),
+        (f"vector iadd {_V} imm=-2147483649", r"imm = -2147483649 is out of range for iadd"),
+        (f"vector iadd {_V} imm=1.5", r"imm: '1.5' is not a number"),
+        (f"vector add {_V} immbits=0x100000000", r"immbits = 0x100000000 does not fit in 32 bits"),
+        (f"vector add {_V} imm=1 colour=2", r"vector: unknown operand 'colour'; allowed: act, cols"),
+        (f"vector add {_V} imm=1 fast", r"line 1: vector: unexpected operand 'fast'"),
+        ("vector add x=0 d=0 rows=1 imm=1", r"line 1: vector: missing operand cols="),
+        ("vector add x=0 d=0 rows=1 cols=4096 imm=1", r"line 1: cols = 4096 does not fit in 12 bits"),
+        (f"vector pass {_V} y=16",
+         r"^line 1: vector: BAD_FIELD: op pass has no second operand: ymode = 0 and y = 0x10"),
+        (f"vector iadd {_V} imm=1 act=relu", r"BAD_FIELD: op iadd is INT32 only: act = 1 must be 0"),
+        (f"vector iadd {_V} imm=1, itof", r"BAD_FIELD: op iadd is INT32 only: itof = 1 must be 0"),
+        (f"vector add {_V} yrow=0x1000000", r"BAD_FIELD: y = 0x1000000 is an address \(ymode row\)"),
+        (f"vector add {_V} imm=1 red=sum fmt=bf16",
+         r"BAD_FIELD: a reduction writes FP32: red sum needs fmt fp32, not bf16 "),
+        ("vector add x=0 d=0 rows=0 cols=4 imm=1", r"vector: BAD_SIZE: rows = 0 and cols = 4 must be"),
+        ("vector add x=0 d=0 rows=1 cols=4 ycol=0x8", r"vector: MISALIGNED: y = 0x8 is not a multiple of 16"),
+        ("vector add x=0 d=0x3ff0 rows=2 cols=2 imm=1 fmt=int8t",
+         r"SP_OVERFLOW: d \(int8t\) ends at 0x4010 >"),
+        ("vector add x=0 d=0 rows=2 cols=4 y=0xff0", r"ACC_OVERFLOW: y region ends at 0x1010 > 0x1000"),
+        ("vector add x=0 d=0x1000 rows=1 cols=4 imm=1", r"ACC_OVERFLOW: d region ends at 0x1010 > 0x1000"),
+        ("vector add x=0xf80 d=0 rows=9 cols=4 imm=1", r"ACC_OVERFLOW: x region ends at 0x1010 > 0x1000"),
+        ("vector max x=0 d=0xff0 rows=5 cols=4 imm=1 red=max", r"ACC_OVERFLOW: d region ends at 0x1004"),
     ],
 )
 def test_assembler_errors_name_the_line(src, match):
@@ -161,7 +212,7 @@ def test_syntax_variants():
     cfg = preset("tiny")
     a = assemble("LOAD sp=0x10 mem=0x20 rows=2 bytes=20 stride=32  ; comment\nbarrier all\nEnd", cfg)
     b = assemble("load sp=16, mem=32, rows=2, bytes=20  # stride defaults to the pitch\n"
-                 "barrier loads, stores, matmuls\nend", cfg)
+                 "barrier loads, stores, matmuls, vectors\nend", cfg)
     assert a == b
     f = tile_isa.decode(a[0])
     assert (f["local_addr"], f["mem_addr"], f["rows"], f["row_bytes"], f["stride"]) == (16, 32, 2, 20, 32)
@@ -309,7 +360,7 @@ def test_sync_syntax_and_builder():
     for bit in (4, 7, 64, 115):
         assert tile_isa.check(words[0] | (1 << bit), cfg)[0] == tile_isa.ERRORS["BAD_FIELD"]
         assert disassemble_word(words[0] | (1 << bit)).startswith(".word")
-    assert tile_isa.check(0x7, cfg)[0] == tile_isa.ERRORS["ILLEGAL_OPCODE"]
+    assert tile_isa.check(0x8, cfg)[0] == tile_isa.ERRORS["ILLEGAL_OPCODE"]
 
 
 def test_sync_rule_and_model():
@@ -357,3 +408,248 @@ def test_sync_is_not_an_access_for_hazards():
     fixed = assemble("load sp=0, mem=0, rows=4, bytes=32\nbarrier loads\nsync\n"
                      "matmul bf16 m=16 n=16 k=4 a=0 b=0x100 acc=0\nend", cfg)
     assert hazards(fixed, cfg) == []
+
+
+# ---- VECTOR ---------------------------------------------------------------------------------------
+
+_HEX = "0x[0-9a-f]+"
+VECTOR_MESSAGES = {   # (error code, variant) -> the reason, on ``tiny`` (W = 16, 16 KiB sp, 4 KiB acc)
+    ("BAD_FIELD", "reserved"): rf"reserved bits set: {_HEX}",
+    ("BAD_FIELD", "op"): r"op (8|9|1[0-5]) is reserved",
+    ("BAD_FIELD", "act"): r"act [67] is reserved",
+    ("BAD_FIELD", "red"): r"red 3 is reserved",
+    ("BAD_FIELD", "fmt"): r"fmt [5-7] is reserved",
+    ("BAD_FIELD", "pass_y"): rf"op pass has no second operand: ymode = [0-3] and y = {_HEX} must be 0",
+    ("BAD_FIELD", "y_high"): rf"y = {_HEX} is an address \(ymode (region|row|col)\): bits 31:24 must be 0",
+    ("BAD_FIELD", "iadd"): r"op iadd is INT32 only: (act|red|fmt|itof) = [1-5] must be 0",
+    ("BAD_FIELD", "red_fmt"): r"a reduction writes FP32: red (sum|max) needs fmt fp32, not (bf16|int8)t?",
+    ("BAD_SIZE", "rows"): r"rows = 0 and cols = \d+ must be at least 1",
+    ("BAD_SIZE", "cols"): r"rows = \d+ and cols = 0 must be at least 1",
+    ("MISALIGNED", "x_addr"): rf"x_addr = {_HEX} is not a multiple of 16 bytes",
+    ("MISALIGNED", "d_addr"): rf"d_addr = {_HEX} is not a multiple of 16 bytes",
+    ("MISALIGNED", "y"): rf"y = {_HEX} is not a multiple of 16 bytes",
+    **{("SP_OVERFLOW", f): rf"d \({f}\) ends at {_HEX} > 0x4000" for f in ("bf16", "bf16t", "int8", "int8t")},
+    ("ACC_OVERFLOW", "x"): rf"x region ends at {_HEX} > 0x1000",
+    **{("ACC_OVERFLOW", c): rf"y region ends at {_HEX} > 0x1000" for c in ("y_region", "y_row", "y_col")},
+    **{("ACC_OVERFLOW", c): rf"d region ends at {_HEX} > 0x1000" for c in ("d_fp32", "d_red")},
+}
+
+
+def test_vector_messages_cover_every_case():
+    assert set(VECTOR_MESSAGES) == {(k, c) for k, cases in VECTOR_CASES.items() for c in cases}
+
+
+@pytest.mark.parametrize("kind, case", sorted(VECTOR_MESSAGES))
+def test_vector_checks_and_messages(kind, case):
+    """Every VECTOR check: the golden model and tessera.runtime.isa give its code and the same
+    message; the assembler refuses the word naming the line and the code; unchecked, it is kept."""
+    import re
+
+    from tessera.runtime import isa as runtime_isa
+
+    cfg = preset("tiny")
+    p = tile_isa.IsaParams.of(cfg)
+    rng = random.Random(f"vcase:{kind}:{case}")
+    for _ in range(25):
+        word = malformed_vector(rng, p, kind, case)
+        code, reason = tile_isa.check(word, cfg)
+        assert code == tile_isa.ERRORS[kind] and re.fullmatch(VECTOR_MESSAGES[kind, case], reason), reason
+        err, reason2 = runtime_isa.check(word, cfg)
+        assert (err.value, reason2) == (code, reason)
+        text = disassemble_word(word)
+        with pytest.raises(ValueError, match=rf"^line 1: (vector|\.word): {kind}: {re.escape(reason)}"):
+            assemble(text, cfg)
+        assert assemble(text, cfg, validate=False) == [word]
+
+
+@pytest.mark.parametrize(
+    "line, kind",
+    [
+        ("vector pass x=8 d=8 rows=0 cols=1 y=0x10", "BAD_FIELD"),          # BAD_FIELD before BAD_SIZE
+        ("vector add x=8 d=0 rows=0 cols=1 imm=1", "BAD_SIZE"),             # BAD_SIZE before MISALIGNED
+        ("vector add x=8 d=0 rows=1 cols=1 ycol=0x2000", "MISALIGNED"),     # MISALIGNED before ACC_OVERFLOW
+        ("vector add x=0xff0 d=0x3ff0 rows=2 cols=4 imm=1 fmt=bf16", "SP_OVERFLOW"),   # before ACC_OVERFLOW
+        ("vector add x=0 d=0 rows=1 cols=1 immbits=0xff000008", "NONE"),    # an immediate is not an address
+        ("vector pass x=0 d=0 rows=1 cols=1 act=exp", "NONE"),
+        ("vector mask x=0 d=0x3fe0 rows=16 cols=2 y=0xf00 fmt=int8t", "NONE"),   # ends exactly at the top
+        ("vector add x=0 d=0 rows=4095 cols=1 imm=1", "ACC_OVERFLOW"),
+        ("vector add x=0 d=0 rows=1 cols=4095 imm=1 red=sum", "ACC_OVERFLOW"),    # x: 4 * 4095 bytes
+        ("vector add x=0 d=0xff0 rows=4 cols=1 imm=1 red=sum", "NONE"),     # d: 4 bytes per row
+    ],
+)
+def test_vector_check_order(line, kind):
+    from tessera.runtime import isa as runtime_isa
+
+    cfg = preset("tiny")
+    (word,) = assemble(line, cfg, validate=False)
+    assert runtime_isa.check(word, cfg)[0].name == kind
+    assert tile_isa.check(word, cfg)[0] == tile_isa.ERRORS[kind]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_vector_round_trip(name):
+    """Well-formed VECTOR words: disassembly -> assembly gives the same word (every preset); any
+    VECTOR word (random fields, possibly malformed) round-trips without the checks."""
+    cfg = preset(name)
+    p = tile_isa.IsaParams.of(cfg)
+    rng = random.Random(f"vrt:{name}")
+    for _ in range(2000):
+        word = random_vector(rng, p)
+        text = disassemble_word(word)
+        assert text.startswith("vector  ") and assemble(text, cfg) == [word], text
+    for _ in range(2000):
+        fields = {n: rng.choice([0, 1, 3, rng.randrange(1 << w)]) for n, _, w in tile_isa.VECTOR_FIELDS
+                  if n != "opcode"}
+        word = tile_isa.encode(7, **fields) | rng.choice((0, 0, 0, 1 << 19, 1 << 93))
+        text = disassemble_word(word)
+        assert assemble(text, validate=False) == [word], text
+
+
+def test_vector_immediates():
+    """imm= is rounded once, exactly, to the nearest FP32 (ties to even); iadd takes an INT32;
+    immbits= is the raw pattern; the disassembly prints immbits= with the value as a comment."""
+    import numpy as np
+
+    cfg = preset("tiny")
+
+    def y(imm, op="mul"):
+        (word,) = assemble(f"vector {op}, x=0, d=0, rows=1, cols=1, imm={imm}", cfg)
+        return word >> 96
+
+    assert y("1") == y("1.0") == y("+1e0") == 0x3F800000
+    assert y("0.1") == 0x3DCCCCCD and y("-0") == 0x80000000 and y("0") == 0
+    assert y("inf") == 0x7F800000 and y("-inf") == 0xFF800000 and y("nan") == 0x7FC00000
+    assert y("1e-45") == 1 and y("7e-46") == 0 and y("1.1754944e-38") == 0x00800000
+    assert y("1.000000059604644775390625") == 0x3F800000        # 1 + 2^-24: a tie, to even (down)
+    assert y("1.000000178813934326171875") == 0x3F800002        # 1 + 3 * 2^-24: a tie, to even (up)
+    # just above the tie: one rounding gives 1 + 2^-23; through a float64 it would round twice, to 1
+    above = "1.000000059604644775390625000000827180612553027674871408692069962853565812110900878906250"
+    assert y(above) == 0x3F800001
+    assert int(np.float32(float(above)).view(np.uint32)) == 0x3F800000
+    assert y("3.4028235e38") == 0x7F7FFFFF and y("340282356779733661637539395458142568447") == 0x7F7FFFFF
+    with pytest.raises(ValueError, match="overflows FP32"):     # the tie above the largest: to infinity
+        y("340282356779733661637539395458142568448")
+    assert y("-1", "iadd") == 0xFFFFFFFF and y("-2147483648", "iadd") == 0x80000000
+    assert y("4294967295", "iadd") == 0xFFFFFFFF and y("0x7fff_ffff", "iadd") == 0x7FFFFFFF
+
+    (word,) = assemble("vector iadd, x=0, d=0x10, rows=2, cols=3, imm=-5", cfg)
+    assert disassemble_word(word) == ("vector  iadd, x=0x0000, d=0x0010, rows=2, cols=3, immbits=0xfffffffb"
+                                      "  # -5")
+    (word,) = assemble("vector mul, x=0, d=0, rows=1, cols=1, immbits=0x3dcccccd, itof, fmt=int8", cfg)
+    assert disassemble_word(word) == ("vector  mul, x=0x0000, d=0x0000, rows=1, cols=1, immbits=0x3dcccccd,"
+                                      " fmt=int8, itof  # 0.1")
+    (word,) = assemble("vector max, x=0, d=0, rows=1, cols=1, immbits=0x7fc00001", cfg)
+    assert disassemble_word(word).endswith("immbits=0x7fc00001  # nan")
+    # the comment of any finite FP32 assembles back to it
+    rng = random.Random(5)
+    for _ in range(3000):
+        bits = rng.getrandbits(32)
+        if bits >> 23 & 0xFF == 0xFF:
+            continue
+        (word,) = assemble(f"vector add, x=0, d=0, rows=1, cols=1, immbits={bits}", cfg)
+        value = disassemble_word(word).split("# ")[1]
+        assert y(value, "add") == bits, value
+
+
+def test_vector_syntax_and_builder():
+    from tessera.runtime.asm import Program
+
+    cfg = preset("tiny")
+    words = assemble("vector add, x=0x100, d=0x2000, rows=4, cols=8, yrow=0x200, act=relu, fmt=bf16t\n"
+                     "VECTOR PASS x=0 d=0 rows=1 cols=1\n"
+                     "vector sub x=0 d=0 rows=2 cols=2 y=0x40 act=gelu red=max\n"
+                     "vector mask x=0 d=0 rows=2 cols=2 ycol=0x40 fmt=fp32 itof\n"
+                     "barrier vectors\nbarrier all", cfg)
+    f = [tile_isa.decode(w) for w in words]
+    assert (f[0]["op"], f[0]["ymode"], f[0]["y"], f[0]["act"], f[0]["fmt"]) == (1, 1, 0x200, 1, 2)
+    assert (f[0]["x_addr"], f[0]["d_addr"], f[0]["rows"], f[0]["cols"]) == (0x100, 0x2000, 4, 8)
+    assert (f[1]["op"], f[1]["ymode"], f[1]["y"]) == (0, 0, 0)
+    assert (f[2]["op"], f[2]["ymode"], f[2]["act"], f[2]["red"]) == (2, 0, 2, 2)
+    assert (f[3]["op"], f[3]["ymode"], f[3]["itof"]) == (6, 2, 1)
+    assert f[4] == {"opcode": 4, "loads": 0, "stores": 0, "matmuls": 0, "vectors": 1}
+    assert f[5] == {"opcode": 4, "loads": 1, "stores": 1, "matmuls": 1, "vectors": 1}
+    assert disassemble_word(words[0]) == ("vector  add, x=0x0100, d=0x2000, rows=4, cols=8, yrow=0x0200,"
+                                          " act=relu, fmt=bf16t")
+    assert disassemble_word(words[1]) == "vector  pass, x=0x0000, d=0x0000, rows=1, cols=1"
+    assert disassemble_word(words[4]) == "barrier vectors"
+
+    p = Program(cfg)
+    p.vector("add", x=0x100, d=0x2000, rows=4, cols=8, yrow=0x200, act="relu", fmt="bf16t")
+    p.vector("pass", x=0, d=0, rows=1, cols=1)
+    one = dict(x=0, d=0, rows=1, cols=1)
+    p.vector("mul", **one, imm=0.1).vector("mul", **one, imm=1 + 2 ** -24)     # (a tie: to even)
+    p.vector("mul", **one, imm=-0.0).vector("max", **one, imm=float("-inf"))
+    p.vector("iadd", **one, imm=-1).vector("add", **one, immbits=0x3F800000)
+    p.vector("mul", **one, imm=2, itof=True, fmt="int8t")
+    p.barrier("vectors")
+    assert p.words[:2] == words[:2] and p.words[-1] == words[4]
+    assert [w >> 96 for w in p.words[2:9]] == [0x3DCCCCCD, 0x3F800000, 0x80000000, 0xFF800000, 0xFFFFFFFF,
+                                             0x3F800000, 0x40000000]
+    assert tile_isa.decode(p.words[8])["fmt"] == 4 and tile_isa.decode(p.words[8])["itof"] == 1
+    assert assemble(p.text(), cfg) == p.words
+    with pytest.raises(ValueError, match=r"^instruction 10: vector: ACC_OVERFLOW: x region ends at 0x1010"):
+        p.vector("pass", x=0xff0, d=0, rows=2, cols=1)
+    with pytest.raises(ValueError, match=r"^instruction 10: vector: give at most one of"):
+        p.vector("add", x=0, d=0, rows=1, cols=1, y=0, imm=1.0)
+
+
+_VECTOR_PROGRAM = [
+    "load    acc=0x0000, mem=0x1000, rows=4, bytes=64",      # x
+    "load    acc=0x0400, mem=0x2000, rows=1, bytes=64",      # a bias row
+    "load    sp=0x1000, mem=0x3000, rows=16, bytes=32",      # B of the MATMUL
+    "barrier loads",
+    "vector  add, x=0x0000, d=0x0000, rows=4, cols=16, yrow=0x0400, act=relu, fmt=bf16t",   # A^T: sp 0..0x100
+    "barrier vectors",
+    "matmul  bf16, m=4, n=16, k=16, a=0x0000, b=0x1000, acc=0x0800",
+    "barrier matmuls",
+    "vector  pass, x=0x0800, d=0x0c00, rows=4, cols=16, act=exp",          # reads the MATMUL's D
+    "vector  mul, x=0x0c00, d=0x0c00, rows=4, cols=16, imm=0.5",           # VECTOR after VECTOR: in order
+    "barrier vectors",
+    "store   acc=0x0c00, mem=0x4000, rows=4, bytes=64",
+    "load    acc=0x0800, mem=0x5000, rows=4, bytes=64",      # overwrites D, which the VECTOR has read
+    "end",
+]
+
+
+@pytest.mark.parametrize(
+    "drop, expect",
+    [
+        (None, []),
+        ("barrier loads", ["vector [3] races with load [0]", "vector [3] races with load [1]",
+                           "matmul [5] races with load [2]"]),
+        ("barrier vectors", ["matmul [5] races with vector [4]"]),       # the first one
+        ("barrier matmuls", ["vector [7] races with matmul [6]", "load [11] races with matmul [6]"]),
+    ],
+)
+def test_vector_hazards(drop, expect):
+    """The hazard rules of VECTOR (docs/isa.md): LOAD -> VECTOR needs `barrier loads`, VECTOR ->
+    MATMUL and VECTOR -> STORE / LOAD need `barrier vectors`, MATMUL -> VECTOR `barrier matmuls`;
+    VECTOR -> VECTOR nothing."""
+    from tessera.runtime.isa import hazards
+
+    program = list(_VECTOR_PROGRAM)
+    if drop:
+        program.remove(drop)
+    cfg = preset("tiny")
+    found = [msg for _, msg in hazards(assemble("\n".join(program), cfg), cfg)]
+    assert [m.split(" on ")[0] for m in found] == expect, found
+    if expect:
+        assert f"put '{drop}' between them" in found[0]
+
+
+def test_vector_hazards_before_store_and_load():
+    from tessera.runtime.isa import hazards
+
+    program = list(_VECTOR_PROGRAM)
+    del program[10]                                          # the second `barrier vectors`
+    cfg = preset("tiny")
+    found = [msg.split(" on ")[0] for _, msg in hazards(assemble("\n".join(program), cfg), cfg)]
+    assert found == ["store [10] races with vector [8]", "store [10] races with vector [9]",
+                     "load [11] races with vector [8]"], found
+    # the immediate is not an access; a reduction writes rows words; a scratchpad format writes sp
+    (w,) = assemble("vector add, x=0x100, d=0x2000, rows=4, cols=8, imm=1, fmt=int8t", cfg)
+    from tessera.runtime.isa import decode, regions
+
+    assert regions(decode(w), 16) == ([("acc", 0x100, 0x180)], [("sp", 0x2000, 0x2080)])
+    (w,) = assemble("vector sub, x=0x100, d=0x200, rows=4, cols=8, ycol=0x300, red=sum", cfg)
+    assert regions(decode(w), 16) == ([("acc", 0x100, 0x180), ("acc", 0x300, 0x310)], [("acc", 0x200, 0x210)])

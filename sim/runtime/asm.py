@@ -11,13 +11,19 @@ commas and/or spaces; numbers are decimal, ``0x`` hex or ``0b`` binary (``_`` al
     barrier matmuls
     store   acc=0x0000, mem=0x40000, rows=8, bytes=32, stride=256
     sync    x=0..1, y=0                                                 # cross-tile barrier
+    vector  add, x=0x0000, d=0x8000, rows=8, cols=8, yrow=0x0400, act=relu, fmt=bf16t
+    barrier vectors
     end
     .word   0x0000000000000000000000000000000f                          # a raw word
 
 ``stride`` defaults to ``bytes`` rounded up to a word. ``barrier`` takes any of ``loads``,
-``stores``, ``matmuls`` (or ``all``). ``sync`` takes a group like a SEND's (``x=X0..X1``,
-``y=Y0..Y1``; ``x=2`` means ``2..2``); an omitted ``x=`` / ``y=`` is the whole width / height of
-the mesh, so a plain ``sync`` is the whole mesh. :func:`assemble` validates every instruction against a
+``stores``, ``matmuls``, ``vectors`` (or ``all``). ``sync`` takes a group like a SEND's
+(``x=X0..X1``, ``y=Y0..Y1``; ``x=2`` means ``2..2``); an omitted ``x=`` / ``y=`` is the whole
+width / height of the mesh, so a plain ``sync`` is the whole mesh. ``vector OP, x=, d=, rows=,
+cols=`` takes one second operand (``y=`` a region like x, ``yrow=`` a row vector, ``ycol=`` a
+column vector, ``imm=`` a decimal number rounded to FP32 (an INT32 for ``iadd``), ``immbits=``
+the raw 32 bits; none for ``pass``), and optionally ``act=``, ``red=``, ``fmt=`` and the flag
+``itof`` (docs/isa.md, "VECTOR"). :func:`assemble` validates every instruction against a
 FabricConfig with the same rules as the hardware (:func:`tessera.runtime.isa.check`) and raises
 ``ValueError("line N: ...")``; :func:`disassemble` prints the canonical text, which assembles
 back to the same words.
@@ -25,7 +31,11 @@ back to the same words.
 
 from __future__ import annotations
 
+import math
 import re
+import struct
+from decimal import Decimal
+from fractions import Fraction
 
 from tessera.rtl.tile.isa import (
     WORD_BITS,
@@ -34,6 +44,8 @@ from tessera.rtl.tile.isa import (
     Mode,
     Opcode,
     Space,
+    VOp,
+    YMode,
 )
 from tessera.runtime import isa
 
@@ -41,7 +53,11 @@ __all__ = ["Program", "assemble", "disassemble", "disassemble_word", "encode", "
 
 _XFER_KEYS = {"sp", "acc", "mem", "rows", "bytes", "stride", "mode", "x", "y"}
 _MATMUL_KEYS = {"m", "n", "k", "a", "b", "acc"}
-_BARRIER_FLAGS = ("loads", "stores", "matmuls")
+_BARRIER_FLAGS = ("loads", "stores", "matmuls", "vectors")
+# VECTOR's second operand: operand name -> ymode
+_Y_KEYS = {"y": YMode.REGION, "yrow": YMode.ROW, "ycol": YMode.COL, "imm": YMode.IMM, "immbits": YMode.IMM}
+_VECTOR_KEYS = {"x", "d", "rows", "cols", "act", "red", "fmt"} | set(_Y_KEYS)
+_VECTOR_ENUMS = (("act", isa.ACTS), ("red", isa.REDS), ("fmt", isa.VFMTS))
 
 
 def encode(opcode: int, **values) -> int:
@@ -70,6 +86,128 @@ def _range(text: str, what: str) -> tuple[int, int]:
     lo, sep, hi = text.partition("..")
     a = _num(lo, what)
     return (a, _num(hi, what) if sep else a)
+
+
+def _pow2(e: int) -> Fraction:
+    return Fraction(2) ** e
+
+
+def _f32_round(q: Fraction) -> int | None:
+    """The FP32 bit pattern of ``|q|`` rounded to nearest, ties to even (subnormals kept); None if
+    it overflows to infinity."""
+    q = abs(q)
+    if q == 0:
+        return 0
+    e = q.numerator.bit_length() - q.denominator.bit_length()      # 2^e <= q < 2^(e+1), or e one too big
+    if q < _pow2(e):
+        e -= 1
+    e = max(e, -126)                                                # below: subnormal, fixed exponent
+    mant = round(q / _pow2(e - 23))                                 # Fraction.__round__: ties to even
+    if mant == 1 << 24:
+        e, mant = e + 1, 1 << 23
+    if e > 127:
+        return None
+    return mant if mant < (1 << 23) else ((e + 127) << 23) | (mant - (1 << 23))
+
+
+def _f32_bits(text: str) -> int:
+    """``imm=`` of a floating-point VECTOR: a decimal number (or ``inf``, ``nan``, with a sign)
+    rounded once, exactly, to the nearest FP32 (ties to even)."""
+    t = text.replace("_", "").lower()
+    sign = int(t.startswith("-")) << 31
+    body = t[1:] if t[:1] in "+-" else t
+    if body in ("inf", "infinity"):
+        return sign | 0x7F800000
+    if body == "nan":
+        return sign | 0x7FC00000
+    try:
+        if "/" in body or body.startswith("0x"):
+            raise ValueError
+        bits = _f32_round(Fraction(body))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"imm: {text!r} is not a decimal number (immbits= takes a bit pattern)") from None
+    if bits is None:
+        raise ValueError(f"imm = {text} overflows FP32 (largest finite 3.4028235e+38); write inf for"
+                         " infinity")
+    return sign | bits
+
+
+def _f32_text(bits: int) -> str:
+    """The shortest decimal that ``imm=`` rounds back to the FP32 ``bits`` (``nan`` for any NaN)."""
+    (value,) = struct.unpack("<f", bits.to_bytes(4, "little"))
+    if math.isnan(value) or math.isinf(value) or value == 0:
+        return str(value)
+    for digits in range(1, 10):                                     # 9 significant digits always do
+        text = f"{value:.{digits}g}"
+        if _f32_round(Fraction(text)) == bits & 0x7FFFFFFF:
+            if 1e-4 <= abs(value) < 1e16:                           # positional, as Python prints floats
+                text = format(Decimal(text), "f")
+                text += "" if "." in text else ".0"
+            return text
+    raise AssertionError(f"no decimal for FP32 {bits:#010x}")
+
+
+def _imm(text: str, op: str) -> int:
+    """``imm=``: an INT32 for ``iadd`` (-2^31 .. 2^32 - 1, as 32 bits), else an FP32 value."""
+    if op != "iadd":
+        return _f32_bits(text)
+    value = _num(text, "imm")
+    if not -(1 << 31) <= value < (1 << 32):
+        raise ValueError(f"imm = {text} is out of range for iadd; allowed: {-(1 << 31)}..{(1 << 32) - 1}")
+    return value & 0xFFFFFFFF
+
+
+def _assemble_vector(keys: dict, flags: list, need) -> int:
+    ops = [f for f in flags if f in isa.VOPS]
+    others = [f for f in flags if f not in isa.VOPS and f != "itof"]
+    if others:
+        raise ValueError(f"vector: unexpected operand {others[0]!r}")
+    if len(ops) != 1:
+        raise ValueError(f"vector: give exactly one op ({', '.join(isa.VOPS)})")
+    op = ops[0]
+    v = {"op": isa.VOPS[op], "x_addr": need("x"), "d_addr": need("d"), "rows": need("rows"),
+         "cols": need("cols"), "itof": int("itof" in flags)}
+    for key, table in _VECTOR_ENUMS:
+        if key in keys:
+            name = keys[key].lower()
+            if name not in table:
+                raise ValueError(f"vector: {key}={keys[key]}; allowed: {', '.join(table)}")
+            v[key] = table[name]
+    given = [k for k in _Y_KEYS if k in keys]
+    if len(given) > 1:
+        raise ValueError(f"vector: give at most one of {', '.join(k + '=' for k in _Y_KEYS)}")
+    if not given and op != "pass":
+        raise ValueError(f"vector: {op} needs a second operand: y=, yrow=, ycol=, imm= or immbits=")
+    if given:
+        key = given[0]
+        v["ymode"] = _Y_KEYS[key].value
+        v["y"] = _imm(keys[key], op) if key == "imm" else _num(keys[key], key)
+        if not 0 <= v["y"] < (1 << 32):
+            raise ValueError(f"{key} = {keys[key]} does not fit in 32 bits")
+    return encode(Opcode.VECTOR, **v)
+
+
+def _disassemble_vector(f: dict) -> tuple[str, str] | None:
+    """(canonical text, comment) of a VECTOR word, None if a field has no name."""
+    names = {}
+    for key, table in (("op", isa.VOPS),) + _VECTOR_ENUMS:
+        inverse = {v: k for k, v in table.items()}
+        if f[key] not in inverse:
+            return None
+        names[key] = inverse[f[key]]
+    parts = [f"vector  {names['op']}", f"x={f['x_addr']:#06x}", f"d={f['d_addr']:#06x}",
+             f"rows={f['rows']}", f"cols={f['cols']}"]
+    comment = ""
+    ymode, y = YMode(f["ymode"]), f["y"]
+    if f["op"] != VOp.PASS.value or ymode != YMode.REGION or y:
+        key = {m: k for k, m in _Y_KEYS.items() if k != "imm"}[ymode]
+        parts.append(f"{key}={y:#010x}" if ymode == YMode.IMM else f"{key}={y:#06x}")
+        if ymode == YMode.IMM:
+            comment = str(y - ((y >> 31) << 32)) if f["op"] == VOp.IADD.value else _f32_text(y)
+    parts += [f"{key}={names[key]}" for key, _ in _VECTOR_ENUMS if f[key]]
+    if f["itof"]:
+        parts.append("itof")
+    return ", ".join(parts), comment
 
 
 def _operands(rest: str) -> tuple[dict, list]:
@@ -142,9 +280,12 @@ def _assemble_line(mnem: str, rest: str, cfg) -> int:
             raise ValueError(f"barrier: unexpected operand {next(iter(keys))}=")
         for f in flags:
             if f not in _BARRIER_FLAGS and f != "all":
-                raise ValueError(f"barrier: unknown operand {f!r}; allowed: loads, stores, matmuls, all")
+                raise ValueError(f"barrier: unknown operand {f!r}; allowed: {', '.join(_BARRIER_FLAGS)}, all")
         chosen = _BARRIER_FLAGS if "all" in flags else flags
         return encode(Opcode.BARRIER, **{f: 1 for f in chosen})
+    if mnem == "vector":
+        unknown(_VECTOR_KEYS)
+        return _assemble_vector(keys, flags, need)
     if mnem == "sync":
         unknown({"x", "y"})
         if flags:
@@ -164,7 +305,8 @@ def _assemble_line(mnem: str, rest: str, cfg) -> int:
         if not 0 <= w < (1 << WORD_BITS):
             raise ValueError(f".word {flags[0]} does not fit in {WORD_BITS} bits")
         return w
-    raise ValueError(f"unknown mnemonic {mnem!r}; allowed: load, store, matmul, barrier, sync, end, .word")
+    raise ValueError(f"unknown mnemonic {mnem!r}; allowed: load, store, matmul, vector, barrier, sync, end,"
+                     " .word")
 
 
 def assemble(text: str, cfg=None, *, validate: bool = True) -> list[int]:
@@ -195,6 +337,7 @@ def assemble(text: str, cfg=None, *, validate: bool = True) -> list[int]:
 def disassemble_word(word: int) -> str:
     """One word -> canonical text (``.word 0x...`` when it is not a well-formed instruction)."""
     raw = f".word   {word:#034x}"
+    comment = ""
     f = isa.decode(word)
     op = f["opcode"]
     if op not in isa.FIELDS or word & isa.RESERVED[op]:
@@ -221,6 +364,11 @@ def disassemble_word(word: int) -> str:
         text = ("barrier " + " ".join(chosen)).rstrip()
     elif op == Opcode.SYNC.value:
         text = f"sync    x={f['x0']}..{f['x1']}, y={f['y0']}..{f['y1']}"
+    elif op == Opcode.VECTOR.value:
+        vector = _disassemble_vector(f)
+        if vector is None:
+            return raw
+        text, comment = vector
     else:
         text = "end"
     # Anything that does not re-encode exactly (a STORE with a group, say) stays a raw word.
@@ -229,7 +377,7 @@ def disassemble_word(word: int) -> str:
             return raw
     except ValueError:
         return raw
-    return text
+    return f"{text}  # {comment}" if comment else text
 
 
 def disassemble(words, cfg=None, *, annotate: bool = True) -> str:
@@ -288,6 +436,7 @@ class Program:
         p.matmul("bf16", m=16, n=16, k=16, a=0x0000, b=0x8000, acc=0x0000, accumulate=True)
         p.barrier("matmuls")
         p.store(acc=0x0000, mem=0x30000, rows=16, bytes=64)
+        p.vector("add", x=0x0000, d=0x4000, rows=16, cols=16, yrow=0x3000, act="relu", fmt="bf16t")
         p.sync(x=(0, 1))                    # wait for tiles x = 0..1 of every row
         p.end()
         p.words, p.text(), p.hazards()
@@ -327,6 +476,17 @@ class Program:
 
     def barrier(self, *classes):
         return self._add("barrier " + " ".join(classes))
+
+    def vector(self, op, *, x, d, rows, cols, y=None, yrow=None, ycol=None, imm=None, immbits=None,
+               act=None, red=None, fmt="fp32", itof=False):
+        """A VECTOR (docs/isa.md): ``op`` on the ``rows`` x ``cols`` region at ``x``, result at ``d``;
+        at most one second operand (``y`` region, ``yrow``, ``ycol``, ``imm`` a number (a float is
+        taken at its exact value and rounded once to FP32; an int for ``iadd``) or ``immbits``)."""
+        if isinstance(imm, float):
+            imm = str(imm) if math.isinf(imm) or math.isnan(imm) else format(Decimal(imm), "e")
+        line = f"vector {op}, " + self._ops(x=x, d=d, rows=rows, cols=cols, y=y, yrow=yrow, ycol=ycol,
+                                            imm=imm, immbits=immbits, act=act, red=red, fmt=fmt)
+        return self._add(line + (", itof" if itof else ""))
 
     def sync(self, *, x=None, y=None):
         """A cross-tile barrier with the tiles ``x`` = (x0, x1) x ``y`` = (y0, y1) (an int: that

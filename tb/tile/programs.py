@@ -255,6 +255,8 @@ def _vector_base(case: str, f: dict) -> bool:
         return not f["red"] and f["fmt"] == VFMTS["fp32"]
     if case == "d_red":
         return bool(f["red"])
+    if case == "red_fmt":
+        return f["op"] != VOPS["iadd"]
     return True
 
 
@@ -282,8 +284,8 @@ def _break_field(rng: random.Random, word: int, case: str) -> int:
         word = _set(_set(word, 4, 4, rng.randrange(1, 8)), 8, 2, rng.randrange(3))
         return _set(word, 120, 8, rng.randrange(1, 256))
     if case == "iadd":                                          # iadd with act / red / fmt / itof
-        lo, w = rng.choice(((10, 3), (13, 2), (15, 3), (18, 1)))
-        return _set(_set(word, 4, 4, VOPS["iadd"]), lo, w, rng.randrange(1, min(1 << w, 6)))
+        lo, w, top = rng.choice(((10, 3, 5), (13, 2, 2), (15, 3, 4), (18, 1, 1)))     # (valid values)
+        return _set(_set(word, 4, 4, VOPS["iadd"]), lo, w, rng.randint(1, top))
     return _set(_set(word, 13, 2, rng.randrange(1, 3)), 15, 3, rng.randrange(1, 5))   # red_fmt
 
 
