@@ -529,6 +529,9 @@ def test_vector_immediates():
     assert y("3.4028235e38") == 0x7F7FFFFF and y("340282356779733661637539395458142568447") == 0x7F7FFFFF
     with pytest.raises(ValueError, match="overflows FP32"):     # the tie above the largest: to infinity
         y("340282356779733661637539395458142568448")
+    with pytest.raises(ValueError, match="overflows FP32"):     # (refused from its exponent, at once)
+        y("1e999999999")
+    assert y("-1e-999999999") == 0x80000000 and y("7.1e-46") == 1    # (above half the smallest subnormal)
     assert y("-1", "iadd") == 0xFFFFFFFF and y("-2147483648", "iadd") == 0x80000000
     assert y("4294967295", "iadd") == 0xFFFFFFFF and y("0x7fff_ffff", "iadd") == 0x7FFFFFFF
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import re
 import struct
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
 from tessera.rtl.tile.isa import (
@@ -121,11 +121,18 @@ def _f32_bits(text: str) -> int:
     if body == "nan":
         return sign | 0x7FC00000
     try:
-        if "/" in body or body.startswith("0x"):
-            raise ValueError
-        bits = _f32_round(Fraction(body))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"imm: {text!r} is not a decimal number (immbits= takes a bit pattern)") from None
+        value = Decimal(body)
+    except InvalidOperation:
+        value = None
+    if value is None or not value.is_finite() or body[:1] not in "0123456789.":
+        raise ValueError(f"imm: {text!r} is not a decimal number (immbits= takes a bit pattern)")
+    # (the decimal exponent first: 1e999999999 must not become a billion-digit integer)
+    if value and value.adjusted() > 38:
+        bits = None                                     # >= 1e39: beyond the largest FP32
+    elif value and value.adjusted() < -50:
+        bits = 0                                        # < 1e-50: below half the smallest subnormal
+    else:
+        bits = _f32_round(Fraction(value))
     if bits is None:
         raise ValueError(f"imm = {text} overflows FP32 (largest finite 3.4028235e+38); write inf for"
                          " infinity")
