@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Const, Module, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -122,6 +122,8 @@ class Accumulator(wiring.Component):
       in a cycle where ``core_wr`` writes the same bank.
     * ``dma_rd`` (:func:`acc_read_signature`, flipped): word address -> word; ``req.ready`` is
       low in a cycle where ``core_rd`` reads the same bank.
+    * ``vec_wr``, ``vec_x_rd``, ``vec_y_rd``: the vector engine's word ports, like ``dma_wr`` /
+      ``dma_rd`` but last in priority (``vec_x_rd`` before ``vec_y_rd``).
 
     Latency: a read request accepted in cycle t is answered (``resp.valid``) in cycle t + 1.
     Throughput: one access per cycle per port when they do not collide (a core row read and a
@@ -147,6 +149,9 @@ class Accumulator(wiring.Component):
             "core_rd": In(acc_core_read_signature(cfg)),
             "dma_wr": In(stream.Signature(acc_write_layout(cfg))),
             "dma_rd": In(acc_read_signature(cfg)),
+            "vec_wr": In(stream.Signature(acc_write_layout(cfg))),
+            "vec_x_rd": In(acc_read_signature(cfg)),
+            "vec_y_rd": In(acc_read_signature(cfg)),
         })
 
     def elaborate(self, platform):
@@ -165,7 +170,9 @@ class Accumulator(wiring.Component):
         self._writes(m, geo, mems)
         # ---- reads: core_rd first, then dma_rd on the banks core_rd leaves free
         core_rbank = self._core_read(m, geo, mems)
-        self._dma_read(m, geo, mems, core_rbank)
+        taken = core_rbank
+        for name in ("dma_rd", "vec_x_rd", "vec_y_rd"):
+            taken = self._word_read(m, geo, mems, taken, name)
         return m
 
     # ---- writes: core_wr has priority; dma_wr waits if core_wr writes its bank
@@ -183,6 +190,9 @@ class Accumulator(wiring.Component):
         dw = self.dma_wr.payload
         dw_hot = Signal(B, name="dma_wr_bank")
         m.d.comb += dw_hot.eq(Const(1, B) << geo.word_bank(dw.addr))
+        vw = self.vec_wr.payload
+        vw_hot = Signal(B, name="vec_wr_bank")
+        m.d.comb += vw_hot.eq(Const(1, B) << geo.word_bank(vw.addr))
         for b, (w, _) in enumerate(mems):
             if B > 1:
                 g = Signal(blog, name=f"core_wr_g{b}")          # lane group of this bank
@@ -213,7 +223,11 @@ class Accumulator(wiring.Component):
                 m.d.comb += [w.addr.eq(waddr), w.data.eq(wdata), w.en.eq(bmask)]
             with m.Elif(self.dma_wr.valid & dw_hot[b]):
                 m.d.comb += [w.addr.eq(geo.word_row(dw.addr)), w.data.eq(dw.data), w.en.eq(dw.mask)]
-        m.d.comb += self.dma_wr.ready.eq(~(core_wbank & dw_hot).any())
+            with m.Elif(self.vec_wr.valid & vw_hot[b]):
+                m.d.comb += [w.addr.eq(geo.word_row(vw.addr)), w.data.eq(vw.data), w.en.eq(vw.mask)]
+        dma_wbank = Mux(self.dma_wr.valid, dw_hot, 0)
+        m.d.comb += [self.dma_wr.ready.eq(~(core_wbank & dw_hot).any()),
+                     self.vec_wr.ready.eq(~((core_wbank | dma_wbank) & vw_hot).any())]
 
     def _core_read(self, m: Module, geo: _Geometry, mems: list) -> Signal:
         """The ``core_rd`` port: reads one word of each bank (B > 1) or one word (B == 1) and, one
@@ -257,27 +271,28 @@ class Accumulator(wiring.Component):
         hold_response(m, crp.resp, cr_grant, cr_word, "core_rd")
         return core_rbank
 
-    def _dma_read(self, m: Module, geo: _Geometry, mems: list, core_rbank: Signal):
-        """The ``dma_rd`` port: reads the bank of its word unless ``core_rd`` reads that bank this
-        cycle (``core_rbank``), and selects that bank's output one cycle later. Latency 1
-        (response held by :func:`hold_response`); back-pressure: ``req.ready`` is the grant, high
-        only with ``req.valid``, no held response left untaken and the bank free of ``core_rd``."""
+    def _word_read(self, m: Module, geo: _Geometry, mems: list, taken: Signal, name: str) -> Signal:
+        """A word read port (``dma_rd``, ``vec_x_rd``, ``vec_y_rd``): reads the bank of its word unless
+        a port before it reads that bank this cycle (``taken``), and selects that bank's output one
+        cycle later. Latency 1 (response held by :func:`hold_response`); back-pressure:
+        ``req.ready`` is the grant, high only with ``req.valid``, no held response left untaken and
+        the bank free. Returns ``taken`` with this port's bank added."""
         B = geo.B
         rdata = [r.data for _, r in mems]
-        drp = self.dma_rd
-        dr_hot = Signal(B, name="dma_rd_bank")
+        drp = getattr(self, name)
+        dr_hot = Signal(B, name=f"{name}_bank")
         m.d.comb += dr_hot.eq(Const(1, B) << geo.word_bank(drp.req.payload))
         dr_free = ~drp.resp.valid | drp.resp.ready
-        dr_grant = Signal(name="dma_rd_grant")
+        dr_grant = Signal(name=f"{name}_grant")
         m.d.comb += [
-            dr_grant.eq(drp.req.valid & dr_free & ~(core_rbank & dr_hot).any()),
+            dr_grant.eq(drp.req.valid & dr_free & ~(taken & dr_hot).any()),
             drp.req.ready.eq(dr_grant),
         ]
         for b, (_, r) in enumerate(mems):
             with m.If(dr_grant & dr_hot[b]):
                 m.d.comb += [r.en.eq(1), r.addr.eq(geo.word_row(drp.req.payload))]
-        dr_sel = Signal(max(1, geo.blog), name="dma_rd_sel")
-        dr_word = Signal(geo.wbits, name="dma_rd_word")
+        dr_sel = Signal(max(1, geo.blog), name=f"{name}_sel")
+        dr_word = Signal(geo.wbits, name=f"{name}_word")
         if B > 1:
             with m.If(dr_grant):
                 m.d.sync += dr_sel.eq(geo.word_bank(drp.req.payload))
@@ -288,4 +303,5 @@ class Accumulator(wiring.Component):
                         m.d.comb += dr_word.eq(rdata[b])
         else:
             m.d.comb += dr_word.eq(rdata[0])
-        hold_response(m, drp.resp, dr_grant, dr_word, "dma_rd")
+        hold_response(m, drp.resp, dr_grant, dr_word, name)
+        return taken | Mux(dr_grant, dr_hot, 0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Mux
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +28,10 @@ class MatmulEngine(wiring.Component):
     * ``busy`` (out): a MATMUL accepted and not done, or the core busy.
     * ``sp_wr`` (in): the scratchpad's write port (DMA fills), passed through.
     * ``acc_dma_wr`` / ``acc_dma_rd``: the accumulator's DMA ports, passed through.
+    * ``acc_vec_wr``, ``acc_vec_x_rd``, ``acc_vec_y_rd``: the accumulator's vector-engine ports,
+      passed through; ``sp_vec_wr``: the vector engine's scratchpad writes, which share the
+      scratchpad's write port with ``sp_wr`` (``sp_wr`` first: ``sp_vec_wr.ready`` is low while
+      ``sp_wr`` writes).
 
     Scratchpad read port 0 fetches A, port 1 fetches B (a bank conflict between them halves the
     step rate; ``scratchpad_read_ports`` > 2 leaves the others unused). Timing: see
@@ -52,6 +56,10 @@ class MatmulEngine(wiring.Component):
             "sp_wr": In(stream.Signature(scratchpad_write_layout(cfg.tile))),
             "acc_dma_wr": In(stream.Signature(acc_write_layout(cfg))),
             "acc_dma_rd": In(acc_read_signature(cfg)),
+            "acc_vec_wr": In(stream.Signature(acc_write_layout(cfg))),
+            "acc_vec_x_rd": In(acc_read_signature(cfg)),
+            "acc_vec_y_rd": In(acc_read_signature(cfg)),
+            "sp_vec_wr": In(stream.Signature(scratchpad_write_layout(cfg.tile))),
         })
 
     def elaborate(self, platform):
@@ -63,9 +71,12 @@ class MatmulEngine(wiring.Component):
         m.submodules.core = core = TensorCore(cfg.tensor, pe_module=self.pe_module)
 
         wiring.connect(m, wiring.flipped(self.desc), fetch.desc)
-        wiring.connect(m, wiring.flipped(self.sp_wr), sp.wr)
+        self.share_scratchpad_write(m, sp, self.sp_wr, self.sp_vec_wr)
         wiring.connect(m, wiring.flipped(self.acc_dma_wr), acc.dma_wr)
         wiring.connect(m, wiring.flipped(self.acc_dma_rd), acc.dma_rd)
+        wiring.connect(m, wiring.flipped(self.acc_vec_wr), acc.vec_wr)
+        wiring.connect(m, wiring.flipped(self.acc_vec_x_rd), acc.vec_x_rd)
+        wiring.connect(m, wiring.flipped(self.acc_vec_y_rd), acc.vec_y_rd)
         wiring.connect(m, fetch.rd_a, sp.rd0)
         wiring.connect(m, fetch.rd_b, sp.rd1)
         wiring.connect(m, fetch.acc_wr, acc.core_wr)
@@ -79,3 +90,13 @@ class MatmulEngine(wiring.Component):
             self.busy.eq(fetch.busy | core.busy),
         ]
         return m
+
+    @staticmethod
+    def share_scratchpad_write(m, sp, dma, vec):
+        """The scratchpad ``sp``'s one write port: ``dma`` when it is valid, else ``vec``."""
+        m.d.comb += [
+            sp.wr.valid.eq(dma.valid | vec.valid),
+            sp.wr.payload.eq(Mux(dma.valid, dma.payload, vec.payload)),
+            dma.ready.eq(sp.wr.ready),
+            vec.ready.eq(sp.wr.ready & ~dma.valid),
+        ]

@@ -433,17 +433,24 @@ def to_bf16(x):
     return np.where(_is_nan(x.astype(U32)), np.uint16(0x7FC0), r)
 
 
+def to_int8(x):
+    """FP32 -> INT8: rounded to the nearest integer (ties to even), saturated to -128 .. 127; NaN -> 0."""
+    f = np.asarray(x, dtype=U32).view(np.float32).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.clip(np.rint(np.nan_to_num(f, nan=0.0)), -128, 127).astype(np.int8)
+
+
+def i32_to_f32(acc):
+    """INT32 -> FP32 bit patterns, rounded to nearest even."""
+    return np.asarray(acc, dtype=np.int32).astype(np.float32).view(U32)
+
+
 def requant(acc, scale, relu_out: bool = False, ops=NP):
     """INT32 -> INT8: v = RNE32(float(acc)) x scale (FP32, RNE), rounded to the nearest integer
-    (ties to even), saturated to -128 .. 127 (NaN -> 0), optionally ReLU'd."""
-    acc = np.asarray(acc, dtype=np.int32)
-    v = ops.mul(acc.astype(np.float32).view(U32), bits(scale, "scale"))
-    f = v.view(np.float32).astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        q = np.clip(np.rint(np.nan_to_num(f, nan=0.0)), -128, 127)
-    if relu_out:
-        q = np.maximum(q, 0)
-    return q.astype(np.int8)
+    (ties to even), saturated to -128 .. 127 (NaN -> 0), optionally ReLU'd (relu(v) before the
+    rounding gives the same bits as max(q, 0) after it)."""
+    v = ops.mul(i32_to_f32(acc), bits(scale, "scale"))
+    return to_int8(relu(v) if relu_out else v)
 
 
 def int32_add(a, b):
