@@ -9,5 +9,9 @@ FP32 operations onto :class:`FP32Adder` / :class:`FP32Multiplier` instances.
 """
 
 from tessera.rtl.vector.exp import ExpUnit
+from tessera.rtl.vector.gelu import GeluUnit
+from tessera.rtl.vector.recip import RecipUnit
+from tessera.rtl.vector.rsqrt import RsqrtUnit
+from tessera.rtl.vector.sfu import SpecialFunctions
 
-__all__ = ["ExpUnit"]
+__all__ = ["ExpUnit", "GeluUnit", "RecipUnit", "RsqrtUnit", "SpecialFunctions"]

@@ -201,8 +201,8 @@ def trunc_int(v, bits: int) -> tuple[Value, Value]:
 
 class DataflowUnit(wiring.Component):
     """Base of the special-function units: FP32 ``x`` in, FP32 ``y`` out, clock enable ``en``;
-    a subclass describes its algorithm in ``build(df, x) -> y`` (``Dataflow`` nodes). The latency
-    and the FP unit counts come from a dry run of ``build`` in the constructor.
+    a subclass describes its algorithm in the static method ``build(df, x) -> y`` (``Dataflow``
+    nodes). The latency and the FP unit counts come from a dry run of ``build`` (:meth:`schedule`).
 
     Ports (the same for every subclass, so given as a signature rather than annotations):
     ``x: In(32)``, ``en: In(1, init=1)``, ``y: Out(32)``.
@@ -211,12 +211,19 @@ class DataflowUnit(wiring.Component):
     def __init__(self, fadd_latency: int = 3, fmul_latency: int = 3):
         self.fadd_latency, self.fmul_latency = check_unit_latencies(type(self).__name__, fadd_latency,
                                                                     fmul_latency)
-        dry = Dataflow(None, None, fadd_latency, fmul_latency)
-        self.latency = self.build(dry, dry.input(Signal(32))).ready
-        self.adders, self.multipliers = dry.adders, dry.multipliers
+        self.latency, self.adders, self.multipliers = self.schedule(fadd_latency, fmul_latency)
         super().__init__({"x": In(32), "en": In(1, init=1), "y": Out(32)})
 
-    def build(self, df: Dataflow, x: Node) -> Node:
+    @classmethod
+    def schedule(cls, fadd_latency: int = 3, fmul_latency: int = 3) -> tuple[int, int, int]:
+        """(latency, FP32Adder count, FP32Multiplier count) at these FP unit latencies, without
+        building anything."""
+        check_unit_latencies(cls.__name__, fadd_latency, fmul_latency)
+        dry = Dataflow(None, None, fadd_latency, fmul_latency)
+        return cls.build(dry, dry.input(Signal(32))).ready, dry.adders, dry.multipliers
+
+    @staticmethod
+    def build(df: Dataflow, x: Node) -> Node:
         raise NotImplementedError
 
     def elaborate(self, platform):

@@ -56,7 +56,8 @@ class ExpUnit(DataflowUnit):
     unsupported ``fadd_latency`` or ``fmul_latency`` (1 .. 4).
     """
 
-    def build(self, df: Dataflow, x: Node) -> Node:
+    @staticmethod
+    def build(df: Dataflow, x: Node) -> Node:
         c = df.const
         t = df.mul(x, c(LOG2E), "t")
         nf = df.sub(df.add(t, c(MAGIC_RINT), "t_magic"), c(MAGIC_RINT), "nf")

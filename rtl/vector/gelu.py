@@ -85,7 +85,8 @@ class GeluUnit(DataflowUnit):
     unsupported ``fadd_latency`` or ``fmul_latency`` (1 .. 4).
     """
 
-    def build(self, df: Dataflow, x: Node) -> Node:
+    @staticmethod
+    def build(df: Dataflow, x: Node) -> Node:
         c = df.const
         u = df.add(df.mul(x, c(TWO), "x2"), c(TWELVE), "u")
         i_now = df.comb(interval, u, name="i_comb")

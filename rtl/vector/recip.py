@@ -49,7 +49,8 @@ class RecipUnit(DataflowUnit):
     unsupported ``fadd_latency`` or ``fmul_latency`` (1 .. 4).
     """
 
-    def build(self, df: Dataflow, x: Node) -> Node:
+    @staticmethod
+    def build(df: Dataflow, x: Node) -> Node:
         c = df.const
         m, e = df.reg(split, x, name="m")
         y = df.add(c(RECIP_A), df.mul(c(RECIP_B), m, "y0_m"), "y0")
@@ -62,6 +63,7 @@ class RecipUnit(DataflowUnit):
 
         def select(out, s):
             zero, inf, nan, sign = s[0], s[1], s[2], s[3]
-            return Mux(nan, CANONICAL_NAN, Mux(inf, Cat(Const(0, 31), sign),
-                                               Mux(zero, Cat(Const(INF, 31), sign), out | Cat(Const(0, 31), sign))))
+            signed = out | Cat(Const(0, 31), sign)
+            infinity, zero_out = Cat(Const(INF, 31), sign), Cat(Const(0, 31), sign)
+            return Mux(nan, CANONICAL_NAN, Mux(inf, zero_out, Mux(zero, infinity, signed)))
         return df.comb(select, out, special, name="y")

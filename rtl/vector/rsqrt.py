@@ -43,7 +43,8 @@ class RsqrtUnit(DataflowUnit):
     unsupported ``fadd_latency`` or ``fmul_latency`` (1 .. 4).
     """
 
-    def build(self, df: Dataflow, x: Node) -> Node:
+    @staticmethod
+    def build(df: Dataflow, x: Node) -> Node:
         c = df.const
         m, e, odd = df.reg(split_even, x, name="m")
         b0 = df.comb(lambda o: Mux(o, RSQRT_HI[1], RSQRT_LO[1]), odd, name="b0")
