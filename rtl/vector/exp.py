@@ -43,12 +43,12 @@ class ExpUnit(DataflowUnit):
     The model's steps, each FP32 one an :class:`FP32Adder` or :class:`FP32Multiplier`:
     t = x log2(e); nf = (t + M) - M; r = (x - nf C1) - nf C2; the Cephes polynomial by Horner in
     r; p = ((r r) poly + r) + 1; p 2^n in two multiplications, n from nf by an exact integer
-    step. The overflow, underflow and NaN selects come last (x > ``EXP_HI``: +inf; x < ``EXP_LO``:
-    +0; NaN: ``0x7FC00000``); they alone decide wherever the integer step's saturation differs
-    from the model's intermediate values.
+    step that is the model's for every nf (NaN, infinities, fractions and saturation included).
+    The overflow, underflow and NaN selects come last (x > ``EXP_HI``: +inf; x < ``EXP_LO``: +0;
+    NaN: ``0x7FC00000``), by the model's ordering of the patterns.
 
     Ports: ``x`` (FP32 pattern), ``en`` (clock enable), ``y`` (FP32 pattern).
-    Latency: ``latency`` cycles with ``en`` high (5 adder and 5 multiplier latencies plus 1 on the
+    Latency: ``latency`` cycles with ``en`` high (10 multiplier and 11 adder latencies on the
     critical path: 63 at the default 3 and 3). An ``x`` presented in a cycle with ``en`` high gives
     ``y`` after exactly ``latency`` enabled cycles. Throughput: one result per cycle.
     Back-pressure: ``en`` is a clock enable; ``en`` low freezes every register (``y`` holds) and
