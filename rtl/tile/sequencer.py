@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,8 +39,8 @@ __all__ = ["Sequencer"]
 
 class _Step(enum.Enum, shape=3):
     FETCH = 0   # waiting for an instruction word
-    SIZE = 1    # multiplying out the extents of the word held in ``instr``
-    CHECK = 2   # comparing them with the limits: the error code
+    SIZE = 1    # multiplying out the extents of the word in ``instr``; the checks without products
+    CHECK = 2   # comparing the extents with the room above their addresses: the error code
     ISSUE = 3   # offering its descriptor / waiting for its BARRIER, SYNC or END condition
     STOP = 4    # DONE or ERROR, until ``clear``
 
@@ -57,19 +57,26 @@ class _Control:
 
 @dataclass
 class _Pitches:
-    """Row pitches in bytes of the word in ``instr`` (registered as it is taken from ``cmd``)."""
+    """Row pitches in bytes of the word in ``instr``, and the operands of the multipliers that
+    LOAD / STORE, MATMUL and VECTOR share (registered as the word is taken from ``cmd``)."""
     x: Signal       # LOAD / STORE rows
     a: Signal       # MATMUL A rows
     b: Signal       # MATMUL B rows
     acc: Signal     # MATMUL accumulator rows
     vx: Signal      # VECTOR x rows, pitch(4 cols) (also a REGION y and an FP32 output)
     vd: Signal      # VECTOR output rows, the pitch of its ``fmt``
+    # the operands of the multipliers, chosen by the opcode (SIZE multiplies them at once)
+    span_rows: Signal   # x_span's rows: LOAD / STORE rows - 1
+    ext_rows: Signal    # x_extent's rows: LOAD / STORE rows, VECTOR rows
+    ext_pitch: Signal   # x_extent's pitch: ``x``, VECTOR ``vx``
+    d_rows: Signal      # d's rows: MATMUL m, VECTOR output rows (cols if transposed)
+    d_pitch: Signal     # d's pitch: ``acc``, VECTOR ``vd``
 
 
 @dataclass
 class _Sizes:
     """Products of the word in ``instr``, registered in SIZE. VECTOR shares the multipliers of
-    LOAD / STORE and MATMUL (their operands are chosen by the opcode)."""
+    LOAD / STORE and MATMUL (their operands were chosen by the opcode as the word was taken)."""
     x_span: Signal      # (rows - 1) * stride
     x_extent: Signal    # rows * pitch; VECTOR: rows * x pitch
     a: Signal           # k * A pitch
@@ -78,13 +85,36 @@ class _Sizes:
 
 
 @dataclass
-class _VectorChecks:
-    """The conditions under which a VECTOR fails each of its checks (combinational)."""
+class _Early:
+    """The conditions under which the word in ``instr`` fails each check that needs no product
+    (combinational from ``instr``; registered in SIZE as one error code)."""
     field: Signal       # BAD_FIELD (beyond the reserved bits)
     size: Signal        # BAD_SIZE
     align: Signal       # MISALIGNED
-    sp: Signal          # SP_OVERFLOW
-    acc: Signal         # ACC_OVERFLOW
+
+
+@dataclass
+class _Rooms:
+    """Registered in SIZE from ``instr`` alone (no product on their paths) and read in CHECK: the
+    code of the first failing check up to MISALIGNED, and per region the room left above its
+    address (``limit - addr``, signed: negative when the address itself is past the limit) with
+    the enables that say which memory's error code an extent beyond its room gives."""
+    early: Signal       # ErrorCode: ILLEGAL_OPCODE .. MISALIGNED, or NONE
+    early_fail: Signal  # early is not NONE
+    mem: Signal         # LOAD / STORE: 2^addr_bits - mem_addr - row_bytes, against x_span
+    x: Signal           # LOAD / STORE local_addr, VECTOR x_addr: against x_extent
+    a: Signal           # MATMUL a_addr: against the A size
+    b: Signal           # MATMUL b_addr: against the B size
+    d: Signal           # MATMUL acc_addr, VECTOR d_addr (not reducing): against d
+    y: Signal           # VECTOR y, a REGION: against x_extent
+    range_x: Signal     # LOAD / STORE: mem gives ADDR_RANGE
+    sp_x: Signal        # x gives SP_OVERFLOW (LOAD / STORE in the scratchpad)
+    sp_ab: Signal       # a and b give SP_OVERFLOW (MATMUL)
+    sp_d: Signal        # d gives SP_OVERFLOW (VECTOR to the scratchpad)
+    acc_x: Signal       # x gives ACC_OVERFLOW (LOAD / STORE in the accumulator, VECTOR)
+    acc_d: Signal       # d gives ACC_OVERFLOW (MATMUL, VECTOR FP32 rows)
+    acc_y: Signal       # y gives ACC_OVERFLOW (VECTOR, y a REGION)
+    acc_fixed: Signal   # ACC_OVERFLOW without a product (VECTOR: y a ROW / COL, a reduction's output)
 
 
 @dataclass
@@ -116,8 +146,10 @@ class Sequencer(wiring.Component):
     * ``sync_counts`` (in, 8 per mesh node): tile t's ``sync_count`` at bits [8t+7:8t], own
       tile included (the fabric wires every tile's ``sync_count`` here).
 
-    Behaviour: each instruction is taken from ``cmd`` (FETCH), checked in the next two cycles
-    (SIZE multiplies out the extents of its regions, CHECK compares them with the limits; the
+    Behaviour: each instruction is taken from ``cmd`` (FETCH; the multipliers' operands and the
+    row pitches are registered with it), checked in the next two cycles (SIZE multiplies out the
+    extents of its regions and, from the word alone, makes the checks that need no product and
+    the room left above each region's address; CHECK compares each extent with its room; the
     first failing check of docs/isa.md gives the error code), then executed (ISSUE): LOAD,
     STORE, MATMUL and VECTOR offer their descriptor until it is taken, holding it back while
     ``max_outstanding`` of that class are outstanding; BARRIER waits until every selected class
@@ -133,7 +165,8 @@ class Sequencer(wiring.Component):
     Latency / throughput: the next word is accepted in the cycle the previous instruction retires,
     so an instruction takes 3 cycles when its descriptor is taken at once (SIZE, CHECK, ISSUE).
     The check is split in two registered steps so that no path has more than one multiplier or
-    one long carry chain (``tessera synth --design tile_sequencer``).
+    one long carry chain, and CHECK only one comparison per region and the error-code priority
+    (``tessera synth --design tile_sequencer``).
     Back-pressure: ``cmd.ready`` is high only in FETCH and in a retiring cycle; each descriptor
     stream's ``valid`` depends only on state, never on ``ready``.
     Errors: a malformed word stops the sequencer (state ERROR, ``status.error`` set, ``status.pc``
@@ -180,7 +213,8 @@ class Sequencer(wiring.Component):
         known, reserved = self._decode(m, instr)
         pitches = self._pitches(m)
         sizes = self._sizes(m, ctl, pitches)
-        code = self._error_code(m, instr, known, reserved, sizes, is_sync)
+        rooms = self._rooms(m, ctl, self._early_code(instr, known, reserved, is_sync))
+        code, fail = self._error_code(m, sizes, rooms)
         in_rect = self._descriptors(m, instr, pitches)
         counts = _Counts(load=self._outstanding(m, "load", self.load, self.load_done),
                          store=self._outstanding(m, "store", self.store, self.store_done),
@@ -188,7 +222,7 @@ class Sequencer(wiring.Component):
                          vector=self._outstanding(m, "vector", self.vector, self.vector_done))
         sync_count, synced = self._sync_wait(m, in_rect)
         retire = self._issue(m, ctl, counts, synced)
-        self._advance(m, ctl, retire, code, is_sync, sync_count)
+        self._advance(m, ctl, retire, code, fail, is_sync, sync_count)
         return m
 
     # ---- helpers on byte values -----------------------------------------------------------------
@@ -216,14 +250,19 @@ class Sequencer(wiring.Component):
         return known, reserved
 
     def _pitches(self, m) -> _Pitches:
-        """Row pitches (bytes, rounded up to a word) of the word on ``cmd``: registered in the cycle
-        it is taken, so they are valid from SIZE on and kept beside ``instr`` until the next word."""
+        """Row pitches (bytes, rounded up to a word) of the word on ``cmd`` and the operands of the
+        shared multipliers (chosen by its opcode): registered in the cycle it is taken, so they are
+        valid from SIZE on and kept beside ``instr`` until the next word."""
         word = self.cmd.payload
         x_pitch = Signal(PITCH_BITS)
         a_pitch, b_pitch, acc_pitch = Signal(PITCH_BITS), Signal(PITCH_BITS), Signal(PITCH_BITS)
         vx_pitch, vd_pitch = Signal(PITCH_BITS), Signal(PITCH_BITS)
+        span_rows, ext_rows, d_rows = Signal(12), Signal(12), Signal(16)
+        ext_pitch, d_pitch = Signal(PITCH_BITS), Signal(PITCH_BITS)
         w_bf16 = word.matmul.dtype == Dtype.BF16
         v = word.vector
+        is_vec = word.header.opcode == Opcode.VECTOR
+        transposed = (v.fmt == VFmt.BF16_T) | (v.fmt == VFmt.INT8_T)
         out_row_bytes = Signal(14)      # the bytes of one output row for the word's ``fmt``
         with m.Switch(v.fmt):
             with m.Case(VFmt.BF16):
@@ -236,41 +275,46 @@ class Sequencer(wiring.Component):
                 m.d.comb += out_row_bytes.eq(v.rows)
             with m.Default():           # FP32 (and the reserved codes, refused in CHECK)
                 m.d.comb += out_row_bytes.eq(v.cols * ACC_BYTES)
+        x_next, acc_next = self._roundup(word.xfer.row_bytes), self._roundup(word.matmul.n * ACC_BYTES)
+        vx_next, vd_next = self._roundup(v.cols * ACC_BYTES), self._roundup(out_row_bytes)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [
-                x_pitch.eq(self._roundup(word.xfer.row_bytes)),
+                x_pitch.eq(x_next),
                 a_pitch.eq(self._roundup(Mux(w_bf16, word.matmul.m << 1, word.matmul.m))),
                 b_pitch.eq(self._roundup(Mux(w_bf16, word.matmul.n << 1, word.matmul.n))),
-                acc_pitch.eq(self._roundup(word.matmul.n * ACC_BYTES)),
-                vx_pitch.eq(self._roundup(v.cols * ACC_BYTES)),
-                vd_pitch.eq(self._roundup(out_row_bytes)),
+                acc_pitch.eq(acc_next), vx_pitch.eq(vx_next), vd_pitch.eq(vd_next),
+                span_rows.eq(word.xfer.rows - 1),
+                ext_rows.eq(Mux(is_vec, v.rows, word.xfer.rows)), ext_pitch.eq(Mux(is_vec, vx_next, x_next)),
+                d_rows.eq(Mux(is_vec, Mux(transposed, v.cols, v.rows), word.matmul.m)),
+                d_pitch.eq(Mux(is_vec, vd_next, acc_next)),
             ]
-        return _Pitches(x=x_pitch, a=a_pitch, b=b_pitch, acc=acc_pitch, vx=vx_pitch, vd=vd_pitch)
+        return _Pitches(x=x_pitch, a=a_pitch, b=b_pitch, acc=acc_pitch, vx=vx_pitch, vd=vd_pitch,
+                        span_rows=span_rows, ext_rows=ext_rows, ext_pitch=ext_pitch, d_rows=d_rows,
+                        d_pitch=d_pitch)
 
     def _sizes(self, m, ctl: _Control, pitches: _Pitches) -> _Sizes:
         """SIZE: the extents of the regions of ``instr`` (one multiplier each), registered in the
         SIZE cycle and read by the checks in CHECK. A VECTOR uses the LOAD / STORE extent's
-        multiplier for x and the MATMUL D's for its output (operands selected by the opcode)."""
-        x, mm, v = ctl.instr.xfer, ctl.instr.matmul, ctl.instr.vector
-        is_vec = ctl.instr.header.opcode == Opcode.VECTOR
-        transposed = (v.fmt == VFmt.BF16_T) | (v.fmt == VFmt.INT8_T)
+        multiplier for x and the MATMUL D's for its output (operands selected by the opcode as the
+        word was taken, :meth:`_pitches`: no logic in front of the multipliers)."""
+        x, mm = ctl.instr.xfer, ctl.instr.matmul
         x_span = Signal(36)     # (rows - 1) * stride
         x_extent = Signal(31)   # rows * pitch
         a_size, b_size, d_size = Signal(35), Signal(35), Signal(35)
         with m.If(ctl.step == _Step.SIZE):
             m.d.sync += [
-                x_span.eq((x.rows - 1) * x.stride),
-                x_extent.eq(Mux(is_vec, v.rows, x.rows) * Mux(is_vec, pitches.vx, pitches.x)),
+                x_span.eq(pitches.span_rows * x.stride),
+                x_extent.eq(pitches.ext_rows * pitches.ext_pitch),
                 a_size.eq(mm.k * pitches.a), b_size.eq(mm.k * pitches.b),
-                d_size.eq(Mux(is_vec, Mux(transposed, v.cols, v.rows), mm.m)
-                          * Mux(is_vec, pitches.vd, pitches.acc)),
+                d_size.eq(pitches.d_rows * pitches.d_pitch),
             ]
         return _Sizes(x_span=x_span, x_extent=x_extent, a=a_size, b=b_size, d=d_size)
 
-    def _error_code(self, m, instr, known, reserved, sizes: _Sizes, is_sync):
-        """``code``: the error code of ``instr`` (``ErrorCode.NONE`` if it passes), the first failing
-        check in docs/isa.md order. Combinational from ``instr`` and ``sizes``; valid in CHECK."""
-        cfg, tile = self.cfg, self.cfg.tile
+    def _early_code(self, instr, known, reserved, is_sync):
+        """The first failing check of ``instr`` among those that need no product, ILLEGAL_OPCODE to
+        MISALIGNED in docs/isa.md order (``ErrorCode.NONE`` if it passes them); combinational from
+        ``instr``, registered in SIZE by :meth:`_rooms`."""
+        cfg = self.cfg
         x, mm = instr.xfer, instr.matmul
         op = instr.header.opcode
         is_load, is_store = op == Opcode.LOAD, op == Opcode.STORE
@@ -283,21 +327,13 @@ class Sequencer(wiring.Component):
         x_size = (x.rows == 0) | (x.row_bytes == 0)
         x_align = self._misaligned(x.local_addr, x.mem_addr, x.stride) | (
             (x.space == Space.ACC) & x.row_bytes[:2].any())
-        x_mem_end = x.mem_addr + sizes.x_span + x.row_bytes
-        x_range = x_mem_end > (1 << cfg.cache.addr_bits)
-        x_top = x.local_addr + sizes.x_extent
-        x_sp = (x.space == Space.SP) & (x_top > tile.scratchpad_bytes)
-        x_acc = (x.space == Space.ACC) & (x_top > tile.accumulator_bytes)
 
         m_field = mm.dtype.as_value() > Dtype.INT8.value
         m_size = ((mm.m == 0) | (mm.n == 0) | (mm.k == 0) | (mm.m > cfg.tensor.max_m)
                   | (mm.n > cfg.tensor.max_n) | (mm.k > cfg.tensor.max_k))
         m_align = self._misaligned(mm.a_addr, mm.b_addr, mm.acc_addr)
-        m_sp = (mm.a_addr + sizes.a > tile.scratchpad_bytes) | (mm.b_addr + sizes.b > tile.scratchpad_bytes)
-        m_acc = mm.acc_addr + sizes.d > tile.accumulator_bytes
 
-        v = self._vector_checks(instr, sizes)
-        code = Signal(ErrorCode)
+        v = self._vector_early(instr)
         is_xfer, is_mm, is_vec = is_load | is_store, op == Opcode.MATMUL, op == Opcode.VECTOR
         checks = [
             (~known, ErrorCode.ILLEGAL_OPCODE),
@@ -305,19 +341,15 @@ class Sequencer(wiring.Component):
             ((is_xfer & x_group) | (is_sync & bad_rect), ErrorCode.BAD_GROUP),
             ((is_xfer & x_size) | (is_mm & m_size) | (is_vec & v.size), ErrorCode.BAD_SIZE),
             ((is_xfer & x_align) | (is_mm & m_align) | (is_vec & v.align), ErrorCode.MISALIGNED),
-            (is_xfer & x_range, ErrorCode.ADDR_RANGE),
-            ((is_xfer & x_sp) | (is_mm & m_sp) | (is_vec & v.sp), ErrorCode.SP_OVERFLOW),
-            ((is_xfer & x_acc) | (is_mm & m_acc) | (is_vec & v.acc), ErrorCode.ACC_OVERFLOW),
         ]
+        code = Const(ErrorCode.NONE.value, ErrorCode)
         for cond, value in reversed(checks):     # the first failing check wins
-            with m.If(cond):
-                m.d.comb += code.eq(value)
+            code = Mux(cond, value, code)
         return code
 
-    def _vector_checks(self, instr, sizes: _Sizes) -> _VectorChecks:
-        """The VECTOR checks of docs/isa.md, one condition per error code (combinational from
-        ``instr`` and ``sizes``; ``sizes.x_extent`` is x's extent, ``sizes.d`` the output's)."""
-        tile = self.cfg.tile
+    def _vector_early(self, instr) -> _Early:
+        """The VECTOR checks of docs/isa.md that need no product: BAD_FIELD, BAD_SIZE, MISALIGNED
+        (combinational from ``instr``)."""
         v = instr.vector
         is_pass, reduce = v.op == VOp.PASS, v.red != Reduce.NONE
         y_is_addr = ~is_pass & (v.ymode != YMode.IMM)       # y is the address of a second operand
@@ -330,17 +362,89 @@ class Sequencer(wiring.Component):
                  | (reduce & (v.fmt != VFmt.FP32)))
         size = (v.rows == 0) | (v.cols == 0)
         align = self._misaligned(v.x_addr, v.d_addr) | (y_is_addr & self._misaligned(v.y))
+        return _Early(field=field, size=size, align=align)
+
+    def _rooms(self, m, ctl: _Control, early) -> _Rooms:
+        """SIZE: registers ``early`` (:meth:`_early_code`) and, per region of ``instr``, the room
+        left above its address in its memory, with the enables of the range checks (docs/isa.md:
+        ADDR_RANGE, SP_OVERFLOW, ACC_OVERFLOW); the VECTOR ranges that need no product (y a ROW or
+        COL, a reduction's output column) are decided here. Beside :meth:`_sizes`, so CHECK compares
+        each registered extent with a registered room."""
+        tile, instr = self.cfg.tile, ctl.instr
+        sp_bytes, acc_bytes = tile.scratchpad_bytes, tile.accumulator_bytes
+        x, mm, v = instr.xfer, instr.matmul, instr.vector
+        op = instr.header.opcode
+        is_xfer = (op == Opcode.LOAD) | (op == Opcode.STORE)
+        is_mm, is_vec = op == Opcode.MATMUL, op == Opcode.VECTOR
+        x_in_sp = x.space == Space.SP
+        reduce = v.red != Reduce.NONE
+        y_is_addr = (v.op != VOp.PASS) & (v.ymode != YMode.IMM)
+        d_in_sp = ~reduce & (v.fmt != VFmt.FP32)
         # (past BAD_FIELD, y's bits 31:24 are 0 and fmt names a format)
         y = v.y[:LOCAL_ADDR_BITS]
-        y_end = Mux(v.ymode == YMode.ROW, y + (v.cols << 2),
-                    Mux(v.ymode == YMode.COL, y + (v.rows << 2), y + sizes.x_extent))
-        d_end = Mux(reduce, v.d_addr + (v.rows << 2), v.d_addr + sizes.d)
-        d_in_sp = ~reduce & (v.fmt != VFmt.FP32)
-        sp = d_in_sp & (d_end > tile.scratchpad_bytes)
-        acc = ((v.x_addr + sizes.x_extent > tile.accumulator_bytes)
-               | (y_is_addr & (y_end > tile.accumulator_bytes))
-               | (~d_in_sp & (d_end > tile.accumulator_bytes)))
-        return _VectorChecks(field=field, size=size, align=align, sp=sp, acc=acc)
+        acc_fixed = ((y_is_addr & (v.ymode == YMode.ROW) & (y + (v.cols << 2) > acc_bytes))
+                     | (y_is_addr & (v.ymode == YMode.COL) & (y + (v.rows << 2) > acc_bytes))
+                     | (reduce & (v.d_addr + (v.rows << 2) > acc_bytes)))
+
+        local, mem = LOCAL_ADDR_BITS + 2, 34     # signed widths: limit - addr, +-2^24 / +-2^33
+
+        def room(limit, addr, width=local):
+            return (Const(0, signed(width)) + limit - addr)[:width].as_signed()
+
+        r = _Rooms(early=Signal(ErrorCode, name="early_code"), early_fail=Signal(),
+                   mem=Signal(signed(mem), name="mem_room"),
+                   **{f: Signal(signed(local), name=f"{f}_room") for f in ("x", "a", "b", "d", "y")},
+                   **{f: Signal(name=f) for f in ("range_x", "sp_x", "sp_ab", "sp_d", "acc_x", "acc_d",
+                                                  "acc_y", "acc_fixed")})
+        with m.If(ctl.step == _Step.SIZE):
+            m.d.sync += [
+                r.early.eq(early), r.early_fail.eq(early != ErrorCode.NONE),
+                r.mem.eq(room(1 << self.cfg.cache.addr_bits, x.mem_addr + x.row_bytes, width=mem)),
+                r.x.eq(Mux(is_vec, room(acc_bytes, v.x_addr),
+                           room(Mux(x_in_sp, sp_bytes, acc_bytes), x.local_addr))),
+                r.a.eq(room(sp_bytes, mm.a_addr)), r.b.eq(room(sp_bytes, mm.b_addr)),
+                r.d.eq(Mux(is_vec, room(Mux(d_in_sp, sp_bytes, acc_bytes), v.d_addr),
+                           room(acc_bytes, mm.acc_addr))),
+                r.y.eq(room(acc_bytes, y)),
+                r.range_x.eq(is_xfer), r.sp_x.eq(is_xfer & x_in_sp), r.sp_ab.eq(is_mm),
+                r.sp_d.eq(is_vec & d_in_sp),
+                r.acc_x.eq((is_xfer & ~x_in_sp) | is_vec), r.acc_d.eq(is_mm | (is_vec & ~reduce & ~d_in_sp)),
+                r.acc_y.eq(is_vec & y_is_addr & (v.ymode == YMode.REGION)),
+                r.acc_fixed.eq(is_vec & acc_fixed),
+            ]
+        return r
+
+    @staticmethod
+    def _exceeds(size, room):
+        """``size > room``: ``size`` unsigned, ``room`` a signed register (negative: always). One
+        comparison as wide as ``room``, the bits of ``size`` above it ORed beside it."""
+        w = len(room) - 1
+        above = size[w:].any() if len(size) > w else 0
+        return room[-1] | above | (size[:w] > room[:w])
+
+    def _error_code(self, m, sizes: _Sizes, rooms: _Rooms):
+        """CHECK: ``code``, the error code of ``instr`` (``ErrorCode.NONE`` if it passes), the first
+        failing check in docs/isa.md order: the registered code of the checks without products, else
+        each extent of ``sizes`` against its room of ``rooms`` (one comparison per region; both
+        registered in SIZE); and ``fail``, ``code`` is not NONE. Combinational; valid in CHECK."""
+        r = rooms
+        over_x = self._exceeds(sizes.x_extent, r.x)
+        over_d = self._exceeds(sizes.d, r.d)
+        addr_range = r.range_x & self._exceeds(sizes.x_span, r.mem)
+        over_ab = self._exceeds(sizes.a, r.a) | self._exceeds(sizes.b, r.b)
+        sp = (r.sp_x & over_x) | (r.sp_ab & over_ab) | (r.sp_d & over_d)
+        acc = ((r.acc_x & over_x) | (r.acc_d & over_d) | (r.acc_y & self._exceeds(sizes.x_extent, r.y))
+               | r.acc_fixed)
+        code = Signal(ErrorCode)
+        m.d.comb += code.eq(r.early)
+        with m.If(r.early == ErrorCode.NONE):
+            with m.If(addr_range):
+                m.d.comb += code.eq(ErrorCode.ADDR_RANGE)
+            with m.Elif(sp):
+                m.d.comb += code.eq(ErrorCode.SP_OVERFLOW)
+            with m.Elif(acc):
+                m.d.comb += code.eq(ErrorCode.ACC_OVERFLOW)
+        return code, r.early_fail | addr_range | sp | acc
 
     # ---- descriptors (combinational from ``instr``; offered in ISSUE) ---------------------------
     def _descriptors(self, m, instr, pitches: _Pitches):
@@ -441,7 +545,7 @@ class Sequencer(wiring.Component):
                         m.d.sync += [ctl.step.eq(_Step.STOP), ctl.state.eq(State.DONE)]
         return retire
 
-    def _advance(self, m, ctl: _Control, retire, code, is_sync, sync_count):
+    def _advance(self, m, ctl: _Control, retire, code, fail, is_sync, sync_count):
         """The step / state / pc registers: ``cmd.ready`` (high in FETCH and in a retiring cycle,
         unless stopping), FETCH -> SIZE -> CHECK -> ISSUE (or STOP with the error code), the SYNC
         count, ``clear`` and ``fault``, and the ``status`` port. One step per cycle. Priority (later
@@ -453,11 +557,15 @@ class Sequencer(wiring.Component):
         with m.If(retire):
             m.d.sync += [pc.eq(pc + 1), step.eq(_Step.FETCH)]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [ctl.instr.eq(self.cmd.payload), step.eq(_Step.SIZE), state.eq(State.RUN)]
+            m.d.sync += [ctl.instr.eq(self.cmd.payload), step.eq(_Step.SIZE)]
+            # (a word taken in a retiring cycle finds the state RUN already: ``retire`` stays off
+            # the state register's path)
+            with m.If(step == _Step.FETCH):
+                m.d.sync += state.eq(State.RUN)
         with m.If(step == _Step.SIZE):
             m.d.sync += step.eq(_Step.CHECK)
         with m.If(step == _Step.CHECK):
-            with m.If(code != ErrorCode.NONE):
+            with m.If(fail):
                 m.d.sync += [step.eq(_Step.STOP), state.eq(State.ERROR), error.eq(code)]
             with m.Else():
                 m.d.sync += step.eq(_Step.ISSUE)
