@@ -240,3 +240,17 @@ def test_fabric_two_memory_ports(tmp_path):
     ]
     print(f"shapes {shapes} seed {seed}")
     _run_and_check(cfg, tmp_path, shapes, seed, mem_latency=r.randint(5, 60))
+
+
+@pytest.mark.randomized(cost="heavy")
+@pytest.mark.xdist_group("fabric_tiny")
+def test_fabric_vector_epilogue():
+    """A GEMM with bias + relu, BF16 transposed for the next MATMUL, row sums and maxima on the
+    vector engines of three tiles, bit-exact; a refused special function stops the fourth with
+    FAULT (tb/fabric/test_fabric_vector.py)."""
+    from tessera.rtl.fabric.fabric import Fabric
+
+    cfg = preset("tiny")
+    run(Fabric, "tessera.tb.fabric.test_fabric_vector", name=f"fabric_{cfg.name}",
+        verilog_text=fabric_verilog_cached(cfg),
+        params={"cfg": dataclasses.asdict(cfg), "mem_latency": 20})

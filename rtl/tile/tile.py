@@ -1,4 +1,5 @@
-"""``ComputeTile``: sequencer + tensor DMA + matmul engine (scratchpad, accumulators, fetch, core)."""
+"""``ComputeTile``: sequencer + tensor DMA + matmul engine (scratchpad, accumulators, fetch, core) +
+vector engine."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tessera.rtl.tile.dma import TensorDma
 from tessera.rtl.tile.isa import INSTRUCTION, status_layout
 from tessera.rtl.tile.matmul_engine import MatmulEngine
 from tessera.rtl.tile.sequencer import Sequencer
+from tessera.rtl.vector.engine import VectorEngine
 
 __all__ = ["ComputeTile"]
 
@@ -33,8 +35,10 @@ class ComputeTile(wiring.Component):
       ``busy_cycles``, ``loads``, ``stores``, ``matmuls`` (out, 32 bits each, wrapping) -- cycles
       the tensor core was busy and LOADs / STOREs / MATMULs completed since reset.
 
-    The sequencer issues LOAD / STORE to the tensor DMA and MATMUL to the matmul engine; they
-    run concurrently (the program orders them with BARRIER, docs/isa.md). An error response
+    The sequencer issues LOAD / STORE to the tensor DMA, MATMUL to the matmul engine and VECTOR
+    to the vector engine (docs/vector.md), which reads and writes the accumulator memory and
+    writes the scratchpad through ports of its own (last in priority); they run concurrently
+    (the program orders them with BARRIER, docs/isa.md). An error response
     from memory, or the tensor core rejecting an operation, stops the tile with FAULT. Latency
     and throughput are those of the parts: 3 cycles per instruction issued, one READ request per
     cycle from the DMA, one MAC per PE per cycle in the core.
@@ -72,6 +76,10 @@ class ComputeTile(wiring.Component):
         if self.node is None:
             m.d.comb += dma.node_id.eq(self.node_id)
         m.submodules.engine = eng = MatmulEngine(cfg, pe_module=self.pe_module)
+        # Without its special functions for now: each one is ~200 s of Verilog export and a
+        # third of the tile again in simulation (docs/vector.md, "State"); a VECTOR with GELU, EXP,
+        # RECIP or RSQRT stops the tile with FAULT.
+        m.submodules.vector = vec = VectorEngine(cfg, sfu=False)
 
         wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)
         m.d.comb += [
@@ -82,11 +90,17 @@ class ComputeTile(wiring.Component):
             seq.load_done.eq(dma.load_done),
             seq.store_done.eq(dma.store_done),
             seq.matmul_done.eq(eng.done),
-            seq.fault.eq(dma.fault | eng.error),
+            seq.vector_done.eq(vec.done),
+            seq.fault.eq(dma.fault | eng.error | vec.error),
         ]
         wiring.connect(m, seq.load, dma.load)
         wiring.connect(m, seq.store, dma.store)
         wiring.connect(m, seq.matmul, eng.desc)
+        wiring.connect(m, seq.vector, vec.desc)
+        wiring.connect(m, vec.x_rd, eng.acc_vec_x_rd)
+        wiring.connect(m, vec.y_rd, eng.acc_vec_y_rd)
+        wiring.connect(m, vec.acc_wr, eng.acc_vec_wr)
+        wiring.connect(m, vec.sp_wr, eng.sp_vec_wr)
         wiring.connect(m, dma.sp_wr, eng.sp_wr)
         wiring.connect(m, dma.acc_wr, eng.acc_dma_wr)
         wiring.connect(m, dma.acc_rd, eng.acc_dma_rd)

@@ -36,7 +36,10 @@ class VectorEngine(wiring.Component):
 
     Ports: ``desc`` (in, :func:`tessera.rtl.tile.isa.vector_desc_layout`), checked by the
     sequencer; ``done`` (out, one pulse per finished instruction, after its last write);
-    ``busy`` (out); ``x_rd``, ``y_rd`` (word read ports of the accumulator memory: x and the
+    ``busy`` (out); ``error`` (out, a pulse: an instruction this engine cannot run, i.e. a special
+    function (GELU, EXP, RECIP, RSQRT) on an engine built with ``sfu=False``; the instruction is
+    dropped with a ``done`` pulse (so that no count stays outstanding), nothing is written, and
+    the tile maps ``error`` to FAULT); ``x_rd``, ``y_rd`` (word read ports of the accumulator memory: x and the
     second operand); ``acc_wr`` (word writes to the accumulator memory); ``sp_wr`` (word writes to
     the scratchpad).
 
@@ -68,6 +71,7 @@ class VectorEngine(wiring.Component):
             "desc": In(stream.Signature(vector_desc_layout(cfg))),
             "done": Out(1),
             "busy": Out(1),
+            "error": Out(1),
             "x_rd": Out(acc_read_signature(cfg)),
             "y_rd": Out(acc_read_signature(cfg)),
             "acc_wr": Out(stream.Signature(acc_write_layout(cfg))),
@@ -81,7 +85,12 @@ class VectorEngine(wiring.Component):
         active = Signal()
         words = Signal(12)              # words per row: ceil(cols / lanes)
         m.d.comb += [self.desc.ready.eq(~active), self.busy.eq(active)]
-        start = self.desc.valid & self.desc.ready
+        taken = self.desc.valid & self.desc.ready
+        sfu_act = (self.desc.payload.act != Act.NONE) & (self.desc.payload.act != Act.RELU)
+        unsupported = taken & sfu_act if not self.sfu else 0
+        m.d.comb += self.error.eq(unsupported)
+        start = Signal(name="start")
+        m.d.comb += start.eq(taken & ~unsupported)
         with m.If(start):
             p = self.desc.payload
             m.d.sync += [d.eq(p), active.eq(1),
@@ -89,7 +98,7 @@ class VectorEngine(wiring.Component):
         m.submodules.writer = writer = VectorWriter(self.cfg)
         with m.If(writer.done):
             m.d.sync += active.eq(0)
-        m.d.comb += self.done.eq(writer.done)
+        m.d.comb += self.done.eq(writer.done | unsupported)     # a refused instruction completes too
         m.d.comb += [writer.start.eq(start), writer.fmt.eq(self.desc.payload.fmt),
                      writer.d_addr.eq(self.desc.payload.d_addr), writer.d_pitch.eq(self.desc.payload.d_pitch),
                      writer.rows.eq(self.desc.payload.rows),
