@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-SUBSYSTEMS = ["numeric", "tensor", "noc", "cache", "tile", "fabric", "bus"]
+SUBSYSTEMS = ["numeric", "tensor", "noc", "cache", "tile", "vector", "fabric", "bus"]
 
 
 def registry() -> dict:
