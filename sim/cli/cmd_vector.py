@@ -52,8 +52,8 @@ INT_OPS = ("iadd", "requant")                      # x is INT32
 def check_op(op: str) -> str:
     """``op`` if the engine can run it as one VECTOR here, else a one-line ``ValueError``."""
     if op in COMPOSITE:
-        raise ValueError(f"--op: {op} is not available yet: it is a vector program over exp / rsqrt / recip,"
-                         f" and {SPECIAL_MISSING}")
+        raise ValueError(f"--op: {op} is not available yet: it needs the vector engine's special functions"
+                         " (exp, recip, rsqrt), which are not in the tile yet (docs/vector.md)")
     if op in SPECIAL:
         raise ValueError(f"--op: {op}: {SPECIAL_MISSING}")
     if op not in OPERATIONS:

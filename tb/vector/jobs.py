@@ -97,14 +97,15 @@ def random_job(cfg, rng: random.Random, nrng: np.random.Generator) -> dict:
         return {"fields": f, "image": image.view(np.uint8).copy()}
 
 
-def random_jobs(cfg, n: int, seed: int, pressure: float = 0.3) -> list[dict]:
+def random_jobs(cfg, n: int, seed: int, pressure: float | None = None) -> list[dict]:
     """``n`` random jobs (:func:`random_job`) from ``seed``, each with random competing traffic at
-    ``pressure`` and the whole memories read back."""
+    ``pressure`` (None: drawn per job from 0, 0.2, 0.5, 0.8) and the whole memories read back."""
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
     jobs = []
     for i in range(n):
         job = random_job(cfg, rng, nrng)
-        job.update(pressure=pressure, seed=seed * 1000 + i, readback="all")
+        job.update(pressure=rng.choice((0.0, 0.2, 0.5, 0.8)) if pressure is None else pressure,
+                   seed=rng.randrange(1 << 31), readback="all")
         jobs.append(job)
     return jobs
 
