@@ -53,7 +53,7 @@ def arrays(tmp_path):
         "i32": save("i32.npy", rng.integers(-1000, 1000, (4, 8), dtype=np.int32)),
         "f64": save("f64.npy", rng.normal(0, 1, (4, 8))),
         "one_d": save("one_d.npy", np.float32(rng.normal(0, 1, 8))),
-        "big": save("big.npy", np.zeros((32, 32), np.float32)),       # 4 KiB: x alone fills tiny's accumulator
+        "big": save("big.npy", np.zeros((32, 32), np.float32)),       # 4 KiB: x fills tiny's accumulator
         "out": str(tmp_path / "o.npy"),
     }
 
@@ -76,7 +76,8 @@ def arrays(tmp_path):
     (["--op", "relu", "--x", "{x}", "--y", "{y}"], "--y", "no second operand"),
     (["--op", "requant", "--x", "{i32}"], "--scale", "needs one scale"),
     (["--op", "add", "--x", "{x}", "--scalar", "1", "--transpose"], "--transpose", "only for"),
-    (["--op", "add", "--x", "{big}", "--scalar", "1"], "--x", "4096 bytes) + the output (4096 bytes) = 8192 bytes"),
+    (["--op", "add", "--x", "{big}", "--scalar", "1"], "--x",
+     "4096 bytes) + the output (4096 bytes) = 8192 bytes"),
     (["--op", "add", "--x", "{x}", "--scalar", "1", "--preset", "huge"], "--preset", "unknown preset"),
     (["--op", "add", "--x", "/nonexistent/x.npy", "--scalar", "1"], "--x", "cannot read"),
     (["--op", "add", "--x", "{x}", "--scalar", "1", "--seed", "-1"], "--seed", "out of range"),
@@ -101,8 +102,9 @@ def test_vector_cli_end_to_end(tmp_path):
     x, y = np.float32(rng.normal(0, 3, (5, 12))), np.float32(rng.normal(0, 3, (5, 12)))
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", y)
-    cmd = _tessera() + ["vector", "--op", "add", "--x", str(tmp_path / "x.npy"), "--y", str(tmp_path / "y.npy"),
-                        "--out", str(tmp_path / "d.npy"), "--report", str(tmp_path / "r.json"), "--seed", "3"]
+    cmd = _tessera() + ["vector", "--op", "add", "--x", str(tmp_path / "x.npy"),
+                        "--y", str(tmp_path / "y.npy"), "--out", str(tmp_path / "d.npy"),
+                        "--report", str(tmp_path / "r.json"), "--seed", "3"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "bit-exact" in proc.stdout
@@ -119,8 +121,9 @@ def test_vector_cli_end_to_end(tmp_path):
     scale = np.float32(rng.uniform(0.001, 0.05, 9))
     np.save(tmp_path / "acc.npy", acc)
     np.save(tmp_path / "s.npy", scale)
-    assert main(["vector", "--op", "requant", "--x", str(tmp_path / "acc.npy"), "--scale", str(tmp_path / "s.npy"),
-                 "--relu", "--transpose", "--out", str(tmp_path / "q.npy"), "--seed", "4"]) == 0
+    assert main(["vector", "--op", "requant", "--x", str(tmp_path / "acc.npy"),
+                 "--scale", str(tmp_path / "s.npy"), "--relu", "--transpose",
+                 "--out", str(tmp_path / "q.npy"), "--seed", "4"]) == 0
     q = np.load(tmp_path / "q.npy")
     assert q.dtype == np.int8 and q.shape == (9, 6)
     assert np.array_equal(q, v.requant(acc, scale.view(np.uint32)[None, :], relu_out=True).T)

@@ -39,7 +39,8 @@ CASES = [
 
 
 def register(sub):
-    p = sub.add_parser("vector", help="every vector-engine operation under Verilator (cycles, elements/cycle)",
+    p = sub.add_parser("vector",
+                       help="every vector-engine operation under Verilator (cycles, elements/cycle)",
                        description="Run every operation of the vector engine (no special functions) on "
                                    "random data in one Verilator simulation of the engine with the tile's "
                                    "memories, check each bit-exactly against tb/models/vector_exec.py and "
@@ -103,7 +104,8 @@ def run(args) -> int:
         try:
             job, in_place = _job(cfg, label, op, operand, transpose, args.rows, cols, rng)
         except ValueError as e:
-            raise ValueError(f"--rows / --cols: {args.rows} x {cols}, {label}: {str(e).removeprefix('--x: ')}") from None
+            why = str(e).removeprefix("--x: ")
+            raise ValueError(f"--rows / --cols: {args.rows} x {cols}, {label}: {why}") from None
         jobs.append(job)
         labels.append(label + (" (in place)" if in_place else ""))
     print(f"[tessera] bench vector: {len(jobs)} operations of {args.rows} x {cols} on '{cfg.name}'"
@@ -116,15 +118,16 @@ def run(args) -> int:
     w = max(len(s) for s in labels)
     print(f"| {'operation':<{w}} | rows x cols | cycles | elements/cycle | elements/lane/cycle | bit-exact |")
     print(f"|{'-' * (w + 2)}|---|---|---|---|---|")
-    for label, job, res in zip(labels, jobs, results):
+    for label, res in zip(labels, results, strict=True):
         rep = report(cfg, label, args.rows, cols, res["cycles"], res["bit_exact"], args.seed)
         rows_out.append(rep)
         print(f"| {label:<{w}} | {args.rows} x {cols} | {rep['cycles']} | {rep['elements_per_cycle']:.2f}"
               f" | {rep['elements_per_lane_per_cycle']:.3f} | {'yes' if res['bit_exact'] else 'NO'} |")
     print(f"wall time {wall:.0f} s (export or cached Verilog, build or cached build, one simulation)")
     if out_json:
-        write_output(out_json, json.dumps({"preset": cfg.name, "rows": args.rows, "cols": cols,
-                                           "wall_seconds": round(wall, 1), "operations": rows_out}, indent=2) + "\n")
+        table = {"preset": cfg.name, "rows": args.rows, "cols": cols, "wall_seconds": round(wall, 1),
+                 "operations": rows_out}
+        write_output(out_json, json.dumps(table, indent=2) + "\n")
     bad = [r["mismatch"] for r in results if not r["bit_exact"]]
     for m in bad:
         print(f"  FAILED: {m}")

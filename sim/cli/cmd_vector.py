@@ -105,7 +105,8 @@ def make_job(cfg, op: str, x: np.ndarray, y: np.ndarray | None = None, imm: int 
         sp_bytes = d_rows * vx.out_pitch(f, W)
         if sp_bytes > tile.scratchpad_bytes:
             raise ValueError(f"--x: the output ({rows} x {cols}, {sp_bytes} bytes in the scratchpad's layout)"
-                             f" does not fit the scratchpad of preset {cfg.name!r} ({tile.scratchpad_bytes} bytes)")
+                             f" does not fit the scratchpad of preset {cfg.name!r}"
+                             f" ({tile.scratchpad_bytes} bytes)")
     if not red and fmt != vx.FMTS["fp32"]:
         f["d_addr"] = 0                                 # the scratchpad
     else:
@@ -193,7 +194,8 @@ def prepare(args) -> tuple:
         if args.y is not None:
             raise ValueError("--y: requant takes its scale as --scale S.npy (per column) or --scalar S")
         if (args.scale is None) == (args.scalar is None):
-            raise ValueError("--scale: requant needs one scale: --scale S.npy (cols,) or --scalar S (per tensor)")
+            raise ValueError("--scale: requant needs one scale: --scale S.npy (cols,)"
+                             " or --scalar S (per tensor)")
     elif mode in ("row", "col"):
         if args.scalar is not None:
             raise ValueError(f"--scalar: {op} takes a vector --y; for an immediate use {vop} --scalar")
@@ -204,10 +206,10 @@ def prepare(args) -> tuple:
         if (args.y is None) == (args.scalar is None):
             raise ValueError(f"--y: {op} needs one second operand: --y Y.npy (x's shape) or --scalar S"
                              if args.y is None else "--scalar: give --y or --scalar, not both")
-    x_allowed = ("int32",) if op == "requant" else ("int32", "uint32") if op == "iadd" else ("float32", "uint32")
+    x_allowed = {"requant": ("int32",), "iadd": ("int32", "uint32")}.get(op, ("float32", "uint32"))
     x = _load(args.x, "--x")
     if x.ndim != 2 or 0 in x.shape:
-        raise ValueError(f"--x: shape {x.shape}; a 2-D array (rows, cols) with at least one element is needed")
+        raise ValueError(f"--x: shape {x.shape}; a 2-D array (rows, cols) of at least one element is needed")
     x = _bits(x, "--x", x_allowed).reshape(x.shape)
     rows, cols = x.shape
     y = imm = None
@@ -232,7 +234,8 @@ def report(cfg, op: str, rows: int, cols: int, cycles: int, bit_exact: bool, see
     lanes = cfg.tile.word_bytes // 4
     per_cycle = rows * cols / cycles
     return {"op": op, "shape": [rows, cols], "preset": cfg.name, "cycles": cycles,
-            "elements_per_cycle": round(per_cycle, 4), "elements_per_lane_per_cycle": round(per_cycle / lanes, 4),
+            "elements_per_cycle": round(per_cycle, 4),
+            "elements_per_lane_per_cycle": round(per_cycle / lanes, 4),
             "lanes": lanes, "bit_exact": bit_exact, "seed": seed}
 
 
@@ -254,8 +257,9 @@ def run(args) -> int:
     if args.report:
         write_output(args.report, json.dumps(rep, indent=2) + "\n")
     print(f"vector {args.op} {rows} x {cols} on '{cfg.name}': {rep['cycles']} cycles,"
-          f" {rep['elements_per_cycle']:.2f} elements/cycle ({rep['elements_per_lane_per_cycle']:.2f} per lane"
-          f" of {rep['lanes']}); output {out.dtype} {tuple(out.shape)} -> {args.out}")
+          f" {rep['elements_per_cycle']:.2f} elements/cycle"
+          f" ({rep['elements_per_lane_per_cycle']:.2f} per lane of {rep['lanes']});"
+          f" output {out.dtype} {tuple(out.shape)} -> {args.out}")
     if not res["bit_exact"]:
         print(f"  FAILED: the engine's output differs from tb/models/vector_exec.py: {res['mismatch']};"
               f" replay with --seed {seed}")

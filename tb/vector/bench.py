@@ -110,8 +110,10 @@ class VectorBench:
         """Reads the words ``addrs`` through the read port ``port`` (request and response streams),
         requests pipelined; returns their bytes in order."""
         dut = self.dut
-        req_valid, req_payload, req_ready = (getattr(dut, f"{port}__req__{s}") for s in ("valid", "payload", "ready"))
-        resp_valid, resp_payload = getattr(dut, f"{port}__resp__valid"), getattr(dut, f"{port}__resp__payload")
+        req_valid, req_payload, req_ready = (getattr(dut, f"{port}__req__{s}")
+                                             for s in ("valid", "payload", "ready"))
+        resp_valid = getattr(dut, f"{port}__resp__valid")
+        resp_payload = getattr(dut, f"{port}__resp__payload")
         getattr(dut, f"{port}__resp__ready").value = 1
         out, sent = [], 0
         if addrs:
@@ -186,7 +188,8 @@ async def vector_jobs(dut):
     for i, job in enumerate(p["jobs"]):
         f = job["fields"]
         image = np.load(job["image"]).astype(np.uint8).ravel()
-        assert image.size % W == 0 and image.size <= tile.accumulator_bytes, f"job {i}: image of {image.size} bytes"
+        assert image.size % W == 0 and image.size <= tile.accumulator_bytes, \
+            f"job {i}: an image of {image.size} bytes"
         everything = job.get("readback", "all") == "all"
         space, lo, hi = output_region(cfg, f)
         lo, hi = lo // W, -(-hi // W)
@@ -198,8 +201,10 @@ async def vector_jobs(dut):
         await bench.write("sp_dma_wr", bench.sp_fields, [(a, 0) for a in zero])
         cycles = await bench.run_vector(f, float(job.get("pressure", 0)), random.Random(job.get("seed", 0)))
         await bench.drain()
-        acc_words = range(tile.accumulator_words) if everything else range(lo, hi) if space == "acc" else range(0)
-        sp_words = range(tile.scratchpad_words) if everything else range(lo, hi) if space == "sp" else range(0)
+        acc_words = range(lo, hi) if space == "acc" else range(0)
+        sp_words = range(lo, hi) if space == "sp" else range(0)
+        if everything:
+            acc_words, sp_words = range(tile.accumulator_words), range(tile.scratchpad_words)
         acc = await bench.read("acc_dma_rd", list(acc_words))
         sp = await bench.read("sp_rd", list(sp_words))
         np.save(run_dir / f"job{i}_acc.npy", np.frombuffer(acc, dtype=np.uint8))

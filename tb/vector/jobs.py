@@ -35,9 +35,9 @@ def design_name(cfg) -> str:
 def verilog(cfg) -> str:
     """``VectorTop(cfg, sfu=False)`` as Verilog, exported once and cached on disk (an export takes
     about 30 s)."""
+    from tessera.tb.vector.top import VectorTop
     from tessera.tools.harness import export_verilog
     from tessera.tools.verilog_cache import cached_verilog
-    from tessera.tb.vector.top import VectorTop
 
     top = Path(__file__).with_name("top.py")
     return cached_verilog(design_name(cfg), f"{cfg!r} sfu=False",
@@ -64,7 +64,8 @@ def random_job(cfg, rng: random.Random, nrng: np.random.Generator) -> dict:
     while True:
         rows, cols = rng.randint(1, 9), rng.randint(1, 4 * lanes + 3)
         op = rng.choice(list(vx.OPS.values()))
-        f = {"op": op, "rows": rows, "cols": cols, "act": 0, "red": 0, "fmt": 0, "itof": 0, "y": 0, "ymode": 0}
+        f = {"op": op, "rows": rows, "cols": cols, "act": 0, "red": 0, "fmt": 0, "itof": 0, "y": 0,
+             "ymode": 0}
         if op == vx.OPS["iadd"]:
             f["ymode"] = rng.choice([0, 1, 2, 3])
         else:
@@ -102,7 +103,7 @@ def random_jobs(cfg, n: int, seed: int, pressure: float | None = None) -> list[d
     ``pressure`` (None: drawn per job from 0, 0.2, 0.5, 0.8) and the whole memories read back."""
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
     jobs = []
-    for i in range(n):
+    for _ in range(n):
         job = random_job(cfg, rng, nrng)
         job.update(pressure=rng.choice((0.0, 0.2, 0.5, 0.8)) if pressure is None else pressure,
                    seed=rng.randrange(1 << 31), readback="all")
@@ -150,7 +151,7 @@ def run_jobs(cfg, jobs: list[dict], *, seed: int | None = None, replay: str | No
                       verilog_text=verilog(cfg), params=params, seed=seed, replay=replay)
     found = json.loads((run_dir / "results.json").read_text())
     out = []
-    for i, (job, res) in enumerate(zip(jobs, found)):
+    for i, (job, res) in enumerate(zip(jobs, found, strict=True)):
         f = job["fields"]
         want_acc = np.zeros(tile.accumulator_bytes, dtype=np.uint8)
         want_acc[:len(job["image"])] = job["image"]
@@ -163,7 +164,8 @@ def run_jobs(cfg, jobs: list[dict], *, seed: int | None = None, replay: str | No
         bad_acc, bad_sp = np.flatnonzero(acc != want_acc), np.flatnonzero(sp != want_sp)
         mismatch = None
         if bad_acc.size or bad_sp.size:
-            mismatch = (f"job {i} {f}: {bad_acc.size} accumulator bytes differ (first at {bad_acc[:8].tolist()}),"
+            mismatch = (f"job {i} {f}: {bad_acc.size} accumulator bytes differ"
+                        f" (first at {bad_acc[:8].tolist()}),"
                         f" {bad_sp.size} scratchpad bytes (first at {bad_sp[:8].tolist()})")
         out.append({"cycles": res["cycles"], "acc": acc, "sp": sp, "bit_exact": mismatch is None,
                     "mismatch": mismatch, "run_dir": str(run_dir)})
