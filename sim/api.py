@@ -97,7 +97,8 @@ class GemmResult:
 
 
 def check_gemm(preset, m: int, n: int, k: int, dtype: str, *, has_c: bool, modes=(True,), mem_latency=100,
-               mem_bytes_per_cycle=None, seed=None, engine: str = "native", flags: dict | None = None):
+               mem_bytes_per_cycle=None, seed=None, engine: str = "native", flags: dict | None = None,
+               bias: bool = False, act: str = "none"):
     """Every check of a GEMM that needs its shape but not its data: the preset, the engine, the
     memory, the seed, the multicast modes and the plan (whether it fits the fabric's memory).
     Returns ``(cfg, plans, mem_latency, seed)``; errors name the argument (``flags`` maps names to
@@ -124,9 +125,19 @@ def check_gemm(preset, m: int, n: int, k: int, dtype: str, *, has_c: bool, modes
     for mc in modes:
         if not isinstance(mc, (bool, np.bool_)):
             raise ValueError(f"{flag('multicast')}: {mc!r} is not True or False")
+    from tessera.runtime.gemm_map import EPILOGUE_ACTS
+
+    if act not in EPILOGUE_ACTS:
+        special = act in ("gelu", "exp", "recip", "rsqrt")
+        raise ValueError(f"{flag('act')}: {act!r} is not allowed; allowed: {', '.join(EPILOGUE_ACTS)}"
+                         + (" (the vector engine's special functions are not in the tile yet, docs/vector.md)"
+                            if special else ""))
+    if (bias or act != "none") and dtype != "bf16":
+        raise ValueError(f"{flag('bias' if bias else 'act')}: the epilogue (bias, act) needs a BF16 GEMM"
+                         f" (FP32 results); this one is {dtype}")
     try:
         plans = [plan_gemm(cfg, operator.index(m), operator.index(n), operator.index(k), dtype, has_c=has_c,
-                           multicast=bool(mc)) for mc in modes]
+                           multicast=bool(mc), bias=bias, act=act) for mc in modes]
     except ValueError as e:
         raise ValueError(f"{flag('a')}: {e}") from None
     return cfg, plans, mem_latency, seed
@@ -150,6 +161,8 @@ class GemmRun:
     engine: str = "native"
     waves: bool = False
     flags: dict = field(default_factory=dict)
+    bias: np.ndarray | None = None      # the epilogue: D = act(C + A x B + bias), on the vector engines
+    act: str = "none"
 
     def __post_init__(self):
         names = tuple(self._flag(n) for n in ("a", "b", "c"))
@@ -161,10 +174,13 @@ class GemmRun:
                              else msg) from None
         self.a, self.b, self.c, self.dtype, self.conversions = ops
         (self.m, self.k), self.n = self.a.shape, self.b.shape[1]
+        self.act = "none" if self.act is None else self.act
+        if self.bias is not None:
+            self.bias = _bias_bits(self.bias, self.n, self._flag("bias"))
         self.cfg, self.plans, self.mem_latency, self.seed = check_gemm(
             self.preset, self.m, self.n, self.k, self.dtype, has_c=self.c is not None, modes=self.modes,
             mem_latency=self.mem_latency, mem_bytes_per_cycle=self.mem_bytes_per_cycle, seed=self.seed,
-            engine=self.engine, flags=self.flags)
+            engine=self.engine, flags=self.flags, bias=self.bias is not None, act=self.act)
 
     def _flag(self, name: str) -> str:
         return self.flags.get(name, name)
@@ -184,7 +200,6 @@ class GemmRun:
         may go on side by side; it is removed after a run that succeeded unless ``keep`` or
         ``waves`` (the VCD is there); a failed run's folder stays for the post-mortem and the
         reports name it (``run_dir``)."""
-        from tessera.tb.models.gemm import gemm
         from tessera.tools.cost import record_run
         from tessera.tools.fabric_run import fabric_name, run_jobs, save_job
         from tessera.tools.toolchain import BUILD
@@ -197,8 +212,8 @@ class GemmRun:
         jobs = []
         for mc in self.modes:
             work = base / ("multicast" if mc else "unicast")
-            save_job(work, self.a, self.b, self.c)
-            jobs.append({"dir": str(work), "dtype": self.dtype, "multicast": bool(mc)})
+            save_job(work, self.a, self.b, self.c, bias=self.bias)
+            jobs.append({"dir": str(work), "dtype": self.dtype, "multicast": bool(mc), "act": self.act})
         try:
             results = run_jobs(self.cfg, jobs, mem_latency=self.mem_latency,
                                mem_bytes_per_cycle=self.mem_bytes_per_cycle, seed=self.seed,
@@ -211,7 +226,7 @@ class GemmRun:
         except Exception:
             print(f"[tessera] the run failed; its folder is kept: {base}", file=sys.stderr)
             raise
-        golden = gemm(self.a, self.b, self.c, self.dtype)
+        golden = self.reference()
         wall = time.monotonic() - t0
         est = self.estimate()["cycles"]
         out = []
@@ -227,6 +242,19 @@ class GemmRun:
                 r.report["run_dir"] = str(base)
         return out
 
+    def reference(self) -> np.ndarray:
+        """The golden D: :func:`tessera.tb.models.gemm.gemm`, then the epilogue in the vector
+        engine's numerics (``tb/models/vector.py``): D + bias (RNE), then ``act``."""
+        from tessera.tb.models import vector as vm
+        from tessera.tb.models.gemm import gemm
+
+        d = gemm(self.a, self.b, self.c, self.dtype)
+        if self.bias is not None:
+            d = vm.add(d, self.bias[None, :])
+        if self.act == "relu":
+            d = vm.relu(d)
+        return d
+
     def _report(self, plan, res: dict, exact: bool, estimate: dict) -> dict:
         from tessera.runtime.host import mem_bandwidth
         from tessera.tools.provenance import commit, version
@@ -234,6 +262,7 @@ class GemmRun:
         acks = store_acks(self.cfg, plan.words)
         rep = report_of(self.cfg, res, self.a, self.b, self.c, self.dtype, exact, acks)
         rep.update({
+            "epilogue": {"bias": self.bias is not None, "act": self.act},
             "multicast": plan.multicast, "mem_latency": self.mem_latency,
             "mem_bytes_per_cycle": mem_bandwidth(self.cfg, self.mem_bytes_per_cycle),
             "engine": self.engine, "seed": self.seed, "input_conversion": list(self.conversions),
@@ -266,6 +295,19 @@ def _estimate(cfg, plans, mem_latency, mem_bytes_per_cycle, engine, waves) -> di
             "seconds": build["seconds"] + sim_s, "vcd_bytes": vcd_bytes(cfg, total) if waves else 0}
 
 
+def _bias_bits(bias, n: int, flag: str) -> np.ndarray:
+    """The epilogue's bias as N FP32 bit patterns: float32 values or uint32 bit patterns."""
+    arr = np.asarray(bias)
+    if arr.shape != (n,):
+        raise ValueError(f"{flag}: shape {arr.shape}; the bias is one value per column of D: ({n},)")
+    if arr.dtype == np.float32:
+        return arr.view(np.uint32).copy()
+    if arr.dtype == np.uint32:
+        return arr.copy()
+    raise ValueError(f"{flag}: {arr.dtype} is not accepted; float32, or uint32 FP32 bit patterns"
+                     + (" (convert float64 with .astype(np.float32) first)" if arr.dtype == np.float64 else ""))
+
+
 def _unique(path: Path) -> Path:
     """``path``, or ``path-2``, ``path-3`` ... : the first that does not exist yet (made now)."""
     n = 1
@@ -281,8 +323,8 @@ def _unique(path: Path) -> Path:
 def run_gemm(a, b, c=None, *, dtype: str | None = None, preset="tiny", multicast: bool = True,
              mem_latency: int = 100, mem_bytes_per_cycle: float | None = None, seed: int | None = None,
              engine: str = "native", waves: bool = False, progress: bool = False,
-             max_seconds: float | None = None) -> GemmResult:
-    """``D = C + A x B`` on the simulated fabric of ``preset`` (a name or a ``FabricConfig``).
+             max_seconds: float | None = None, bias=None, act: str | None = None) -> GemmResult:
+    """``D = act(C + A x B + bias)`` on the simulated fabric of ``preset`` (a name or a ``FabricConfig``).
 
     ``a`` (M x K), ``b`` (K x N): float32 (rounded to BF16, RNE), ml_dtypes bfloat16, uint16 BF16
     bit patterns, or int8 (an INT8 GEMM); ``c`` (M x N, optional): float32 / uint32 FP32 bits, or
@@ -292,11 +334,14 @@ def run_gemm(a, b, c=None, *, dtype: str | None = None, preset="tiny", multicast
     seeds the cocotb engine's random stimulus). ``engine``: "native" (fast) or "cocotb" (the
     verification path; the same cycles). ``waves``: write a VCD (its path is ``report["vcd"]``).
     ``max_seconds``: refuse (``ValueError``, with the estimate) a run estimated to take longer.
+    The epilogue (BF16 GEMMs), on each tile's vector engine before D is stored: ``bias`` (N
+    float32 values or uint32 FP32 bits) added to every row, then ``act`` ("relu", or None).
 
     Returns a :class:`GemmResult`; D is checked against the golden model (``result.bit_exact``).
     Bad arguments raise ``ValueError`` naming the argument before anything is built."""
     run = GemmRun(a, b, c, dtype=dtype, preset=preset, modes=(multicast,), mem_latency=mem_latency,
-                  mem_bytes_per_cycle=mem_bytes_per_cycle, seed=seed, engine=engine, waves=waves)
+                  mem_bytes_per_cycle=mem_bytes_per_cycle, seed=seed, engine=engine, waves=waves, bias=bias,
+                  act=act)
     if max_seconds is not None:
         est = run.estimate()
         if est["seconds"] > max_seconds:

@@ -16,6 +16,7 @@ from tessera.rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfi
 from tessera.runtime.asm import assemble
 from tessera.runtime.gemm_map import plan_gemm
 from tessera.tb.models.fabric import FabricError, run_programs
+from tessera.tb.models import vector as vector_model
 from tessera.tb.models.gemm import gemm
 from tessera.tools.harness import resolve_seed
 
@@ -57,16 +58,22 @@ def _hazard_free(plan):
         assert not hz, f"tile {node}: {hz[:3]}"
 
 
-def run_case(cfg, m, n, k, dtype, has_c, multicast, rng, *, sched_seed=None, base=0, acc_buffers=None):
+def run_case(cfg, m, n, k, dtype, has_c, multicast, rng, *, sched_seed=None, base=0, acc_buffers=None,
+             bias=False, act="none"):
     plan = plan_gemm(cfg, m, n, k, dtype, has_c=has_c, multicast=multicast, base=base,
-                     acc_buffers=acc_buffers)
+                     acc_buffers=acc_buffers, bias=bias, act=act)
     a, b, c = _operands(rng, dtype, m, n, k, has_c)
+    bv = rng.standard_normal(n).astype(np.float32).view(np.uint32) if bias else None
     mem = bytearray(plan.end)
-    for addr, blob in plan.pack(a, b, c):
+    for addr, blob in plan.pack(a, b, c, bv):
         mem[addr:addr + len(blob)] = blob
     stats = run_programs(cfg, plan.words, mem, seed=sched_seed)
     d = plan.unpack(lambda addr, nb: mem[addr:addr + nb])
     ref = gemm(a, b, c, dtype)
+    if bias:
+        ref = vector_model.add(ref, bv[None, :])
+    if act == "relu":
+        ref = vector_model.relu(ref)
     bad = np.argwhere(d.view(np.uint32) != ref.view(np.uint32))
     assert not len(bad), (f"{cfg.name} {m}x{n}x{k} {dtype} c={has_c} mc={multicast}: {len(bad)} wrong,"
                           f" first {tuple(bad[0])}: {d.view(np.uint32)[tuple(bad[0])]:#x} != "
@@ -116,6 +123,12 @@ def test_random_shapes(name):
             plan, st = run_case(cfg, m, n, k, dtype, has_c, True, rng, sched_seed=seed)
             print(f"  {m}x{n}x{k} {dtype}: {plan.summary()}")
             assert plan.rounds > 1
+    # the epilogue (bias + relu on the vector engines), with one and two accumulator buffers
+    for i in range(4):
+        m, n, k = (int(v) for v in rng.integers(1, top + 1, 3))
+        plan, _ = run_case(cfg, m, n, k, "bf16", bool(i % 2), i != 3, rng, sched_seed=seed + i,
+                           acc_buffers=2 if i == 2 else None, bias=i != 1, act="relu" if i else "none")
+        _hazard_free(plan)
     # hazards on every program of a few plans, including multi-round ones
     for m, n, k in ((1, 1, 1), (top, 7, 129), (5, top, 200)):
         for has_c in (False, True):

@@ -25,8 +25,10 @@ import json
 import sys
 import time
 
+import numpy as np
+
 from tessera.cli.common import check_output, write_output
-from tessera.runtime.gemm_inputs import add_input_args, inputs
+from tessera.runtime.gemm_inputs import add_input_args, inputs, load_array
 
 CONFIRM_SECONDS = 600       # estimates above this ask for confirmation (or --yes)
 
@@ -44,6 +46,11 @@ def add_arguments(p):
     """The options of ``tessera gemm`` (``tessera sim --workload gemm`` parses its run with them)."""
     p.add_argument("--preset", default="default", help="configuration preset: tiny, default, ulx3s")
     add_input_args(p)
+    p.add_argument("--bias", metavar="FILE",
+                   help="epilogue on the tiles' vector engines: add this row (N values: .npy of float32 or"
+                        " uint32 FP32 bits, or 'random') to every row of D (BF16 GEMMs)")
+    p.add_argument("--act", default="none",
+                   help="epilogue activation after the bias: none or relu (default: none)")
     p.add_argument("--json", "--report", dest="report", metavar="FILE", help="write the report as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the report as CSV (one row per run)")
     p.add_argument("--no-multicast", action="store_true", help="every tile loads its own A and B")
@@ -75,17 +82,23 @@ def prepare(args):
     modes = (not args.no_multicast,) + ((False,) if args.compare_multicast else ())
     flags = {"a": "--a" if args.a else "--m", "b": "--b" if args.b else "--n", "c": "--c",
              "dtype": "--dtype", "preset": "--preset", "mem_latency": "--mem-latency",
-             "mem_bytes_per_cycle": "--mem-bytes-per-cycle", "seed": "--seed", "engine": "--engine"}
+             "mem_bytes_per_cycle": "--mem-bytes-per-cycle", "seed": "--seed", "engine": "--engine",
+             "bias": "--bias", "act": "--act"}
     shape = (args.m, args.n, args.k)
     if not (args.a or args.b) and None not in shape and min(shape) >= 1:
         # random data: everything that needs only the shape, before the data are drawn
         check_gemm(args.preset, *shape, args.dtype or "bf16", has_c=args.c == "random", modes=modes,
                    mem_latency=args.mem_latency, mem_bytes_per_cycle=args.mem_bytes_per_cycle, seed=args.seed,
-                   engine=args.engine, flags=flags)
+                   engine=args.engine, flags=flags, bias=args.bias is not None, act=args.act)
     a, b, c = inputs(args)
+    bias = None
+    if args.bias == "random":
+        bias = np.random.default_rng([args.seed, 1]).standard_normal(b.shape[1]).astype(np.float32)
+    elif args.bias is not None:
+        bias = load_array(args.bias, "--bias")
     return GemmRun(a, b, c, dtype=args.dtype, preset=args.preset, modes=modes, mem_latency=args.mem_latency,
                    mem_bytes_per_cycle=args.mem_bytes_per_cycle, seed=args.seed, engine=args.engine,
-                   waves=args.waves, flags=flags)
+                   waves=args.waves, flags=flags, bias=bias, act=args.act)
 
 
 def confirm(est: dict, yes: bool, stdin=None, stderr=None) -> None:
@@ -140,6 +153,10 @@ def print_reports(reports: list[dict]):
     first = reports[0]
     print(f"GEMM {first['m']}x{first['n']}x{first['k']} {first['dtype']} on '{first['preset']}': "
           f"{first['tiles']} tiles of {first['rows']}x{first['cols']}, {first['macs']:,} MACs")
+    ep = first.get("epilogue") or {}
+    if ep.get("bias") or ep.get("act", "none") != "none":
+        parts = (["+ bias"] if ep["bias"] else []) + ([ep["act"]] if ep["act"] != "none" else [])
+        print(f"  epilogue on the tiles' vector engines: {', then '.join(parts)}")
     heads = ["multicast" if r["multicast"] else "no multicast" for r in reports]
     print(f"  {'':22}" + "".join(f"{h:>18}" for h in heads) + ("        ratio" if len(reports) == 2 else ""))
     for key, label, fmt in ROWS:

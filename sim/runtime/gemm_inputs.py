@@ -36,16 +36,27 @@ def add_input_args(p):
     p.add_argument("--out", help="write D here (.npy: uint32 FP32 bits, or int32)")
 
 
-def save_inputs(work: Path, a, b, c=None, stale=()):
-    """A.npy, B.npy and (or, without C, no) C.npy in ``work``; files named in ``stale`` removed."""
+def save_inputs(work: Path, a, b, c=None, stale=(), bias=None):
+    """A.npy, B.npy and (or, without them, no) C.npy and bias.npy in ``work``; files named in
+    ``stale`` removed."""
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "A.npy", a)
     np.save(work / "B.npy", b)
-    if c is not None:
-        np.save(work / "C.npy", c)
-    for name in ([] if c is not None else ["C.npy"]) + list(stale):
+    for name, v in (("C.npy", c), ("bias.npy", bias)):
+        if v is not None:
+            np.save(work / name, v)
+    gone = [name for name, v in (("C.npy", c), ("bias.npy", bias)) if v is None]
+    for name in gone + list(stale):
         if (work / name).exists():
             (work / name).unlink()
+
+
+def load_job(work: Path) -> tuple:
+    """A, B, C (or None) and the bias (or None) of a job folder written by :func:`save_inputs`."""
+    a, b = np.load(work / "A.npy"), np.load(work / "B.npy")
+    c = np.load(work / "C.npy") if (work / "C.npy").exists() else None
+    bias = np.load(work / "bias.npy") if (work / "bias.npy").exists() else None
+    return a, b, c, bias
 
 
 ACCEPTED = {

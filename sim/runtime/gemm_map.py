@@ -83,13 +83,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tessera.rtl.tile.isa import Dtype, ErrorCode, Mode, Opcode, Space
+from tessera.rtl.tile.isa import Act, Dtype, ErrorCode, Mode, Opcode, Space, VOp, YMode
 from tessera.runtime import isa
 from tessera.runtime.asm import Program, encode
 
-__all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES"]
+__all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES", "EPILOGUE_ACTS"]
 
 DTYPE_BYTES = {"bf16": 2, "int8": 1}
+EPILOGUE_ACTS = ("none", "relu")    # the special functions (gelu, ...) are not in the tile yet
 _OVERHEAD_CHUNK = 64        # cycles lost per chunk (barrier, sync, MATMUL fill and drain)
 _OVERHEAD_ROUND = 200       # cycles per round besides draining D
 
@@ -144,6 +145,12 @@ class _Emitter:
         self._add(Opcode.MATMUL, dtype=Dtype[dtype.upper()].value, accumulate=int(accumulate), a_addr=a,
                   b_addr=b, acc_addr=acc, m=m, n=n, k=k)
 
+    def vector(self, *, op, x, d, rows, cols, yrow=None, act="none"):
+        """A VECTOR with an optional ROW operand (the epilogue's bias); FP32 output in place."""
+        self._add(Opcode.VECTOR, op=VOp[op.upper()].value, ymode=(YMode.ROW if yrow is not None else YMode.REGION).value,
+                  act=Act[act.upper()].value, x_addr=x, d_addr=d, rows=rows, cols=cols,
+                  y=0 if yrow is None else yrow)
+
     def barrier(self, *classes):
         self._add(Opcode.BARRIER, **{c: 1 for c in classes})
 
@@ -183,6 +190,8 @@ class GemmPlan:
     b_pitch: int
     d_pitch: int
     end: int                    # first byte after the last region
+    bias_addr: int | None = None    # the epilogue's bias (N FP32 values), or None
+    act: str = "none"               # the epilogue's activation
     programs: dict = field(default_factory=dict)
     counts: dict = field(default_factory=dict)
 
@@ -195,15 +204,28 @@ class GemmPlan:
         return self.rounds_y * self.rounds_x
 
     @property
+    def d_pitch_tile(self) -> int:
+        """Row pitch of an output tile in the accumulator memory (``pitch(4 Nt)``)."""
+        return _pitch(4 * self.nt, self.cfg.tile.word_bytes)
+
+    @property
+    def epilogue(self) -> bool:
+        """D = act(A x B [+ C] + bias) on the vector engines before D is stored."""
+        return self.bias_addr is not None or self.act != "none"
+
+    @property
     def words(self) -> dict:
         """Tile index -> instruction words."""
         return {t: list(p.words) for t, p in self.programs.items()}
 
     # -- host side -------------------------------------------------------------------------
 
-    def pack(self, a, b, c=None) -> list[tuple[int, bytes]]:
-        """The memory image: ``[(addr, bytes), ...]`` for A^T, B and C (formats of docs/numerics.md:
-        A, B uint16 BF16 bits or int8; C uint32 FP32 bits or int32)."""
+    def pack(self, a, b, c=None, bias=None) -> list[tuple[int, bytes]]:
+        """The memory image: ``[(addr, bytes), ...]`` for A^T, B, C and the bias (formats of
+        docs/numerics.md: A, B uint16 BF16 bits or int8; C uint32 FP32 bits or int32; bias N uint32
+        FP32 bits)."""
+        if (bias is None) != (self.bias_addr is None):
+            raise ValueError("bias must be given exactly when the plan has a bias")
         m, n, k, e = self.m, self.n, self.k, self.e
         el = "<u2" if self.dtype == "bf16" else "i1"
         a = np.asarray(a)
@@ -228,6 +250,11 @@ class GemmPlan:
                                                  .astype("<u4" if self.dtype == "bf16" else "<i4")
                                                  ).view(np.uint8).reshape(m, 4 * n)
             image.append((self.c_addr, cc.tobytes()))
+        if bias is not None:
+            bias = np.asarray(bias)
+            if bias.shape != (n,):
+                raise ValueError(f"bias has shape {bias.shape}, expected ({n},)")
+            image.append((self.bias_addr, np.ascontiguousarray(bias.astype("<u4")).tobytes()))
         return image
 
     def unpack(self, read_bytes_fn):
@@ -296,8 +323,10 @@ def plan_cost(plan) -> float:
     return plan.rounds * _round_cost(*terms, plan.chunks)
 
 
-def _choose_sizes(cfg, m, n, k, e, want_bufs=None):
-    """(cost, Mt, Nt, Kc) minimising the estimated cycles (see module docstring)."""
+def _choose_sizes(cfg, m, n, k, e, want_bufs=None, reserve: int = 0):
+    """(cost, Mt, Nt, Kc) minimising the estimated cycles (see module docstring). ``reserve``: rows
+    of ``pitch(4 Nt)`` bytes kept after each output tile in the accumulator memory (the epilogue's
+    bias)."""
     tens, tile = cfg.tensor, cfg.tile
     w = tile.word_bytes
     mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
@@ -318,7 +347,7 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None):
     best = None
     for mt in cands(m, mstep, mmax):
         for nt in cands(n, nstep, nmax):
-            if (want_bufs or 1) * mt * _pitch(4 * nt, w) > tile.accumulator_bytes:
+            if (want_bufs or 1) * (mt + reserve) * _pitch(4 * nt, w) > tile.accumulator_bytes:
                 break
             kcap = min(quarter // _pitch(mt * e, w), quarter // _pitch(nt * e, w), tens.max_k, 4095)
             if kcap < 1:
@@ -328,7 +357,7 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None):
             rb, cb = _ceil(m, mt), _ceil(n, nt)
             rounds = _ceil(rb, mesh_h) * _ceil(cb, mesh_w)
             compute, l2, dma, drain = _chunk_costs(cfg, m, n, mt, nt, kc, e)
-            accbufs = 2 if rounds > 1 and 2 * mt * _pitch(4 * nt, w) <= tile.accumulator_bytes else 1
+            accbufs = 2 if rounds > 1 and 2 * (mt + reserve) * _pitch(4 * nt, w) <= tile.accumulator_bytes else 1
             if want_bufs is not None:
                 accbufs = want_bufs
             per_round = _round_cost(compute, l2, dma, drain, nch)
@@ -348,8 +377,12 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None):
 
 
 def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast: bool = True,
-              base: int = 0, acc_buffers: int | None = None) -> GemmPlan:
-    """Plan ``D = C + A x B`` (A M x K, B K x N) on fabric ``cfg`` (a FabricConfig).
+              base: int = 0, acc_buffers: int | None = None, bias: bool = False, act: str = "none") -> GemmPlan:
+    """Plan ``D = act(C + A x B + bias)`` (A M x K, B K x N) on fabric ``cfg`` (a FabricConfig).
+
+    The epilogue (``bias``: a row of N FP32 values added to every row of D; ``act``: one of
+    :data:`EPILOGUE_ACTS`) runs on each tile's vector engine on its output tile before the STORE
+    (BF16 only: an INT8 GEMM's D is INT32).
 
     ``acc_buffers``: output tiles kept in the accumulator memory; None chooses 2 when the chosen
     tile fits twice and there are several rounds, 2 limits the tile to half the accumulator memory.
@@ -368,7 +401,13 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
     w = cfg.tile.word_bytes
     if acc_buffers not in (None, 1, 2):
         raise ValueError(f"acc_buffers = {acc_buffers!r} is not allowed; allowed: None (automatic), 1, 2")
-    mt, nt, kc, nch, accbufs = _choose_sizes(cfg, m, n, k, e, acc_buffers)
+    if act not in EPILOGUE_ACTS:
+        more = " (gelu, exp, recip, rsqrt: the vector engine's special functions are not in the tile yet)"
+        raise ValueError(f"act = {act!r} is not allowed; allowed: {', '.join(EPILOGUE_ACTS)}"
+                         f"{more if act in ('gelu', 'exp', 'recip', 'rsqrt') else ''}")
+    if (bias or act != "none") and dtype != "bf16":
+        raise ValueError(f"dtype = {dtype!r}: the epilogue (bias, act) is for BF16 GEMMs (FP32 results)")
+    mt, nt, kc, nch, accbufs = _choose_sizes(cfg, m, n, k, e, acc_buffers, reserve=int(bool(bias)))
 
     def align(x):
         return _ceil(x, line) * line
@@ -381,6 +420,9 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
     c_addr = align(b_addr + k * b_pitch) if has_c else None
     d_addr = align((c_addr if has_c else b_addr + k * b_pitch) + (m * d_pitch if has_c else 0))
     end = d_addr + m * d_pitch
+    bias_addr = align(end) if bias else None
+    if bias:
+        end = bias_addr + 4 * n
     if end > 1 << cfg.cache.addr_bits:
         at = f" from base {base:#x}" if base else ""
         need, have = _size(end - base), _size(1 << cfg.cache.addr_bits)
@@ -393,7 +435,7 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
                     mt=mt, nt=nt, kc=kc, chunks=nch, acc_buffers=accbufs, row_blocks=rb, col_blocks=cb,
                     rounds_y=_ceil(rb, mesh_h), rounds_x=_ceil(cb, mesh_w),
                     a_addr=a_addr, b_addr=b_addr, c_addr=c_addr, d_addr=d_addr,
-                    a_pitch=a_pitch, b_pitch=b_pitch, d_pitch=d_pitch, end=end)
+                    a_pitch=a_pitch, b_pitch=b_pitch, d_pitch=d_pitch, end=end, bias_addr=bias_addr, act=act)
     _build_programs(plan)
     return plan
 
@@ -503,6 +545,36 @@ class _TileProgram:
         self.counts["read_words_mc"] += nw
         self.counts["read_words_uc"] += nw
 
+    def bias_acc(self, r: int) -> int:
+        """Accumulator address of round r's bias slice: right after its output tile."""
+        return self.b.acc_base(r) + self.plan.mt * self.plan.d_pitch_tile
+
+    def load_bias(self, r: int, blk) -> None:
+        """LOAD of round r's bias slice (columns col0 .. col0 + ni - 1) after its output tile (a
+        dummy when idle but padded, keeping the LOAD sequence)."""
+        plan = self.plan
+        if plan.bias_addr is None:
+            return
+        if blk is None:
+            if self.padded:
+                self.dummy(self.bias_acc(r), acc=True)
+            return
+        _, _, col0, ni = blk
+        self.p.load(acc=self.bias_acc(r), mem=plan.bias_addr + 4 * col0, rows=1, bytes=4 * ni)
+        nw = _words(1, 4 * ni, self.b.w)
+        for key in ("read_words", "read_words_mc", "read_words_uc"):
+            self.counts[key] += nw
+
+    def epilogue(self, r: int, blk) -> None:
+        """D = act(D + bias) in place on the vector engine, then ``barrier vectors`` (the STORE reads D)."""
+        plan, p = self.plan, self.p
+        _, mi, _, ni = blk
+        if plan.bias_addr is not None:
+            p.barrier("loads")
+        p.vector(op="add" if plan.bias_addr is not None else "pass", x=self.b.acc_base(r), d=self.b.acc_base(r),
+                 rows=mi, cols=ni, yrow=self.bias_acc(r) if plan.bias_addr is not None else None, act=plan.act)
+        p.barrier("vectors")
+
     def load_chunk(self, g: int) -> None:
         """LOADs of the A and B chunks of global chunk g into buffer pair g % 2 (multicast SEND /
         RECV or LOCAL; dummies when idle but padded)."""
@@ -580,9 +652,12 @@ class _TileProgram:
                 p.barrier("stores")
                 self.stored_in = None
             self.load_c(r + 1)
+        self.load_bias(r, blk)
         if blk is not None:
             row0, mi, col0, ni = blk
             p.barrier("matmuls")
+            if plan.epilogue:
+                self.epilogue(r, blk)
             p.store(acc=b.acc_base(r), mem=plan.d_addr + row0 * plan.d_pitch + 4 * col0, rows=mi,
                     bytes=4 * ni, stride=plan.d_pitch)
             self.counts["write_words"] += _words(mi, 4 * ni, b.w)

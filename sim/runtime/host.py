@@ -227,8 +227,9 @@ def flush(invalidate: bool = True, *, timeout: int = 1_000_000, poll: int = FLUS
 
 
 def gemm_job(plan, a, b, c=None, *, max_cycles: int, flush_timeout: int, poll: int = POLL,
-             read_counters: bool = True, strict: bool = False):
-    """One GEMM on the fabric, planned by :func:`tessera.runtime.gemm_map.plan_gemm`, on A, B (and C).
+             read_counters: bool = True, strict: bool = False, bias=None):
+    """One GEMM on the fabric, planned by :func:`tessera.runtime.gemm_map.plan_gemm`, on A, B (and C,
+    and the epilogue's ``bias`` when the plan has one).
 
     The sequence: ``mem_write`` the memory image (:meth:`GemmPlan.pack`); read every counter
     (``read_counters``); ``mem_stats``; :func:`run_programs` (watchdog ``max_cycles``, ACTIVE
@@ -243,7 +244,7 @@ def gemm_job(plan, a, b, c=None, *, max_cycles: int, flush_timeout: int, poll: i
     and flush) and ``dram_write_bytes_during_run``; with ``read_counters``, ``counters`` (the
     increase of :func:`counters` over the run).
     """
-    for addr, data in plan.pack(a, b, c):
+    for addr, data in plan.pack(a, b, c, bias):
         yield ("mem_write", addr, bytes(data))
     tiles = plan.cfg.tiles
     before = (yield from counters(tiles)) if read_counters else None

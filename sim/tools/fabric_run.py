@@ -55,9 +55,22 @@ def build_state(cfg, *, engine: str = "native", waves: bool = False) -> dict:
             "built": build(Fabric, fabric_name(cfg), waves=waves, verilog_text=text, probe=True) is not None}
 
 
-def save_job(work: Path, a, b, c=None):
+def save_job(work: Path, a, b, c=None, bias=None):
     """A job directory for :func:`run_jobs`: the inputs, no result of an earlier run."""
-    save_inputs(work, a, b, c, stale=("D.npy", "result.json"))
+    save_inputs(work, a, b, c, stale=("D.npy", "result.json"), bias=bias)
+
+
+def plan_job(cfg, job: dict):
+    """(plan, a, b, c, bias) of a job of :func:`run_jobs` (its folder and ``dtype``, ``multicast``,
+    optional ``act``)."""
+    from tessera.runtime.gemm_inputs import load_job
+    from tessera.runtime.gemm_map import plan_gemm
+
+    a, b, c, bias = load_job(Path(job["dir"]))
+    (m, k), n = a.shape, b.shape[1]
+    plan = plan_gemm(cfg, m, n, k, job["dtype"], has_c=c is not None, multicast=job["multicast"],
+                     bias=bias is not None, act=job.get("act", "none"))
+    return plan, a, b, c, bias
 
 
 ENGINES = ("native", "cocotb")
@@ -155,7 +168,6 @@ def native_library(cfg, *, trace: bool = False, flat: bool = False, threads: int
 
 def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra, waves):
     from tessera.runtime.estimate import gemm_cycles
-    from tessera.runtime.gemm_map import plan_gemm
     from tessera.runtime.host import (
         check_id,
         flush_cycle_limit,
@@ -180,17 +192,15 @@ def _run_native(cfg, jobs, mem_latency, mem_bytes_per_cycle, progress, extra, wa
         sim.run(check_id())
         for job in jobs:
             work = Path(job["dir"])
-            a, b = np.load(work / "A.npy"), np.load(work / "B.npy")
-            c = np.load(work / "C.npy") if (work / "C.npy").exists() else None
-            (m, k), n = a.shape, b.shape[1]
-            plan = plan_gemm(cfg, m, n, k, job["dtype"], has_c=c is not None, multicast=job["multicast"])
+            plan, a, b, c, bias = plan_job(cfg, job)
+            m, n, k = plan.m, plan.n, plan.k
             max_cycles = extra.get("max_cycles") or job_cycle_limit(
                 cfg, m, n, k, elem_bytes=plan.e, mem_latency=mem_latency, bytes_per_cycle=mem_bytes_per_cycle)
             expect = gemm_cycles(plan, mem_latency=mem_latency, mem_bytes_per_cycle=mem_bytes_per_cycle)
             bar = _NativeBar(sim, work.name, expect["total"] * cycle_scale(cfg)) if progress else None
             t0, c0, e0 = time.monotonic(), sim.cycle, sim.eval_seconds
             try:
-                d, info = sim.run(gemm_job(plan, a, b, c, max_cycles=max_cycles,
+                d, info = sim.run(gemm_job(plan, a, b, c, bias=bias, max_cycles=max_cycles,
                                            flush_timeout=flush_cycle_limit(cfg, mem_bytes_per_cycle)),
                                   progress=bar)
             finally:

@@ -37,7 +37,7 @@ import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.fabric import mem_prefixes
 from tessera.runtime.estimate import gemm_cycles
-from tessera.runtime.gemm_map import plan_gemm
+from tessera.tools.fabric_run import plan_job
 from tessera.runtime.host import (
     check_id,
     flush_cycle_limit,
@@ -77,7 +77,7 @@ async def start_fabric(dut, cfg, p):
     return mem, host
 
 
-async def run_job(dut, cfg, p, host, work: Path, plan, a, b, c, max_cycles: int):
+async def run_job(dut, cfg, p, host, work: Path, plan, a, b, c, max_cycles: int, bias=None):
     """One job of ``p["jobs"]`` (planned): :func:`tessera.runtime.host.gemm_job` (memory image,
     counters, run, counters, flush, D) driven by ``host``; writes ``D.npy`` and ``result.json``."""
     expect = gemm_cycles(plan, mem_latency=p.get("mem_latency", 100),
@@ -85,7 +85,7 @@ async def run_job(dut, cfg, p, host, work: Path, plan, a, b, c, max_cycles: int)
     host.progress_job(work.name, round(expect * cycle_scale(cfg)))
     t0, ns0 = time.monotonic(), get_sim_time("ns")
     d, info = await host.run(gemm_job(
-        plan, a, b, c, max_cycles=max_cycles,
+        plan, a, b, c, bias=bias, max_cycles=max_cycles,
         flush_timeout=flush_cycle_limit(cfg, p.get("mem_bytes_per_cycle"))))
     np.save(work / "D.npy", d)
     result = job_record(plan, info)
@@ -103,13 +103,11 @@ async def run_jobs(dut):
     _, host = await with_timeout(start_fabric(dut, cfg, p), START_LIMIT_NS, "ns")
     for job in p["jobs"]:
         work = Path(job["dir"])
-        a, b = np.load(work / "A.npy"), np.load(work / "B.npy")
-        c = np.load(work / "C.npy") if (work / "C.npy").exists() else None
-        (m, k), n = a.shape, b.shape[1]
-        plan = plan_gemm(cfg, m, n, k, job["dtype"], has_c=c is not None, multicast=job["multicast"])
+        plan, a, b, c, bias = plan_job(cfg, job)
+        m, n, k = plan.m, plan.n, plan.k
         words = sum(len(w) for w in plan.words.values())
         max_cycles = p.get("max_cycles") or job_cycle_limit(
             cfg, m, n, k, elem_bytes=plan.e, mem_latency=p.get("mem_latency", 100),
             bytes_per_cycle=p.get("mem_bytes_per_cycle"))
         limit = job_time_limit_ns(cfg, max_cycles, words, p.get("mem_bytes_per_cycle"))
-        await with_timeout(run_job(dut, cfg, p, host, work, plan, a, b, c, max_cycles), limit, "ns")
+        await with_timeout(run_job(dut, cfg, p, host, work, plan, a, b, c, max_cycles, bias), limit, "ns")

@@ -82,7 +82,7 @@ def bad_program(cfg, name, tile):
         "ADDR_RANGE": f"load sp=0, mem={top - w}, rows=2, bytes={w}",
     }[name]
     prefix = assemble(f"load sp=0, mem={AT[tile][0]}, rows={K}, bytes={w}\nbarrier loads", cfg)
-    bad = 7 if line is None else assemble(line, cfg, validate=False)[0]
+    bad = 8 if line is None else assemble(line, cfg, validate=False)[0]     # opcode 8: illegal
     return prefix + [bad] + assemble("end", cfg), len(prefix)
 
 

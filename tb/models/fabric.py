@@ -41,14 +41,15 @@ import numpy as np
 
 from tessera.tb.models import gemm as gemm_model
 from tessera.tb.models import tile_isa as isa
+from tessera.tb.models import vector_exec
 
 __all__ = ["FabricError", "run_programs", "SYNC_OPCODE"]
 
 SYNC_OPCODE = isa.OPCODES["sync"]
 _MODE_MASK = 0b11 << 4
 LOAD_SLOTS = 16          # a tile's LOAD completion slots (sequence number mod 16; docs/fabric.md)
-_LOAD, _STORE, _MATMUL, _BARRIER, _END = (isa.OPCODES[n]
-                                          for n in ("load", "store", "matmul", "barrier", "end"))
+_LOAD, _STORE, _MATMUL, _BARRIER, _END, _VECTOR = (isa.OPCODES[n]
+                                                   for n in ("load", "store", "matmul", "barrier", "end", "vector"))
 
 
 class FabricError(Exception):
@@ -63,7 +64,7 @@ def _rect(f: dict, width: int) -> list[int]:
     return [y * width + x for y in range(f["y0"], f["y1"] + 1) for x in range(f["x0"], f["x1"] + 1)]
 def _new_stats() -> dict:
     return {"instructions": 0, "loads_local": 0, "loads_send": 0, "loads_recv": 0,
-            "stores": 0, "matmuls": 0, "macs": 0, "syncs": 0, "read_words": 0,
+            "stores": 0, "matmuls": 0, "macs": 0, "syncs": 0, "vectors": 0, "read_words": 0,
             "write_words": 0, "delivered_words": 0}
 
 
@@ -278,6 +279,13 @@ class _Fabric:
         t.stats["matmuls"] += 1
         t.stats["macs"] += m * n * k
 
+    def exec_vector(self, t: _Tile, f: dict) -> None:
+        """VECTOR on ``t``'s accumulators and scratchpad (:func:`tessera.tb.models.vector_exec.execute`)."""
+        acc = np.frombuffer(t.acc, dtype=np.uint8)          # writable views of the bytearrays
+        sp = np.frombuffer(t.sp, dtype=np.uint8)
+        vector_exec.execute(f, acc, sp, self.wb)
+        t.stats["vectors"] += 1
+
     # -- one tile's step ------------------------------------------------------------------------
 
     def step(self, t: _Tile) -> bool:
@@ -327,6 +335,8 @@ class _Fabric:
             self.exec_store(t, f)
         elif op == _MATMUL:
             self.exec_matmul(t, f)
+        elif op == _VECTOR:
+            self.exec_vector(t, f)
         elif op == _END:
             t.state = "DONE"
             return
