@@ -163,13 +163,34 @@ def simulate(cfg, cases, seed: int, pressure: float):
     return results
 
 
+def config(name: str):
+    """``tiny``, or a variant: ``fadd4`` (adder latency 4 = 16 / lanes: the reducer forwards the sum
+    leaving the adder), ``wide`` (32-byte words, 8 lanes: 16 / lanes = 2 below the adder's
+    latency 3, so the words of a sum are spaced)."""
+    from dataclasses import replace
+
+    cfg = preset("tiny")
+    if name == "fadd4":
+        numeric = replace(cfg.tensor.numeric, fadd_latency=4)
+        return replace(cfg, name="tiny_fadd4", tensor=replace(cfg.tensor, numeric=numeric))
+    if name == "wide":
+        return replace(cfg, name="tiny_wide", noc=replace(cfg.noc, flit_bits=256),
+                       cache=replace(cfg.cache, data_bytes=32), tile=replace(cfg.tile, word_bytes=32))
+    return cfg
+
+
 @pytest.mark.randomized
-@pytest.mark.parametrize("name", ["tiny"])
-def test_vector_engine_random(name):
-    cfg = preset(name)
+@pytest.mark.parametrize("name, count", [("tiny", 6), ("fadd4", 3), ("wide", 3)])
+def test_vector_engine_random(name, count):
+    cfg = config(name)
     seed = resolve_seed(None)
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
-    cases = [random_instr(cfg, rng, nrng) for _ in range(6)]
+    cases = [random_instr(cfg, rng, nrng) for _ in range(count)]
+    if name != "tiny":          # a rowsum of whole words back to back, the case these configurations are for
+        f, image = random_instr(cfg, rng, nrng)
+        lanes = cfg.tile.word_bytes // 4
+        f.update(op=0, ymode=0, y=0, act=0, red=1, fmt=0, itof=0, rows=2, cols=8 * lanes, d_addr=0x200)
+        cases.append((f, values(nrng, cfg.tile.accumulator_bytes // 4).view(np.uint8).copy()))
     results = simulate(cfg, cases, seed, pressure=0.3)
     for (f, image), (acc, sp, cycles) in zip(cases, results):
         want_acc, want_sp = image.copy(), np.zeros(cfg.tile.scratchpad_bytes, dtype=np.uint8)

@@ -64,9 +64,9 @@ class VectorEngine(wiring.Component):
         self.lanes = cfg.tile.word_bytes // 4
         numeric = cfg.tensor.numeric
         self.fadd_latency, self.fmul_latency = numeric.fadd_latency, max(numeric.fmul_latency, 1)
-        if PARTIALS % self.lanes or numeric.fadd_latency > PARTIALS // self.lanes:
+        if PARTIALS % self.lanes:
             raise ValueError(f"VectorEngine: tile.word_bytes = {cfg.tile.word_bytes} gives {self.lanes} lanes;"
-                             f" rowsum needs {PARTIALS} / lanes >= fadd_latency ({numeric.fadd_latency})")
+                             f" rowsum's {PARTIALS} partial sums allow at most {PARTIALS} (word_bytes <= 64)")
         super().__init__({
             "desc": In(stream.Signature(vector_desc_layout(cfg))),
             "done": Out(1),
@@ -155,7 +155,8 @@ class VectorEngine(wiring.Component):
         need_y = uses_y & (~col | (wi == 0))
         en = Signal(name="en")
         fire = Signal(name="fire")
-        m.d.comb += fire.eq(en & issuing & xq.r_rdy & (~need_y | yq.r_rdy))
+        spaced = Signal(name="spaced")        # a sum's words far enough apart (RowReducer.min_gap)
+        m.d.comb += fire.eq(en & issuing & xq.r_rdy & (~need_y | yq.r_rdy) & spaced)
         m.d.comb += [xq.r_en.eq(fire), yq.r_en.eq(fire & need_y)]
         with m.If(fire):
             with m.If(wi == words - 1):
@@ -194,6 +195,15 @@ class VectorEngine(wiring.Component):
         t_first, t_fresh, t_last = rest[0], rest[1], rest[2]
 
         m.submodules.reducer = red = RowReducer(lanes, self.fadd_latency)
+        if red.min_gap > 1:
+            gap = Signal(range(red.min_gap + 1), name="sum_gap")
+            with m.If(fire):
+                m.d.sync += gap.eq(1)
+            with m.Elif(en & (gap < red.min_gap)):
+                m.d.sync += gap.eq(gap + 1)
+            m.d.comb += spaced.eq((d.red != Reduce.SUM) | (gap >= red.min_gap) | (gap == 0))
+        else:
+            m.d.comb += spaced.eq(1)
         reducing = d.red != Reduce.NONE
         m.d.comb += [red.valid.eq(t_valid & reducing), red.r.eq(Cat(*outs)), red.mask.eq(t_mask),
                      red.slot.eq(t_slot), red.first.eq(t_first), red.fresh.eq(t_fresh), red.last.eq(t_last),

@@ -40,7 +40,8 @@ class RowReducer(wiring.Component):
 
     SUM: lane l's word w adds into partial (w mod 16/lanes, l), i.e. element j into partial
     j mod 16, through one :class:`FP32Adder` per lane; a partial is read again 16 / lanes words
-    later, which is at least the adder's latency (checked by the engine). At the row's end the 16
+    later (the result leaving the adder in that cycle is forwarded). When 16 / lanes is below the
+    adder's latency the engine spaces the words (``min_gap``). At the row's end the 16
     partials (+0 for slots the row never reached) are copied into a tree buffer and added level by
     level (8, 4, 2, 1 additions, neighbours paired) by one more adder, while the next row
     accumulates. MAX: a running maximum per lane, combined over the lanes at the row's end.
@@ -54,10 +55,11 @@ class RowReducer(wiring.Component):
     """
 
     def __init__(self, lanes: int, fadd_latency: int = 3):
-        if PARTIALS % lanes or fadd_latency > PARTIALS // lanes:
-            raise ValueError(f"RowReducer: {lanes} lanes update each of the {PARTIALS} partial sums every"
-                             f" {PARTIALS // lanes} words, fewer than the adder's latency {fadd_latency}")
+        if PARTIALS % lanes:
+            raise ValueError(f"RowReducer: lanes = {lanes}; at most {PARTIALS} lanes, a power of two")
         self.lanes, self.fadd_latency, self.slots = lanes, fadd_latency, PARTIALS // lanes
+        # enabled cycles between two words of a sum, so that a slot's previous word has left the adder
+        self.min_gap = -(-fadd_latency // self.slots)
         super().__init__({
             "valid": In(1), "r": In(32 * lanes), "mask": In(lanes), "slot": In(max(1, ceil_log2(self.slots))),
             "first": In(1), "fresh": In(1), "last": In(1), "words": In(12), "mode": In(Reduce),
@@ -111,7 +113,10 @@ class RowReducer(wiring.Component):
         for l in range(lanes):
             add = FP32Adder(la)
             m.submodules[f"add{l}"] = add
-            cur = Array(parts[s][l] for s in range(slots))[self.slot]
+            # the partial as it is after this cycle's write-back (the word that left the adder
+            # now may be the one before in the same slot: 16 / lanes == the adder's latency)
+            cur = Mux(tail_valid & (tail_slot == self.slot), add.s,
+                      Array(parts[s][l] for s in range(slots))[self.slot])
             m.d.comb += [add.en.eq(self.en), add.a.eq(Mux(self.fresh, 0, cur)),
                          add.b.eq(Mux(self.mask[l], self._lane(l), 0))]
             results.append(add.s)

@@ -37,8 +37,13 @@ uses buffer pair ``g % 2``)::
             sync                                     (... on every tile of the mesh)
             matmul chunk g (accumulate unless it is the round's first chunk without C)
             load A, B of chunk g+1 -> other pair     (may belong to the next round)
-            at a round's last chunk: barrier matmuls, store D, [barrier stores, load next C]
+            at a round's last chunk: [load the bias slice], barrier matmuls,
+                 [barrier loads, vector add/pass (act) in place, barrier vectors],
+                 store D, [barrier stores, load next C]
     end
+
+The epilogue (``bias``, ``act``; docs/vector.md, "The fused epilogue") adds the bracketed bias
+LOAD (into the row kept after the output tile in its accumulator buffer) and the VECTOR.
 
 Without C, the ``barrier stores`` that protects the accumulator before the next round's first
 MATMUL joins the ``barrier loads matmuls`` of that chunk. With two accumulator buffers, at a
@@ -62,7 +67,8 @@ with ``mode=recv``. The B chunk of a mesh column likewise over ``y = 0..ha-1``, 
 LOAD sequence number (the completion slot of rtl/fabric/messages.py). So *a tile's k-th LOAD must
 be the same transfer as the k-th LOAD of every other tile of each multicast group it belongs to*.
 The programs keep it by giving every tile that is active in any round exactly the same LOAD
-sequence: C, then (A, B) per chunk, then the next C, ...; in a round where such a tile is idle
+sequence: C, then (A, B) per chunk, [the bias slice at a round's end,] then the next C, ...;
+in a round where such a tile is idle
 it executes a one-word LOCAL *dummy* LOAD in each of those positions. Tiles never active load
 nothing. Without multicast every LOAD is LOCAL and there are no dummies.
 
@@ -323,10 +329,10 @@ def plan_cost(plan) -> float:
     return plan.rounds * _round_cost(*terms, plan.chunks)
 
 
-def _choose_sizes(cfg, m, n, k, e, want_bufs=None, reserve: int = 0):
+def _choose_sizes(cfg, m, n, k, e, want_bufs=None, reserve: int = 0, ncap: int | None = None):
     """(cost, Mt, Nt, Kc) minimising the estimated cycles (see module docstring). ``reserve``: rows
     of ``pitch(4 Nt)`` bytes kept after each output tile in the accumulator memory (the epilogue's
-    bias)."""
+    bias); ``ncap``: the largest Nt (the epilogue's VECTOR has 12-bit ``cols``)."""
     tens, tile = cfg.tensor, cfg.tile
     w = tile.word_bytes
     mesh_w, mesh_h = cfg.noc.width, cfg.noc.height
@@ -335,7 +341,7 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None, reserve: int = 0):
     mstep = _lcm(r, max(1, w // e))
     nstep = _lcm(cc, max(1, w // e), max(1, w // 4))
     mmax = min(tens.max_m, 4095, 65535 // e)
-    nmax = min(tens.max_n, 65535 // 4)
+    nmax = min(tens.max_n, 65535 // 4, ncap or 65535)
 
     def cands(total, step, cap):
         top = min(_ceil(total, step) * step, cap // step * step)
@@ -407,7 +413,9 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
                          f"{more if act in ('gelu', 'exp', 'recip', 'rsqrt') else ''}")
     if (bias or act != "none") and dtype != "bf16":
         raise ValueError(f"dtype = {dtype!r}: the epilogue (bias, act) is for BF16 GEMMs (FP32 results)")
-    mt, nt, kc, nch, accbufs = _choose_sizes(cfg, m, n, k, e, acc_buffers, reserve=int(bool(bias)))
+    epi = bias or act != "none"
+    mt, nt, kc, nch, accbufs = _choose_sizes(cfg, m, n, k, e, acc_buffers, reserve=int(bool(bias)),
+                                             ncap=4095 if epi else None)
 
     def align(x):
         return _ceil(x, line) * line

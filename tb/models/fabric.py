@@ -281,6 +281,9 @@ class _Fabric:
 
     def exec_vector(self, t: _Tile, f: dict) -> None:
         """VECTOR on ``t``'s accumulators and scratchpad (:func:`tessera.tb.models.vector_exec.execute`)."""
+        for name, region in zip(("x", "y", "d"), isa.vector_regions(f, self.wb), strict=True):
+            if region is not None:
+                self.region_check(t, region[0], region[1], region[2], f"VECTOR ({name})")
         acc = np.frombuffer(t.acc, dtype=np.uint8)          # writable views of the bytearrays
         sp = np.frombuffer(t.sp, dtype=np.uint8)
         vector_exec.execute(f, acc, sp, self.wb)
