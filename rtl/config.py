@@ -282,8 +282,8 @@ class FabricConfig:
                 f" {tensor.cols} tensor core: one BF16 operand step ({2 * max(tensor.rows, tensor.cols)}"
                 " bytes) must fit in one scratchpad word")
         if tile.word_bytes > 64:
-            raise ValueError(f"FabricConfig.tile.word_bytes = {tile.word_bytes}: the vector engine's lanes (one"
-                             " per 4 bytes) share rowsum's 16 partial sums, so at most 64 (16 lanes)")
+            raise ValueError(f"FabricConfig.tile.word_bytes = {tile.word_bytes}: the vector engine's lanes"
+                             " (one per 4 bytes) share rowsum's 16 partial sums, so at most 64 (16 lanes)")
         if cache.dest_bits < nodes:
             raise ValueError(f"FabricConfig.cache.dest_bits = {cache.dest_bits} cannot hold a bitmask of"
                              f" {nodes} tiles")

@@ -304,8 +304,8 @@ def _bias_bits(bias, n: int, flag: str) -> np.ndarray:
         return arr.view(np.uint32).copy()
     if arr.dtype == np.uint32:
         return arr.copy()
-    raise ValueError(f"{flag}: {arr.dtype} is not accepted; float32, or uint32 FP32 bit patterns"
-                     + (" (convert float64 with .astype(np.float32) first)" if arr.dtype == np.float64 else ""))
+    hint = " (convert float64 with .astype(np.float32) first)" if arr.dtype == np.float64 else ""
+    raise ValueError(f"{flag}: {arr.dtype} is not accepted; float32, or uint32 FP32 bit patterns{hint}")
 
 
 def _unique(path: Path) -> Path:

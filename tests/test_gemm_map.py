@@ -15,8 +15,8 @@ import pytest
 from tessera.rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfig, TileConfig, preset
 from tessera.runtime.asm import assemble
 from tessera.runtime.gemm_map import plan_gemm
-from tessera.tb.models.fabric import FabricError, run_programs
 from tessera.tb.models import vector as vector_model
+from tessera.tb.models.fabric import FabricError, run_programs
 from tessera.tb.models.gemm import gemm
 from tessera.tools.harness import resolve_seed
 

@@ -50,7 +50,8 @@ def random_instr(cfg, rng: random.Random, nrng) -> tuple[dict, np.ndarray]:
     while True:
         rows, cols = rng.randint(1, 9), rng.randint(1, 4 * lanes + 3)
         op = rng.choice(list(vx.OPS.values()))
-        f = {"op": op, "rows": rows, "cols": cols, "act": 0, "red": 0, "fmt": 0, "itof": 0, "y": 0, "ymode": 0}
+        f = {"op": op, "rows": rows, "cols": cols, "act": 0, "red": 0, "fmt": 0, "itof": 0, "y": 0,
+             "ymode": 0}
         if op == vx.OPS["iadd"]:
             f["ymode"] = rng.choice([0, 1, 2, 3])
         else:
@@ -205,7 +206,7 @@ def test_vector_engine_random(name, count):
         f.update(op=0, ymode=0, y=0, act=0, red=1, fmt=0, itof=0, rows=2, cols=8 * lanes, d_addr=0x200)
         cases.append((f, values(nrng, cfg.tile.accumulator_bytes // 4).view(np.uint8).copy()))
     results = simulate(cfg, cases, seed, pressure=0.3)
-    for (f, image), (acc, sp, cycles) in zip(cases, results):
+    for (f, image), (acc, sp, _) in zip(cases, results, strict=True):
         want_acc, want_sp = image.copy(), np.zeros(cfg.tile.scratchpad_bytes, dtype=np.uint8)
         vx.execute(f, want_acc, want_sp, cfg.tile.word_bytes)
         bad_acc = np.flatnonzero(acc != want_acc)

@@ -39,9 +39,9 @@ class VectorEngine(wiring.Component):
     ``busy`` (out); ``error`` (out, a pulse: an instruction this engine cannot run, i.e. a special
     function (GELU, EXP, RECIP, RSQRT) on an engine built with ``sfu=False``; the instruction is
     dropped with a ``done`` pulse (so that no count stays outstanding), nothing is written, and
-    the tile maps ``error`` to FAULT); ``x_rd``, ``y_rd`` (word read ports of the accumulator memory: x and the
-    second operand); ``acc_wr`` (word writes to the accumulator memory); ``sp_wr`` (word writes to
-    the scratchpad).
+    the tile maps ``error`` to FAULT); ``x_rd``, ``y_rd`` (word read ports of the accumulator
+    memory: x and the second operand); ``acc_wr`` (word writes to the accumulator memory);
+    ``sp_wr`` (word writes to the scratchpad).
 
     Dataflow: two address generators read x and y words (independently, ``FIFO_DEPTH`` words
     ahead, so that two read ports on the same bank alternate); each cycle one x word (and its y
@@ -65,8 +65,9 @@ class VectorEngine(wiring.Component):
         numeric = cfg.tensor.numeric
         self.fadd_latency, self.fmul_latency = numeric.fadd_latency, max(numeric.fmul_latency, 1)
         if PARTIALS % self.lanes:
-            raise ValueError(f"VectorEngine: tile.word_bytes = {cfg.tile.word_bytes} gives {self.lanes} lanes;"
-                             f" rowsum's {PARTIALS} partial sums allow at most {PARTIALS} (word_bytes <= 64)")
+            raise ValueError(f"VectorEngine: tile.word_bytes = {cfg.tile.word_bytes} gives {self.lanes}"
+                             f" lanes; rowsum's {PARTIALS} partial sums allow at most {PARTIALS}"
+                             " (word_bytes <= 64)")
         super().__init__({
             "desc": In(stream.Signature(vector_desc_layout(cfg))),
             "done": Out(1),
@@ -80,7 +81,7 @@ class VectorEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes, W = self.lanes, self.cfg.tile.word_bytes
+        lanes = self.lanes
         d = Signal(vector_desc_layout(self.cfg))
         active = Signal()
         words = Signal(12)              # words per row: ceil(cols / lanes)
@@ -146,7 +147,7 @@ class VectorEngine(wiring.Component):
 
     def _datapath(self, m, d, words, start, xq, yq, uses_y, writer):
         """The issue counter, the lanes, the meta-data delay line, the reducer and the writer's input."""
-        lanes, W = self.lanes, self.cfg.tile.word_bytes
+        lanes = self.lanes
         slots = PARTIALS // lanes
         i, wi = Signal(12, name="iss_i"), Signal(12, name="iss_wi")
         issuing = Signal(name="issuing")

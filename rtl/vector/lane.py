@@ -1,7 +1,7 @@
 """One lane of the vector engine: INT32 -> FP32, the binary stage, the unary stage (docs/vector.md)."""
 
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

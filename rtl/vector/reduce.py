@@ -5,7 +5,6 @@ from __future__ import annotations
 from amaranth import Array, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
-
 from amaranth.utils import ceil_log2
 
 from tessera.rtl.numeric.fp32_add import FP32Adder

@@ -165,6 +165,7 @@ class VectorWriter(wiring.Component):
                 m.d.sync += [h_addr.eq(col_base + i * ebytes), h_valids.eq(mask)]
                 m.d.sync += h_elems.eq(Mux(self.fmt == VFmt.BF16_T,
                                            Cat(*[Cat(to_bf16(v), Const(0, 16)) for v in lane]),
-                                           Cat(*[Cat(q8[8 * l:8 * l + 8], Const(0, 24)) for l in range(lanes)])))
+                                           Cat(*[Cat(q8[8 * l:8 * l + 8], Const(0, 24))
+                                                 for l in range(lanes)])))
             with m.Default():
                 m.d.sync += [h_addr.eq(row_base + wi * W), h_data.eq(r), h_mask.eq(m4)]

@@ -153,7 +153,8 @@ class _Emitter:
 
     def vector(self, *, op, x, d, rows, cols, yrow=None, act="none"):
         """A VECTOR with an optional ROW operand (the epilogue's bias); FP32 output in place."""
-        self._add(Opcode.VECTOR, op=VOp[op.upper()].value, ymode=(YMode.ROW if yrow is not None else YMode.REGION).value,
+        ymode = YMode.ROW if yrow is not None else YMode.REGION
+        self._add(Opcode.VECTOR, op=VOp[op.upper()].value, ymode=ymode.value,
                   act=Act[act.upper()].value, x_addr=x, d_addr=d, rows=rows, cols=cols,
                   y=0 if yrow is None else yrow)
 
@@ -363,7 +364,8 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None, reserve: int = 0, ncap: int |
             rb, cb = _ceil(m, mt), _ceil(n, nt)
             rounds = _ceil(rb, mesh_h) * _ceil(cb, mesh_w)
             compute, l2, dma, drain = _chunk_costs(cfg, m, n, mt, nt, kc, e)
-            accbufs = 2 if rounds > 1 and 2 * (mt + reserve) * _pitch(4 * nt, w) <= tile.accumulator_bytes else 1
+            two = 2 * (mt + reserve) * _pitch(4 * nt, w) <= tile.accumulator_bytes
+            accbufs = 2 if rounds > 1 and two else 1
             if want_bufs is not None:
                 accbufs = want_bufs
             per_round = _round_cost(compute, l2, dma, drain, nch)
@@ -383,7 +385,8 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None, reserve: int = 0, ncap: int |
 
 
 def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast: bool = True,
-              base: int = 0, acc_buffers: int | None = None, bias: bool = False, act: str = "none") -> GemmPlan:
+              base: int = 0, acc_buffers: int | None = None, bias: bool = False,
+              act: str = "none") -> GemmPlan:
     """Plan ``D = act(C + A x B + bias)`` (A M x K, B K x N) on fabric ``cfg`` (a FabricConfig).
 
     The epilogue (``bias``: a row of N FP32 values added to every row of D; ``act``: one of
@@ -579,8 +582,9 @@ class _TileProgram:
         _, mi, _, ni = blk
         if plan.bias_addr is not None:
             p.barrier("loads")
-        p.vector(op="add" if plan.bias_addr is not None else "pass", x=self.b.acc_base(r), d=self.b.acc_base(r),
-                 rows=mi, cols=ni, yrow=self.bias_acc(r) if plan.bias_addr is not None else None, act=plan.act)
+        has_bias = plan.bias_addr is not None
+        p.vector(op="add" if has_bias else "pass", x=self.b.acc_base(r), d=self.b.acc_base(r), rows=mi,
+                 cols=ni, yrow=self.bias_acc(r) if has_bias else None, act=plan.act)
         p.barrier("vectors")
 
     def load_chunk(self, g: int) -> None:

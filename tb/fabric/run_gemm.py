@@ -37,7 +37,6 @@ import tessera.tb
 from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.fabric.fabric import mem_prefixes
 from tessera.runtime.estimate import gemm_cycles
-from tessera.tools.fabric_run import plan_job
 from tessera.runtime.host import (
     check_id,
     flush_cycle_limit,
@@ -49,6 +48,7 @@ from tessera.runtime.host import (
 from tessera.tb.common.axi_memory import AxiMemory
 from tessera.tb.fabric.host import Host
 from tessera.tools.cost import cycle_scale
+from tessera.tools.fabric_run import plan_job
 
 CLOCK_NS = 10
 START_LIMIT_NS = CLOCK_NS * 1000      # reset and the ID read

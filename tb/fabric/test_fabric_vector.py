@@ -115,4 +115,5 @@ async def fused_epilogue(dut):
             bad_at = np.argwhere(got != value)
             assert not bad_at.size, (f"tile {t} {name}: {len(bad_at)} words differ, first at {bad_at[0]}:"
                                      f" got {got[tuple(bad_at[0])]:#x}, want {value[tuple(bad_at[0])]:#x}")
-    dut._log.info("bias + relu, BF16 transposed, rowsum, rowmax on tiles 0..2: bit-exact; tile 3's gelu: FAULT")
+    dut._log.info("bias + relu, BF16 transposed, rowsum, rowmax on tiles 0..2: bit-exact;"
+                  " tile 3's gelu: FAULT")

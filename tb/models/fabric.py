@@ -48,8 +48,8 @@ __all__ = ["FabricError", "run_programs", "SYNC_OPCODE"]
 SYNC_OPCODE = isa.OPCODES["sync"]
 _MODE_MASK = 0b11 << 4
 LOAD_SLOTS = 16          # a tile's LOAD completion slots (sequence number mod 16; docs/fabric.md)
-_LOAD, _STORE, _MATMUL, _BARRIER, _END, _VECTOR = (isa.OPCODES[n]
-                                                   for n in ("load", "store", "matmul", "barrier", "end", "vector"))
+_LOAD, _STORE, _MATMUL, _BARRIER, _END, _VECTOR = (
+    isa.OPCODES[n] for n in ("load", "store", "matmul", "barrier", "end", "vector"))
 
 
 class FabricError(Exception):
