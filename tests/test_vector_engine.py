@@ -14,13 +14,10 @@ from amaranth.sim import Simulator
 from tessera.rtl.config import preset
 from tessera.rtl.tile import isa
 from tessera.tb.models import vector_exec as vx
+from tessera.tb.vector.jobs import random_job, values
 from tessera.tb.vector.top import VectorTop
 from tessera.tools.harness import resolve_seed
 
-SPECIALS = np.array([0, 0x80000000, 1, 0x80000001, 0x007FFFFF, 0x00800000, 0x3F800000, 0xBF800000,
-                     0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7FA00000, 0xFFC00001,
-                     0x3F000000, 0x3FC00000, 0x40200000, 0xC3000000, 0x42FE0000, 0x43000000, 0x4B000001],
-                    dtype=np.uint32)
 ENUMS = {"op": isa.VOp, "ymode": isa.YMode, "act": isa.Act, "red": isa.Reduce, "fmt": isa.VFmt}
 
 
@@ -33,56 +30,10 @@ def descriptor(cfg, f: dict) -> dict:
     return d
 
 
-def values(rng: np.random.Generator, n: int, ints: bool = False) -> np.ndarray:
-    if ints:
-        return rng.integers(-2 ** 31, 2 ** 31, n, dtype=np.int64).astype(np.uint32)
-    kind = rng.random(n)
-    rand = rng.integers(0, 2 ** 32, n, dtype=np.uint64).astype(np.uint32)
-    small = np.float32(rng.normal(0, 4, n)).view(np.uint32)
-    special = SPECIALS[rng.integers(0, len(SPECIALS), n)]
-    return np.where(kind < 0.15, special, np.where(kind < 0.45, rand, small)).astype(np.uint32)
-
-
 def random_instr(cfg, rng: random.Random, nrng) -> tuple[dict, np.ndarray]:
-    """A well-formed VECTOR (fields dict) and an accumulator image for it."""
-    W, acc_bytes, sp_bytes = cfg.tile.word_bytes, cfg.tile.accumulator_bytes, cfg.tile.scratchpad_bytes
-    lanes = W // 4
-    while True:
-        rows, cols = rng.randint(1, 9), rng.randint(1, 4 * lanes + 3)
-        op = rng.choice(list(vx.OPS.values()))
-        f = {"op": op, "rows": rows, "cols": cols, "act": 0, "red": 0, "fmt": 0, "itof": 0, "y": 0,
-             "ymode": 0}
-        if op == vx.OPS["iadd"]:
-            f["ymode"] = rng.choice([0, 1, 2, 3])
-        else:
-            if op != vx.OPS["pass"]:
-                f["ymode"] = rng.choice([0, 1, 2, 3])
-            f["act"] = rng.choice([0, 0, 1])
-            f["red"] = rng.choice([0, 0, 0, 1, 2])
-            f["fmt"] = 0 if f["red"] else rng.choice([0, 1, 2, 3, 4])
-            f["itof"] = int(rng.random() < 0.15)
-        xp = vx.pitch(4 * cols, W)
-        region = rows * xp
-        # x at 0, y after it, d after y (or in the scratchpad)
-        f["x_addr"] = 0
-        y_end = region
-        if f["ymode"] == 3:
-            f["y"] = int(values(nrng, 1, op == vx.OPS["iadd"])[0])
-        elif op != vx.OPS["pass"]:
-            f["y"] = region
-            y_end = region + {0: region, 1: vx.pitch(4 * cols, W), 2: vx.pitch(4 * rows, W)}[f["ymode"]]
-        if f["red"] or f["fmt"] == 0:
-            f["d_addr"] = y_end if rng.random() < 0.7 else 0          # sometimes in place
-            need = y_end + (vx.pitch(4 * rows, W) if f["red"] else region)
-            if need > acc_bytes:
-                continue
-        else:
-            d_rows = rows if f["fmt"] in (1, 3) else cols
-            f["d_addr"] = W * rng.randint(0, 8)
-            if f["d_addr"] + d_rows * vx.out_pitch(f, W) > sp_bytes or y_end > acc_bytes:
-                continue
-        image = values(nrng, acc_bytes // 4, ints=bool(f["itof"]) or op == vx.OPS["iadd"])
-        return f, image.view(np.uint8).copy()
+    """A well-formed VECTOR (fields dict) and an accumulator image for it (``tb/vector/jobs.py``)."""
+    job = random_job(cfg, rng, nrng)
+    return job["fields"], job["image"]
 
 
 def sp_window(cfg, f: dict) -> int:
