@@ -79,7 +79,7 @@ class BF16Multiplier(wiring.Component):
         # * subnormal result (er <= 0): the mantissa field is P * 2^(esum - 119), which does not
         #   depend on lz: P shifted right by rs = 142 - esum places from bit 24 (one guard bit,
         #   and a sticky bit from the bits below it), rounded to nearest even below.
-        norm, lz = normalise(y.prod)
+        norm, lz = normalise(y.prod, m=pipe.m)
         wide = Cat(Const(0, 24), y.prod)                  # P * 2^24, 40 bits
         rs = Mux(y.esum < 101, 41, 142 - y.esum)[0:6]     # from 41 on only sticky bits remain
         shifted = wide >> rs                              # [0] guard, [1:24] mantissa field

@@ -116,7 +116,7 @@ class FP32Adder(wiring.Component):
         # at position 27 - exp (decoded from exp beside the adder) stops the shift there. The
         # exponent field is exp - shift - 1 plus the leading one, added in by the packing below.
         marker = Cat(w.exp == 27 - i for i in range(28))
-        norm, shift = normalise(w.total, marker)
+        norm, shift = normalise(w.total, marker, m=m)
         zero = ~w.total.any()
         v = pipe.stage(
             "norm",

@@ -82,7 +82,7 @@ class FP32Multiplier(wiring.Component):
         * subnormal result (er <= 0): the mantissa field is P * 2^(esum - 151), i.e. P shifted
           right by rs = 151 - esum places (capped at 49, from where only sticky bits remain), with
           a guard bit and a sticky bit from the bits below it."""
-        norm, lz = normalise(y.prod)
+        norm, lz = normalise(y.prod, m=pipe.m)
         wide = Cat(Const(0, 1), y.prod)                   # P * 2, 49 bits: bit 0 becomes the guard
         rs = Mux(y.esum < 102, 49, 151 - y.esum)[0:6]
         shifted = wide >> rs

@@ -44,7 +44,7 @@ def i32_to_f32(m: Module, x, name: str = "itof"):
     sign = x[31]
     mag = Signal(32, name=f"{name}_mag")
     m.d.comb += mag.eq(Mux(sign, -x, x))
-    shifted, lz = normalise(mag)
+    shifted, lz = normalise(mag, m=m, name=f"{name}_norm")
     frac, guard, sticky = shifted[8:31], shifted[7], shifted[0:7].any()
     up = guard & (sticky | frac[0])
     biased = Signal(32, name=f"{name}_biased")
