@@ -193,6 +193,9 @@ class TileConfig:
     of every address and stride in the tile ISA. ``scratchpad_read_ports`` read ports serve the
     tensor core's operand fetch (A and B). ``max_outstanding`` bounds the LOADs, STOREs and
     MATMULs (each class counted separately) the sequencer has issued but not seen complete.
+    ``sfu`` gives every lane of the vector engine its special-function unit (exp, recip, rsqrt,
+    gelu: 35 FP32 adders and 42 multipliers a lane; docs/vector.md); without it a VECTOR asking
+    for one stops the tile with FAULT.
     """
 
     scratchpad_bytes: int = 64 * 1024
@@ -202,8 +205,11 @@ class TileConfig:
     scratchpad_read_ports: int = 2
     max_outstanding: int = 15
     cmd_queue_depth: int = 128  # instructions the host can queue per tile before starting it
+    sfu: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.sfu, bool):
+            raise ValueError(f"TileConfig.sfu = {self.sfu!r} must be True or False")
         _pow2("TileConfig", "scratchpad_bytes", self.scratchpad_bytes, 1024, 1 << 24)
         _pow2("TileConfig", "scratchpad_banks", self.scratchpad_banks, 1, 64)
         _pow2("TileConfig", "accumulator_bytes", self.accumulator_bytes, 256, 1 << 24)

@@ -79,7 +79,7 @@ class ComputeTile(wiring.Component):
         # Without its special functions for now: each one is ~200 s of Verilog export and a
         # third of the tile again in simulation (docs/vector.md, "State"); a VECTOR with GELU, EXP,
         # RECIP or RSQRT stops the tile with FAULT.
-        m.submodules.vector = vec = VectorEngine(cfg, sfu=False)
+        m.submodules.vector = vec = VectorEngine(cfg, sfu=cfg.tile.sfu)
 
         wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)
         m.d.comb += [

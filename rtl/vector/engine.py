@@ -20,12 +20,15 @@ __all__ = ["VectorEngine"]
 FIFO_DEPTH = 4      # words of read-ahead per operand stream
 
 
-def _taps(m: Module, en, value, cycles: int, name: str) -> list:
-    """``value`` delayed by 0 .. ``cycles`` enabled cycles (a register chain; its taps)."""
+def _taps(m: Module, en, value, cycles: int, name: str, clear) -> list:
+    """``value`` delayed by 0 .. ``cycles`` enabled cycles (a register chain; its taps), every
+    register zeroed when ``clear`` is high."""
     taps = [value]
     for k in range(cycles):
         reg = Signal(len(value), name=f"{name}_t{k + 1}")
-        with m.If(en):
+        with m.If(clear):
+            m.d.sync += reg.eq(0)
+        with m.Elif(en):
             m.d.sync += reg.eq(taps[-1])
         taps.append(reg)
     return taps
@@ -186,7 +189,9 @@ class VectorEngine(wiring.Component):
                          lane.op.eq(d.op), lane.act.eq(d.act), lane.itof.eq(d.itof)]
             outs.append(lane.r)
         short, long = lane.latency(Act.NONE), lane.latency(Act.GELU) if self.sfu else lane.latency(Act.NONE)
-        taps = _taps(m, en, meta, max(short, long), "meta")
+        # Cleared at each start: a short instruction's elements went on down the line past its
+        # tap, and a long instruction (a special function) would take them for its own.
+        taps = _taps(m, en, meta, max(short, long), "meta", start)
         is_long = (d.act != Act.NONE) & (d.act != Act.RELU)
         tail = Signal(len(meta), name="meta_tail")
         m.d.comb += tail.eq(Mux(is_long, taps[long], taps[short]))

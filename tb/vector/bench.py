@@ -3,11 +3,12 @@ memory and scratchpad) under Verilator: VECTOR jobs back to back in one simulati
 
 Run it through :func:`tessera.tb.vector.jobs.run_jobs` (which writes the inputs, runs
 :func:`tessera.tools.harness.run` and checks the results against ``tb/models/vector_exec.py``).
-Parameters (:func:`tessera.tb.params`): ``preset`` and ``jobs``, a list of
+Parameters (:func:`tessera.tb.params`): ``cfg`` (the ``FabricConfig`` as a dict) and ``jobs``, a
+list of
 
-* ``fields``: the VECTOR's fields by their docs/isa.md names (``op``, ``ymode``, ``act``, ``red``,
-  ``fmt``, ``itof``, ``x_addr``, ``d_addr``, ``y``, ``rows``, ``cols``; codes as in
-  ``tb/models/vector_exec.py``);
+* ``program``: VECTORs, each given by its fields' docs/isa.md names (``op``, ``ymode``, ``act``,
+  ``red``, ``fmt``, ``itof``, ``x_addr``, ``d_addr``, ``y``, ``rows``, ``cols``; codes as in
+  ``tb/models/vector_exec.py``), issued one after the other (each as soon as the engine is idle);
 * ``image``: a ``.npy`` file of ``uint8``, the accumulator from byte 0 (a whole number of words, at
   most the memory); the words beyond it keep what the previous job left;
 * ``pressure`` (default 0) and ``seed``: while the engine is busy, each cycle, with probability
@@ -15,12 +16,13 @@ Parameters (:func:`tessera.tb.params`): ``preset`` and ``jobs``, a list of
   port), a DMA read of a random accumulator word, and a write of zeros to the scratchpad's last
   word (the DMA has priority over the engine): as ``tests/test_vector_engine.py`` does;
 * ``readback``: ``"all"`` (both memories whole; the scratchpad is zeroed whole first) or
-  ``"output"`` (only the words of the output region, zeroed first when it is in the scratchpad).
+  ``"output"`` (only the words of the last VECTOR's output region, zeroed first when it is in the
+  scratchpad).
 
 Per job: the accumulator image is written through ``acc_dma_wr``, the scratchpad zeroed through
-``sp_dma_wr``, the descriptor issued on ``desc``; ``cycles`` counts the clock edges from the
-descriptor's handshake (1) to the first edge after which ``busy`` is low (as the Amaranth test
-does). Then the memories are read back through ``acc_dma_rd`` and ``sp_rd``. Into the run
+``sp_dma_wr``, the descriptors issued on ``desc``; ``cycles`` counts, for each, the clock edges from
+the descriptor's handshake (1) to the first edge after which ``busy`` is low (as the Amaranth test
+does), summed over the program. Then the memories are read back through ``acc_dma_rd`` and ``sp_rd``. Into the run
 directory (``$TESSERA_RUN_DIR``) go ``job<i>_acc.npy`` and ``job<i>_sp.npy`` (``uint8``, the
 words read, from byte ``acc_from`` / ``sp_from``) and ``results.json``: per job ``cycles``,
 ``acc_from``, ``sp_from``.
@@ -39,7 +41,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
 import tessera.tb
-from tessera.rtl.config import preset
+from tessera.rtl.config import fabric_from_dict
 from tessera.rtl.tile import isa
 from tessera.rtl.tile.accumulator import acc_write_layout
 from tessera.rtl.tile.isa import scratchpad_write_layout, vector_desc_layout
@@ -179,19 +181,19 @@ def _words(image: np.ndarray, W: int) -> list[tuple[int, int]]:
 @cocotb.test()
 async def vector_jobs(dut):
     p = tessera.tb.params()
-    cfg = preset(p["preset"])
+    cfg = fabric_from_dict(p["cfg"])
     tile, W = cfg.tile, cfg.tile.word_bytes
     run_dir = Path(os.environ["TESSERA_RUN_DIR"])
     bench = VectorBench(dut, cfg)
     await bench.start()
     results = []
     for i, job in enumerate(p["jobs"]):
-        f = job["fields"]
+        program = job["program"]
         image = np.load(job["image"]).astype(np.uint8).ravel()
         assert image.size % W == 0 and image.size <= tile.accumulator_bytes, \
             f"job {i}: an image of {image.size} bytes"
         everything = job.get("readback", "all") == "all"
-        space, lo, hi = output_region(cfg, f)
+        space, lo, hi = output_region(cfg, program[-1])
         lo, hi = lo // W, -(-hi // W)
         await bench.write("acc_dma_wr", bench.acc_fields, _words(image, W))
         if everything:
@@ -199,7 +201,10 @@ async def vector_jobs(dut):
         else:
             zero = range(lo, hi) if space == "sp" else range(0)
         await bench.write("sp_dma_wr", bench.sp_fields, [(a, 0) for a in zero])
-        cycles = await bench.run_vector(f, float(job.get("pressure", 0)), random.Random(job.get("seed", 0)))
+        rng = random.Random(job.get("seed", 0))
+        cycles = 0
+        for f in program:
+            cycles += await bench.run_vector(f, float(job.get("pressure", 0)), rng)
         await bench.drain()
         acc_words = range(lo, hi) if space == "acc" else range(0)
         sp_words = range(lo, hi) if space == "sp" else range(0)
@@ -211,5 +216,5 @@ async def vector_jobs(dut):
         np.save(run_dir / f"job{i}_sp.npy", np.frombuffer(sp, dtype=np.uint8))
         results.append({"cycles": cycles, "acc_from": acc_words.start * W if acc_words else 0,
                         "sp_from": sp_words.start * W if sp_words else 0})
-        dut._log.info(f"job {i}: {f} -> {cycles} cycles")
+        dut._log.info(f"job {i}: {program if len(program) > 1 else program[0]} -> {cycles} cycles")
     (run_dir / "results.json").write_text(json.dumps(results, indent=1) + "\n")

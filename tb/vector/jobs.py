@@ -2,16 +2,19 @@
 Python side of the cocotb bench ``tessera.tb.vector.bench`` (``tessera vector``, ``tessera bench
 vector`` and ``tests/test_vector_cli.py`` use it).
 
-A job is a dict: ``fields`` (the VECTOR, docs/isa.md names, ``vector_exec`` codes), ``image``
+A job is a dict: ``fields`` (the VECTOR, docs/isa.md names, ``vector_exec`` codes) or ``program``
+(a list of such VECTORs, run one after the other: a vector program such as softmax), ``image``
 (``uint8`` array: the accumulator from byte 0, a whole number of words), and optionally
-``pressure``, ``seed`` and ``readback`` (``"all"`` or ``"output"``; see the bench's docstring).
-:func:`run_jobs` runs a list of them in one simulation (one Verilator build per preset, shared by
-every run: the design's name is ``vector_top_<preset>``) and returns, per job, the cycles, the
-memories as the engine left them and whether they are bit-exact with the model.
+``pressure``, ``seed`` and ``readback`` (``"all"`` or ``"output"``, the last VECTOR's output; see
+the bench's docstring). :func:`run_jobs` runs a list of them in one simulation (one Verilator build
+per configuration, shared by every run: the design's name is ``vector_top_<cfg.name>``; the engine
+has special functions when ``cfg.tile.sfu``) and returns, per job, the cycles, the memories as the
+engine left them and whether they are bit-exact with the model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import tempfile
@@ -33,15 +36,14 @@ def design_name(cfg) -> str:
 
 
 def verilog(cfg) -> str:
-    """``VectorTop(cfg, sfu=False)`` as Verilog, exported once and cached on disk (an export takes
-    about 30 s)."""
+    """``VectorTop(cfg, sfu=cfg.tile.sfu)`` as Verilog, exported once and cached on disk."""
     from tessera.tb.vector.top import VectorTop
     from tessera.tools.harness import export_verilog
     from tessera.tools.verilog_cache import cached_verilog
 
     top = Path(__file__).with_name("top.py")
-    return cached_verilog(design_name(cfg), f"{cfg!r} sfu=False",
-                          lambda: export_verilog(lambda: VectorTop(cfg, sfu=False), design_name(cfg)),
+    return cached_verilog(design_name(cfg), repr(cfg),
+                          lambda: export_verilog(lambda: VectorTop(cfg, sfu=cfg.tile.sfu), design_name(cfg)),
                           extra_sources=[top])
 
 
@@ -111,6 +113,11 @@ def random_jobs(cfg, n: int, seed: int, pressure: float | None = None) -> list[d
     return jobs
 
 
+def program(job: dict) -> list[dict]:
+    """The VECTORs of ``job``: its ``program``, or its one ``fields``."""
+    return list(job["program"]) if "program" in job else [job["fields"]]
+
+
 def output_array(cfg, f: dict, acc: np.ndarray, sp: np.ndarray) -> np.ndarray:
     """The result of the VECTOR ``f`` from the memories (``uint8``, whole): ``uint32`` patterns
     (rows x cols, or (rows,) for a reduction; ``int32`` for IADD), ``uint16`` BF16, ``int8``;
@@ -140,23 +147,24 @@ def run_jobs(cfg, jobs: list[dict], *, seed: int | None = None, replay: str | No
 
     tile = cfg.tile
     with tempfile.TemporaryDirectory(prefix="tessera-vector-") as tmp:
-        params = {"preset": cfg.name, "jobs": []}
+        params = {"cfg": dataclasses.asdict(cfg), "jobs": []}
         for i, job in enumerate(jobs):
             path = Path(tmp) / f"image{i}.npy"
             np.save(path, np.asarray(job["image"], dtype=np.uint8))
-            params["jobs"].append({"fields": {k: int(v) for k, v in job["fields"].items()},
+            params["jobs"].append({"program": [{k: int(v) for k, v in f.items()} for f in program(job)],
                                    "image": str(path), "pressure": float(job.get("pressure", 0)),
                                    "seed": int(job.get("seed", 0)), "readback": job.get("readback", "all")})
-        run_dir = run(lambda: VectorTop(cfg, sfu=False), BENCH_MODULE, name=design_name(cfg),
+        run_dir = run(lambda: VectorTop(cfg, sfu=cfg.tile.sfu), BENCH_MODULE, name=design_name(cfg),
                       verilog_text=verilog(cfg), params=params, seed=seed, replay=replay)
     found = json.loads((run_dir / "results.json").read_text())
     out = []
     for i, (job, res) in enumerate(zip(jobs, found, strict=True)):
-        f = job["fields"]
+        f = program(job)
         want_acc = np.zeros(tile.accumulator_bytes, dtype=np.uint8)
         want_acc[:len(job["image"])] = job["image"]
         want_sp = np.zeros(tile.scratchpad_bytes, dtype=np.uint8)
-        vx.execute(f, want_acc, want_sp, tile.word_bytes)
+        for instr in f:
+            vx.execute(instr, want_acc, want_sp, tile.word_bytes)
         acc, sp = want_acc.copy(), want_sp.copy()
         got_acc, got_sp = np.load(run_dir / f"job{i}_acc.npy"), np.load(run_dir / f"job{i}_sp.npy")
         acc[res["acc_from"]:res["acc_from"] + got_acc.size] = got_acc
@@ -164,7 +172,7 @@ def run_jobs(cfg, jobs: list[dict], *, seed: int | None = None, replay: str | No
         bad_acc, bad_sp = np.flatnonzero(acc != want_acc), np.flatnonzero(sp != want_sp)
         mismatch = None
         if bad_acc.size or bad_sp.size:
-            mismatch = (f"job {i} {f}: {bad_acc.size} accumulator bytes differ"
+            mismatch = (f"job {i} {f if len(f) > 1 else f[0]}: {bad_acc.size} accumulator bytes differ"
                         f" (first at {bad_acc[:8].tolist()}),"
                         f" {bad_sp.size} scratchpad bytes (first at {bad_sp[:8].tolist()})")
         out.append({"cycles": res["cycles"], "acc": acc, "sp": sp, "bit_exact": mismatch is None,
