@@ -125,13 +125,12 @@ def check_gemm(preset, m: int, n: int, k: int, dtype: str, *, has_c: bool, modes
     for mc in modes:
         if not isinstance(mc, (bool, np.bool_)):
             raise ValueError(f"{flag('multicast')}: {mc!r} is not True or False")
-    from tessera.runtime.gemm_map import EPILOGUE_ACTS
+    from tessera.runtime.gemm_map import EPILOGUE_ACTS, SFU_ACTS, sfu_missing
 
     if act not in EPILOGUE_ACTS:
-        special = act in ("gelu", "exp", "recip", "rsqrt")
-        raise ValueError(f"{flag('act')}: {act!r} is not allowed; allowed: {', '.join(EPILOGUE_ACTS)}"
-                         + (" (the vector engine's special functions are not in the tile yet, docs/vector.md)"
-                            if special else ""))
+        raise ValueError(f"{flag('act')}: {act!r} is not allowed; allowed: {', '.join(EPILOGUE_ACTS)}")
+    if act in SFU_ACTS and not cfg.tile.sfu:
+        raise ValueError(f"{flag('act')}: " + sfu_missing(cfg, repr(act)))
     if (bias or act != "none") and dtype != "bf16":
         raise ValueError(f"{flag('bias' if bias else 'act')}: the epilogue (bias, act) needs a BF16 GEMM"
                          f" (FP32 results); this one is {dtype}")
@@ -251,8 +250,8 @@ class GemmRun:
         d = gemm(self.a, self.b, self.c, self.dtype)
         if self.bias is not None:
             d = vm.add(d, self.bias[None, :])
-        if self.act == "relu":
-            d = vm.relu(d)
+        if self.act in ("relu", "gelu"):
+            d = getattr(vm, self.act)(d)
         return d
 
     def _report(self, plan, res: dict, exact: bool, estimate: dict) -> dict:
@@ -335,7 +334,8 @@ def run_gemm(a, b, c=None, *, dtype: str | None = None, preset="tiny", multicast
     verification path; the same cycles). ``waves``: write a VCD (its path is ``report["vcd"]``).
     ``max_seconds``: refuse (``ValueError``, with the estimate) a run estimated to take longer.
     The epilogue (BF16 GEMMs), on each tile's vector engine before D is stored: ``bias`` (N
-    float32 values or uint32 FP32 bits) added to every row, then ``act`` ("relu", or None).
+    float32 values or uint32 FP32 bits) added to every row, then ``act`` ("relu", "gelu" on a fabric with
+    special functions (``TileConfig.sfu``), or None).
 
     Returns a :class:`GemmResult`; D is checked against the golden model (``result.bit_exact``).
     Bad arguments raise ``ValueError`` naming the argument before anything is built."""

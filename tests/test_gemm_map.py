@@ -15,6 +15,7 @@ import pytest
 from tessera.rtl.config import CacheConfig, FabricConfig, NocConfig, TensorConfig, TileConfig, preset
 from tessera.runtime.asm import assemble
 from tessera.runtime.gemm_map import plan_gemm
+from tessera.runtime.vector_programs import with_sfu
 from tessera.tb.models import vector as vector_model
 from tessera.tb.models.fabric import FabricError, run_programs
 from tessera.tb.models.gemm import gemm
@@ -72,8 +73,8 @@ def run_case(cfg, m, n, k, dtype, has_c, multicast, rng, *, sched_seed=None, bas
     ref = gemm(a, b, c, dtype)
     if bias:
         ref = vector_model.add(ref, bv[None, :])
-    if act == "relu":
-        ref = vector_model.relu(ref)
+    if act in ("relu", "gelu"):
+        ref = getattr(vector_model, act)(ref)
     bad = np.argwhere(d.view(np.uint32) != ref.view(np.uint32))
     assert not len(bad), (f"{cfg.name} {m}x{n}x{k} {dtype} c={has_c} mc={multicast}: {len(bad)} wrong,"
                           f" first {tuple(bad[0])}: {d.view(np.uint32)[tuple(bad[0])]:#x} != "
@@ -123,11 +124,13 @@ def test_random_shapes(name):
             plan, st = run_case(cfg, m, n, k, dtype, has_c, True, rng, sched_seed=seed)
             print(f"  {m}x{n}x{k} {dtype}: {plan.summary()}")
             assert plan.rounds > 1
-    # the epilogue (bias + relu on the vector engines), with one and two accumulator buffers
-    for i in range(4):
+    # the epilogue (bias + relu, or gelu on the special functions, on the vector engines), with one
+    # and two accumulator buffers
+    for i in range(5):
         m, n, k = (int(v) for v in rng.integers(1, top + 1, 3))
-        plan, _ = run_case(cfg, m, n, k, "bf16", bool(i % 2), i != 3, rng, sched_seed=seed + i,
-                           acc_buffers=2 if i == 2 else None, bias=i != 1, act="relu" if i else "none")
+        plan, _ = run_case(with_sfu(cfg) if i == 4 else cfg, m, n, k, "bf16", bool(i % 2), i != 3, rng,
+                           sched_seed=seed + i, acc_buffers=2 if i == 2 else None, bias=i != 1,
+                           act=("none", "relu", "relu", "relu", "gelu")[i])
         _hazard_free(plan)
     # hazards on every program of a few plans, including multi-round ones
     for m, n, k in ((1, 1, 1), (top, 7, 129), (5, top, 200)):

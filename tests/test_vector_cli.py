@@ -3,8 +3,8 @@ Verilator: bad arguments refused before anything is built, naming the flag; a fe
 end (output file and report checked against the numerics model); random VECTORs with random
 competing traffic on the memories, bit-exact against ``tb/models/vector_exec.py``.
 
-Every Verilator run here uses the one build of ``VectorTop`` for ``tiny`` (``vector_top_tiny``),
-so they share an xdist group."""
+Every Verilator run here uses the one build of ``VectorTop`` for ``tiny`` with special functions
+(``vector_top_tiny_sfu``), so they share an xdist group."""
 
 import json
 import subprocess
@@ -16,12 +16,13 @@ import pytest
 
 from tessera.cli.main import main
 from tessera.rtl.config import preset
+from tessera.runtime.vector_programs import with_sfu
 from tessera.tb.models import vector as v
 from tessera.tb.vector import jobs as vjobs
 from tessera.tools import harness
 from tessera.tools.harness import resolve_seed
 
-GROUP = "vector_top_tiny"
+GROUP = "vector_top_tiny_sfu"
 
 
 def _tessera() -> list[str]:
@@ -60,10 +61,14 @@ def arrays(tmp_path):
 
 @pytest.mark.parametrize("argv,flag,words", [
     (["--op", "frobnicate"], "--op", "unknown operation"),
-    (["--op", "softmax"], "--op", "not available yet"),
-    (["--op", "layernorm"], "--op", "not available yet"),
-    (["--op", "exp"], "--op", "special functions are not in the tile yet"),
-    (["--op", "gelu"], "--op", "special functions are not in the tile yet"),
+    (["--op", "softmax", "--x", "{x}", "--y", "{y}"], "--y", "softmax takes no second operand"),
+    (["--op", "softmax", "--x", "{x}", "--eps", "0.1"], "--eps", "only for layernorm"),
+    (["--op", "layernorm", "--x", "{x}", "--gamma", "{y}"], "--gamma", "needs (8,)"),
+    (["--op", "layernorm", "--x", "{x}", "--eps", "-1"], "--eps", "finite value >= 0"),
+    (["--op", "layernorm", "--x", "{x}", "--relu"], "--relu", "not for layernorm"),
+    (["--op", "softmax", "--x", "{big}"], "--x", "need 4352 bytes"),
+    (["--op", "exp", "--x", "{x}", "--scalar", "1"], "--scalar", "no second operand"),
+    (["--op", "gelu", "--x", "{x}", "--accumulator-kib", "3"], "--accumulator-kib", "power of two"),
     (["--op", "add", "--x", "{x}"], "--y", "needs one second operand"),
     (["--op", "add", "--x", "{x}", "--y", "{y}", "--scalar", "1"], "--scalar", "not both"),
     (["--op", "add_row", "--x", "{x}"], "--y", "(cols,)"),
@@ -112,7 +117,7 @@ def test_vector_cli_end_to_end(tmp_path):
     assert d.dtype == np.uint32 and d.shape == (5, 12)
     assert np.array_equal(d, v.add(x.view(np.uint32), y.view(np.uint32)))
     rep = json.loads((tmp_path / "r.json").read_text())
-    assert rep["op"] == "add" and rep["shape"] == [5, 12] and rep["preset"] == "tiny" and rep["seed"] == 3
+    assert rep["op"] == "add" and rep["shape"] == [5, 12] and rep["preset"] == "tiny_sfu" and rep["seed"] == 3
     assert rep["bit_exact"] is True and rep["cycles"] > 60 // 4
     assert rep["elements_per_cycle"] == pytest.approx(60 / rep["cycles"], rel=1e-3)
     assert rep["elements_per_lane_per_cycle"] == pytest.approx(60 / rep["cycles"] / 4, rel=1e-3)
@@ -134,14 +139,58 @@ def test_vector_cli_end_to_end(tmp_path):
     assert s.dtype == np.uint32 and s.shape == (5,)
     assert np.array_equal(s, v.rowsum(x.view(np.uint32)))
 
+    assert main(["vector", "--op", "gelu", "--x", str(tmp_path / "x.npy"), "--out", str(tmp_path / "g.npy"),
+                 "--seed", "6"]) == 0
+    assert np.array_equal(np.load(tmp_path / "g.npy"), v.gelu(x.view(np.uint32)))
+
+
+def _program_ref(op: str, x: np.ndarray, gamma=None, beta=None, eps: float = 1e-5) -> np.ndarray:
+    """softmax / layernorm step by step with tb/models/vector.py, written here from docs/vector.md
+    ("Composite operations"), independently of the runtime's VECTOR programs."""
+    def f32(value):
+        return np.array(np.float32(value).view(np.uint32))
+    rows, cols = x.shape
+    if op == "softmax":
+        e = v.exp(v.sub(x, v.rowmax(x)[:, None]))
+        return v.mul(e, v.recip(v.rowsum(e))[:, None])
+    mean = v.mul(v.rowsum(x), f32(1.0 / cols))
+    d = v.sub(x, mean[:, None])
+    r = v.rsqrt(v.add(v.mul(v.rowsum(v.mul(d, d)), f32(1.0 / cols)), f32(eps)))
+    return v.add(v.mul(v.mul(d, r[:, None]), gamma[None, :]), beta[None, :])
+
+
+@pytest.mark.xdist_group(GROUP)
+@pytest.mark.parametrize("op,shape", [("softmax", (3, 1)), ("softmax", (7, 45)), ("layernorm", (1, 1)),
+                                      ("layernorm", (6, 37))])
+def test_vector_cli_programs(op, shape, tmp_path):
+    """``tessera vector --op softmax | layernorm``: the engine's output equals the contract's steps
+    (tb/models/vector.py) bit for bit and is close to float64 (report); rows of length 1 included."""
+    rng = np.random.default_rng(sum(shape))
+    x = np.float32(rng.normal(0, 4, shape))
+    np.save(tmp_path / "x.npy", x)
+    argv = ["vector", "--op", op, "--x", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o.npy"),
+            "--report", str(tmp_path / "r.json"), "--seed", "2"]
+    gamma, beta = np.float32(rng.normal(1, 0.3, shape[1])), np.float32(rng.normal(0, 0.3, shape[1]))
+    if op == "layernorm":
+        np.save(tmp_path / "g.npy", gamma)
+        np.save(tmp_path / "b.npy", beta)
+        argv += ["--gamma", str(tmp_path / "g.npy"), "--beta", str(tmp_path / "b.npy"), "--eps", "0.001"]
+    assert main(argv) == 0
+    out = np.load(tmp_path / "o.npy")
+    want = _program_ref(op, x.view(np.uint32), gamma.view(np.uint32), beta.view(np.uint32), 0.001)
+    assert out.dtype == np.uint32 and np.array_equal(out, want)
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["bit_exact"] is True and rep["vectors"] == (5 if op == "softmax" else 9)
+    assert rep["max_abs_error_vs_float64"] < (1e-6 if op == "softmax" else 2e-3)
+
 
 @pytest.mark.randomized
 @pytest.mark.xdist_group(GROUP)
 def test_vector_bench_random_jobs():
-    """20 random VECTORs (shapes, operations, operand modes, formats, in place or not) back to back
-    with random competing DMA traffic on both memories (per job 0, 20, 50 or 80 %), whole memories
-    compared with the instruction model."""
-    cfg = preset("tiny")
+    """20 random VECTORs (shapes, operations, operand modes, special functions, formats, in place or
+    not) back to back with random competing DMA traffic on both memories (per job 0, 20, 50 or
+    80 %), whole memories compared with the instruction model."""
+    cfg = with_sfu(preset("tiny"))
     seed = resolve_seed(None)
     jobs = vjobs.random_jobs(cfg, 20, seed)
     results = vjobs.run_jobs(cfg, jobs, seed=seed)

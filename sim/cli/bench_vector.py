@@ -1,5 +1,6 @@
-"""``tessera bench vector``: every operation of the vector engine (without its special functions) on
-random data, in one simulation of ``VectorTop`` under Verilator, each checked bit for bit against
+"""``tessera bench vector``: every operation of the vector engine (special functions included) and
+the softmax and layer-norm programs on random data, in one simulation of ``VectorTop`` (the preset
+with ``TileConfig.sfu``) under Verilator, each checked bit for bit against
 ``tb/models/vector_exec.py``; a table of cycles and elements per cycle (and per lane).
 
 Cycles count from the descriptor's handshake to ``busy`` falling, with no other traffic on the
@@ -35,16 +36,22 @@ CASES = [
     ("requant transposed", "requant", "scale", True),
     ("rowsum", "rowsum", None, False),
     ("rowmax", "rowmax", None, False),
+    ("gelu", "gelu", None, False),
+    ("exp", "exp", None, False),
+    ("recip", "recip", None, False),
+    ("rsqrt", "rsqrt", None, False),
+    ("softmax (5 VECTORs, in place)", "softmax", None, False),
+    ("layernorm (9 VECTORs, in place)", "layernorm", None, False),
 ]
 
 
 def register(sub):
     p = sub.add_parser("vector",
                        help="every vector-engine operation under Verilator (cycles, elements/cycle)",
-                       description="Run every operation of the vector engine (no special functions) on "
-                                   "random data in one Verilator simulation of the engine with the tile's "
-                                   "memories, check each bit-exactly against tb/models/vector_exec.py and "
-                                   "print cycles and elements per cycle.")
+                       description="Run every operation of the vector engine and the softmax and "
+                                   "layer-norm programs on random data in one Verilator simulation of the "
+                                   "engine with the tile's memories, check each bit-exactly against "
+                                   "tb/models/vector_exec.py and print cycles and elements per cycle.")
     p.add_argument("--preset", default="tiny", help="configuration preset: tiny, default, ulx3s")
     p.add_argument("--rows", type=int, default=8, help="rows of x")
     p.add_argument("--cols", type=int, default=None,
@@ -70,6 +77,16 @@ def _job(cfg, label, op, operand, transpose, rows, cols, rng):
     from tessera.tb.vector.jobs import values
 
     ints = op in ("iadd", "requant")
+    if op in ("softmax", "layernorm"):
+        from tessera.runtime import vector_programs as vp
+
+        x = np.float32(rng.normal(0, 4, (rows, cols))).view(np.uint32)
+        lay = (vp.softmax_layout if op == "softmax" else vp.layernorm_layout)(cfg, rows, cols)
+        if op == "softmax":
+            return {"program": vp.softmax(lay), "image": vp.image(cfg, lay, x), "readback": "all"}, False
+        gamma, beta = (np.float32(rng.normal(mu, 0.3, cols)).view(np.uint32) for mu in (1, 0))
+        job = {"program": vp.layernorm(lay), "image": vp.image(cfg, lay, x, gamma, beta), "readback": "all"}
+        return job, False
     x = values(rng, rows * cols, ints=ints).reshape(rows, cols)
     y = imm = None
     if operand == "y":

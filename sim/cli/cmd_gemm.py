@@ -50,7 +50,11 @@ def add_arguments(p):
                    help="epilogue on the tiles' vector engines: add this row (N values: .npy of float32 or"
                         " uint32 FP32 bits, or 'random') to every row of D (BF16 GEMMs)")
     p.add_argument("--act", default="none",
-                   help="epilogue activation after the bias: none or relu (default: none)")
+                   help="epilogue activation after the bias: none, relu or gelu (gelu needs --sfu;"
+                        " default: none)")
+    p.add_argument("--sfu", action="store_true",
+                   help="the preset with the vector engines' special functions (TileConfig.sfu; its"
+                        " fabric, <preset>_sfu, builds and simulates several times slower)")
     p.add_argument("--json", "--report", dest="report", metavar="FILE", help="write the report as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the report as CSV (one row per run)")
     p.add_argument("--no-multicast", action="store_true", help="every tile loads its own A and B")
@@ -85,6 +89,11 @@ def prepare(args):
              "mem_bytes_per_cycle": "--mem-bytes-per-cycle", "seed": "--seed", "engine": "--engine",
              "bias": "--bias", "act": "--act"}
     shape = (args.m, args.n, args.k)
+    if getattr(args, "sfu", False):
+        from tessera.api import _config
+        from tessera.runtime.vector_programs import with_sfu
+
+        args.preset = with_sfu(_config(args.preset, "--preset"))
     if not (args.a or args.b) and None not in shape and min(shape) >= 1:
         # random data: everything that needs only the shape, before the data are drawn
         check_gemm(args.preset, *shape, args.dtype or "bf16", has_c=args.c == "random", modes=modes,

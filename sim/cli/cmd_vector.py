@@ -3,10 +3,14 @@
     tessera vector --op add --x X.npy --y Y.npy --out O.npy [--preset tiny] [--report R.json]
     tessera vector --op mul --x X.npy --scalar 0.5 --out O.npy
     tessera vector --op requant --x ACC.npy --scale S.npy [--relu] [--transpose] --out Q.npy
+    tessera vector --op softmax --x X.npy --out O.npy
+    tessera vector --op layernorm --x X.npy [--gamma G.npy] [--beta B.npy] [--eps 1e-5] --out O.npy
 
-The engine runs with the tile's real accumulator memory and scratchpad (``tb/vector/top.py``, no
-special functions); x goes to the accumulator at 0, y after it, an FP32 output after y (BF16 and
-INT8 outputs to the scratchpad at 0). The output is compared with ``tb/models/vector_exec.py``
+The engine runs with the tile's real accumulator memory and scratchpad (``tb/vector/top.py``) and
+its special functions (the preset with ``TileConfig.sfu``, named ``<preset>_sfu``); x goes to the
+accumulator at 0, y after it, an FP32 output after y (BF16 and INT8 outputs to the scratchpad at
+0). softmax and layernorm are vector programs (``tessera.runtime.vector_programs``) run in place.
+The output is compared with ``tb/models/vector_exec.py``
 (exit 1 if it differs). Inputs and outputs as elsewhere in Tessera: FP32 as ``float32`` or
 ``uint32`` bit patterns; results as ``uint32`` bit patterns, ``uint16`` for BF16, ``int8`` for
 ``requant``, ``int32`` for ``iadd``, one value per row for ``rowsum`` / ``rowmax``. Every argument
@@ -38,37 +42,45 @@ OPERATIONS = {
     "relu": ("pass", None, 1, 0, 0, 0),
     "rowsum": ("pass", None, 0, 1, 0, 0),
     "rowmax": ("pass", None, 0, 2, 0, 0),
+    "gelu": ("pass", None, 2, 0, 0, 0),
+    "exp": ("pass", None, 3, 0, 0, 0),
+    "recip": ("pass", None, 4, 0, 0, 0),
+    "rsqrt": ("pass", None, 5, 0, 0, 0),
     "to_bf16": ("pass", None, 0, 0, 1, 0),
     "requant": ("mul", "scale", 0, 0, 3, 1),
     "iadd": ("iadd", "region", 0, 0, 0, 0),
 }
-SPECIAL = ("exp", "recip", "rsqrt", "gelu")
 COMPOSITE = ("softmax", "layernorm")
-SPECIAL_MISSING = "the vector engine's special functions are not in the tile yet (docs/vector.md)"
 TRANSPOSABLE = {"to_bf16": 2, "requant": 4}        # --transpose: BF16_T, INT8_T
 INT_OPS = ("iadd", "requant")                      # x is INT32
 
 
 def check_op(op: str) -> str:
-    """``op`` if the engine can run it as one VECTOR here, else a one-line ``ValueError``."""
-    if op in COMPOSITE:
-        raise ValueError(f"--op: {op} is not available yet: it needs the vector engine's special functions"
-                         " (exp, recip, rsqrt), which are not in the tile yet (docs/vector.md)")
-    if op in SPECIAL:
-        raise ValueError(f"--op: {op}: {SPECIAL_MISSING}")
-    if op not in OPERATIONS:
-        raise ValueError(f"--op: unknown operation {op!r}; allowed: {', '.join(OPERATIONS)}"
-                         f" ({', '.join(SPECIAL + COMPOSITE)} need the special functions)")
+    """``op`` if it is an operation of ``tessera vector``, else a one-line ``ValueError``."""
+    if op not in OPERATIONS and op not in COMPOSITE:
+        raise ValueError(f"--op: unknown operation {op!r}; allowed: {', '.join((*OPERATIONS, *COMPOSITE))}")
     return op
 
 
-def config(name: str):
+def config(name: str, accumulator_kib: int | None = None):
+    """The preset ``name`` with the vector engine's special functions (``<name>_sfu``), and with
+    ``accumulator_kib`` KiB of accumulator memory if given (``<name>_acc<N>k_sfu``)."""
+    import dataclasses
+
     from tessera.rtl.config import preset
+    from tessera.runtime.vector_programs import with_sfu
 
     try:
-        return preset(name)
+        cfg = preset(name)
     except ValueError as e:
         raise ValueError(f"--preset: {e}") from None
+    if accumulator_kib is not None:
+        try:
+            tile = dataclasses.replace(cfg.tile, accumulator_bytes=accumulator_kib * 1024)
+            cfg = dataclasses.replace(cfg, name=f"{cfg.name}_acc{accumulator_kib}k", tile=tile)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"--accumulator-kib: {e}") from None
+    return with_sfu(cfg)
 
 
 def make_job(cfg, op: str, x: np.ndarray, y: np.ndarray | None = None, imm: int | None = None, *,
@@ -135,7 +147,7 @@ def register(sub):
                                    "Verilator, check the result bit for bit against the instruction model "
                                    "and report cycles and elements per cycle.")
     p.add_argument("--op", required=True,
-                   help=f"operation: {', '.join(OPERATIONS)} ({', '.join(SPECIAL + COMPOSITE)}: not yet)")
+                   help=f"operation: {', '.join((*OPERATIONS, *COMPOSITE))}")
     p.add_argument("--x", required=True, metavar="X.npy",
                    help="x: a 2-D float32 or uint32 (FP32 bit patterns) array; int32 for iadd and requant"
                         " (mask_pos: g)")
@@ -149,8 +161,15 @@ def register(sub):
     p.add_argument("--relu", action="store_true", help="ReLU on the result (not for iadd)")
     p.add_argument("--transpose", action="store_true",
                    help="to_bf16, requant: write the output transposed (cols x rows; the A^T layout)")
+    p.add_argument("--gamma", metavar="G.npy", help="layernorm: a (cols,) float32 scale (default: ones)")
+    p.add_argument("--beta", metavar="B.npy", help="layernorm: a (cols,) float32 shift (default: zeros)")
+    p.add_argument("--eps", type=float,
+                   help="layernorm: added to the variance (default 1e-5; rounded to FP32)")
     p.add_argument("--out", required=True, metavar="O.npy", help="write the engine's result here")
     p.add_argument("--preset", default="tiny", help="configuration preset: tiny, default, ulx3s")
+    p.add_argument("--accumulator-kib", type=int, metavar="N",
+                   help="the accumulator memory's size in KiB instead of the preset's (a power of two;"
+                        " e.g. 128 on default for a 128 x 128 softmax with its row statistics)")
     p.add_argument("--report", "--json", dest="report", metavar="R.json", help="write the report as JSON")
     p.add_argument("--seed", type=int, help="the simulation's seed (default: a random one, printed)")
     p.set_defaults(func=run)
@@ -175,10 +194,16 @@ def prepare(args) -> tuple:
     from tessera.runtime.asm import _imm
 
     op = check_op(args.op)
-    cfg = config(args.preset)
+    cfg = config(args.preset, args.accumulator_kib)
     check_seed(args.seed)
     args.out = check_output(args.out, "--out", ".npy")
     args.report = check_output(args.report, "--report")
+    if op != "layernorm":
+        for flag, value in (("--gamma", args.gamma), ("--beta", args.beta), ("--eps", args.eps)):
+            if value is not None:
+                raise ValueError(f"{flag}: only for layernorm")
+    if op in COMPOSITE:
+        return (cfg, *_composite(cfg, op, args))
     vop, mode = OPERATIONS[op][0], OPERATIONS[op][1]
     if args.transpose and op not in TRANSPOSABLE:
         raise ValueError(f"--transpose: only for {', '.join(TRANSPOSABLE)}")
@@ -230,6 +255,47 @@ def prepare(args) -> tuple:
     return cfg, job, sizes
 
 
+def _composite(cfg, op: str, args) -> tuple[dict, dict]:
+    """The job of the vector program ``op`` (softmax, layernorm) on --x, every flag checked."""
+    from tessera.runtime import vector_programs as vp
+
+    for flag, value in (("--y", args.y), ("--scalar", args.scalar), ("--scale", args.scale)):
+        if value is not None:
+            raise ValueError(f"{flag}: {op} takes no second operand")
+    for flag, value in (("--relu", args.relu), ("--transpose", args.transpose)):
+        if value:
+            raise ValueError(f"{flag}: not for {op}")
+    x = _load(args.x, "--x")
+    if x.ndim != 2 or 0 in x.shape:
+        raise ValueError(f"--x: shape {x.shape}; a 2-D array (rows, cols) of at least one element is needed")
+    x = _bits(x, "--x", ("float32", "uint32")).reshape(x.shape)
+    rows, cols = x.shape
+    try:
+        lay = (vp.softmax_layout if op == "softmax" else vp.layernorm_layout)(cfg, rows, cols)
+    except ValueError as e:
+        raise ValueError(f"--x: {e}") from None
+    if op == "softmax":
+        job = {"program": vp.softmax(lay), "image": vp.image(cfg, lay, x), "readback": "all", "layout": lay,
+               "x": x}
+        return job, {"x": lay.s1, "y": lay.end - lay.s1, "output": 0}
+    vectors = {}
+    for flag, path, fill in (("--gamma", args.gamma, 1.0), ("--beta", args.beta, 0.0)):
+        if path is None:
+            vectors[flag] = np.full(cols, fill, np.float32).view(np.uint32)
+            continue
+        v = _load(path, flag)
+        if v.shape != (cols,):
+            raise ValueError(f"{flag}: shape {v.shape}; layernorm on x of {rows} x {cols} needs ({cols},)")
+        vectors[flag] = _bits(v, flag, ("float32", "uint32")).reshape(cols)
+    eps = 1e-5 if args.eps is None else args.eps
+    if not np.isfinite(eps) or eps < 0:
+        raise ValueError(f"--eps: {args.eps}; a finite value >= 0 is needed")
+    gamma_beta = (vectors["--gamma"], vectors["--beta"])
+    job = {"program": vp.layernorm(lay, eps), "image": vp.image(cfg, lay, x, *gamma_beta), "readback": "all",
+           "layout": lay, "x": x, "gamma_beta": gamma_beta}
+    return job, {"x": lay.s1, "y": lay.end - lay.s1, "output": 0}
+
+
 def report(cfg, op: str, rows: int, cols: int, cycles: int, bit_exact: bool, seed: int) -> dict:
     lanes = cfg.tile.word_bytes // 4
     per_cycle = rows * cols / cycles
@@ -240,19 +306,33 @@ def report(cfg, op: str, rows: int, cols: int, cycles: int, bit_exact: bool, see
 
 
 def run(args) -> int:
+    from tessera.runtime import vector_programs as vp
     from tessera.tb.vector.jobs import output_array, run_jobs
 
     cfg, job, sizes = prepare(args)
     seed = args.seed if args.seed is not None else random.randrange(SEED_MAX + 1)
-    f = job["fields"]
-    rows, cols = f["rows"], f["cols"]
-    print(f"[tessera] vector {args.op} {rows} x {cols} on '{cfg.name}' (x {sizes['x']} bytes, y {sizes['y']},"
-          f" output {sizes['output'] or 'in the scratchpad'}); VectorTop under Verilator", flush=True)
+    lay = job.pop("layout", None)
+    if lay is not None:
+        rows, cols = lay.rows, lay.cols
+        extra = " and gamma, beta" if args.op == "layernorm" else ""
+        where = f"x {sizes['x']} bytes in place, row statistics{extra} {sizes['y']} bytes;" \
+            f" {len(job['program'])} VECTORs"
+    else:
+        f = job["fields"]
+        rows, cols = f["rows"], f["cols"]
+        where = f"x {sizes['x']} bytes, y {sizes['y']}, output {sizes['output'] or 'in the scratchpad'}"
+    print(f"[tessera] vector {args.op} {rows} x {cols} on '{cfg.name}' ({where}); VectorTop under Verilator",
+          flush=True)
     t0 = time.monotonic()
     (res,) = run_jobs(cfg, [job], seed=seed, replay="--seed {seed}")
-    out = output_array(cfg, f, res["acc"], res["sp"])
+    out = vp.result(cfg, lay, res["acc"]) if lay is not None else output_array(cfg, f, res["acc"], res["sp"])
     np.save(args.out, out)
     rep = report(cfg, args.op, rows, cols, res["cycles"], res["bit_exact"], seed)
+    if lay is not None:
+        ref = vp.softmax_ref(job["x"]) if args.op == "softmax" else \
+            vp.layernorm_ref(job["x"], *job["gamma_beta"], 1e-5 if args.eps is None else args.eps)
+        rep["vectors"] = len(job["program"])
+        rep["max_abs_error_vs_float64"] = float(np.nanmax(np.abs(out.view(np.float32) - ref)))
     rep["wall_seconds"] = round(time.monotonic() - t0, 1)
     if args.report:
         write_output(args.report, json.dumps(rep, indent=2) + "\n")
@@ -260,6 +340,8 @@ def run(args) -> int:
           f" {rep['elements_per_cycle']:.2f} elements/cycle"
           f" ({rep['elements_per_lane_per_cycle']:.2f} per lane of {rep['lanes']});"
           f" output {out.dtype} {tuple(out.shape)} -> {args.out}")
+    if "max_abs_error_vs_float64" in rep:
+        print(f"  largest difference from the float64 {args.op}: {rep['max_abs_error_vs_float64']:.3g}")
     if not res["bit_exact"]:
         print(f"  FAILED: the engine's output differs from tb/models/vector_exec.py: {res['mismatch']};"
               f" replay with --seed {seed}")

@@ -96,7 +96,8 @@ from tessera.runtime.asm import Program, encode
 __all__ = ["GemmPlan", "plan_gemm", "DTYPE_BYTES", "EPILOGUE_ACTS"]
 
 DTYPE_BYTES = {"bf16": 2, "int8": 1}
-EPILOGUE_ACTS = ("none", "relu")    # the special functions (gelu, ...) are not in the tile yet
+EPILOGUE_ACTS = ("none", "relu", "gelu")
+SFU_ACTS = ("gelu",)                 # need the vector engine's special functions (TileConfig.sfu)
 _OVERHEAD_CHUNK = 64        # cycles lost per chunk (barrier, sync, MATMUL fill and drain)
 _OVERHEAD_ROUND = 200       # cycles per round besides draining D
 
@@ -384,6 +385,13 @@ def _choose_sizes(cfg, m, n, k, e, want_bufs=None, reserve: int = 0, ncap: int |
     return best[1:]
 
 
+def sfu_missing(cfg, what: str) -> str:
+    """The message for ``what`` (an argument needing special functions) on a fabric without them."""
+    return (f"{what} needs the vector engine's special functions, and fabric {cfg.name!r} is built without"
+            " them (TileConfig.sfu = False; tessera.runtime.vector_programs.with_sfu(cfg), or"
+            " tessera gemm --sfu)")
+
+
 def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast: bool = True,
               base: int = 0, acc_buffers: int | None = None, bias: bool = False,
               act: str = "none") -> GemmPlan:
@@ -411,9 +419,9 @@ def plan_gemm(cfg, m: int, n: int, k: int, dtype: str, *, has_c: bool, multicast
     if acc_buffers not in (None, 1, 2):
         raise ValueError(f"acc_buffers = {acc_buffers!r} is not allowed; allowed: None (automatic), 1, 2")
     if act not in EPILOGUE_ACTS:
-        more = " (gelu, exp, recip, rsqrt: the vector engine's special functions are not in the tile yet)"
-        raise ValueError(f"act = {act!r} is not allowed; allowed: {', '.join(EPILOGUE_ACTS)}"
-                         f"{more if act in ('gelu', 'exp', 'recip', 'rsqrt') else ''}")
+        raise ValueError(f"act = {act!r} is not allowed; allowed: {', '.join(EPILOGUE_ACTS)}")
+    if act in SFU_ACTS and not cfg.tile.sfu:
+        raise ValueError(sfu_missing(cfg, f"act = {act!r}"))
     if (bias or act != "none") and dtype != "bf16":
         raise ValueError(f"dtype = {dtype!r}: the epilogue (bias, act) is for BF16 GEMMs (FP32 results)")
     epi = bias or act != "none"

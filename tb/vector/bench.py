@@ -22,10 +22,10 @@ list of
 Per job: the accumulator image is written through ``acc_dma_wr``, the scratchpad zeroed through
 ``sp_dma_wr``, the descriptors issued on ``desc``; ``cycles`` counts, for each, the clock edges from
 the descriptor's handshake (1) to the first edge after which ``busy`` is low (as the Amaranth test
-does), summed over the program. Then the memories are read back through ``acc_dma_rd`` and ``sp_rd``. Into the run
-directory (``$TESSERA_RUN_DIR``) go ``job<i>_acc.npy`` and ``job<i>_sp.npy`` (``uint8``, the
-words read, from byte ``acc_from`` / ``sp_from``) and ``results.json``: per job ``cycles``,
-``acc_from``, ``sp_from``.
+does), summed over the program. Then the memories are read back through ``acc_dma_rd`` and
+``sp_rd``. Into the run directory (``$TESSERA_RUN_DIR``) go ``job<i>_acc.npy`` and
+``job<i>_sp.npy`` (``uint8``, the words read, from byte ``acc_from`` / ``sp_from``) and
+``results.json``: per job ``cycles``, ``acc_from``, ``sp_from``.
 """
 
 from __future__ import annotations

@@ -59,8 +59,9 @@ def values(rng: np.random.Generator, n: int, ints: bool = False) -> np.ndarray:
 
 
 def random_job(cfg, rng: random.Random, nrng: np.random.Generator) -> dict:
-    """A well-formed VECTOR without special functions and an accumulator image for it (the
-    generator of ``tests/test_vector_engine.py``'s ``random_instr``)."""
+    """A well-formed VECTOR and an accumulator image for it (the generator of
+    ``tests/test_vector_engine.py``'s ``random_instr``); with special functions (gelu, exp, recip,
+    rsqrt: one VECTOR in two) when ``cfg.tile.sfu``."""
     W, acc_bytes, sp_bytes = cfg.tile.word_bytes, cfg.tile.accumulator_bytes, cfg.tile.scratchpad_bytes
     lanes = W // 4
     while True:
@@ -74,6 +75,8 @@ def random_job(cfg, rng: random.Random, nrng: np.random.Generator) -> dict:
             if op != vx.OPS["pass"]:
                 f["ymode"] = rng.choice([0, 1, 2, 3])
             f["act"] = rng.choice([0, 0, 1])
+            if cfg.tile.sfu and rng.random() < 0.5:
+                f["act"] = rng.choice([vx.ACTS[a] for a in ("gelu", "exp", "recip", "rsqrt")])
             f["red"] = rng.choice([0, 0, 0, 1, 2])
             f["fmt"] = 0 if f["red"] else rng.choice([0, 1, 2, 3, 4])
             f["itof"] = int(rng.random() < 0.15)
