@@ -23,6 +23,7 @@ from tessera.cli.main import main
 from tessera.rtl.config import preset
 from tessera.runtime.gemm_inputs import f32_to_bf16_bits, load_array, operands
 from tessera.runtime.random_data import random_bf16
+from tessera.runtime.vector_programs import with_sfu
 from tessera.tb.models import vector as vector_model
 from tessera.tb.models.gemm import gemm
 from tessera.tools import fabric_run
@@ -318,6 +319,32 @@ def test_run_gemm_with_epilogue_is_bit_exact(shape, c, act):
         assert res.report["epilogue"] == {"bias": True, "act": act}
         if act == "relu":
             assert (res.d >= 0).all()
+
+
+@pytest.mark.randomized(cost="heavy")
+@pytest.mark.xdist_group("fabric_tiny_sfu")
+def test_run_gemm_with_gelu_epilogue_is_bit_exact():
+    """D = gelu(A x B + C + bias) on ``tiny`` with the vector engines' special functions
+    (``with_sfu``: its own build, the special-function unit written once as a module): bit-exact
+    against the golden GEMM followed by the vector model's add and gelu, over several rounds with
+    multicast. The special values of gelu's range (large |x|, the tail below -3) come from the
+    scaled operands."""
+    seed = resolve_seed(None)
+    rng = np.random.default_rng(seed)
+    m, n, k = 26, 45, 19
+    a = rng.standard_normal((m, k), dtype=np.float32) * np.float32(2)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    c = rng.standard_normal((m, n), dtype=np.float32)
+    bias = rng.standard_normal(n, dtype=np.float32)
+    print(f"run_gemm {m}x{n}x{k} + C + bias, gelu on tiny_sfu, seed {seed}")
+    res = tessera.run_gemm(a, b, c, bias=bias, act="gelu", preset=with_sfu(preset("tiny")), seed=seed)
+    d = gemm(f32_to_bf16_bits(a), f32_to_bf16_bits(b), c.view(np.uint32), "bf16")
+    pre = vector_model.add(d, bias.view(np.uint32)[None, :])
+    want = vector_model.gelu(pre)
+    assert res.ok and np.array_equal(res.bits, want), f"seed {seed}"
+    assert res.report["epilogue"] == {"bias": True, "act": "gelu"} and res.report["preset"] == "tiny_sfu"
+    x = pre.view(np.float32)
+    assert (x < -3).any() and (x > 3).any(), "the data did not reach gelu's outer ranges"
 
 
 @pytest.mark.randomized(cost="heavy")

@@ -28,9 +28,10 @@ __all__ = ["fabric_verilog", "module_verilog", "module_specs"]
 
 def module_specs(cfg, top: str) -> list[tuple]:
     """The modules below the top, each ``(kind, *position)``: the PE, the tile, the L2 slice, the
-    mesh, and the mesh's routers ``("router", x, y)``."""
+    mesh, the mesh's routers ``("router", x, y)``, and with ``TileConfig.sfu`` the vector lanes'
+    special-function unit ``("sfu",)``."""
     noc = cfg.noc
-    return [("pe",), ("tile",), ("l2",), ("mesh",)] + [
+    return [("pe",), ("tile",), ("l2",), ("mesh",)] + [("sfu",)] * cfg.tile.sfu + [
         ("router", x, y) for y in range(noc.height) for x in range(noc.width)]
 
 
@@ -44,7 +45,8 @@ def _weight(cfg, spec) -> float:
 
     if spec[0] == "router":
         return 0.5 * len(router_ports(cfg.noc, spec[1], spec[2]))
-    return {"pe": 2.4, "tile": 7.0, "l2": 5.0, "mesh": 0.3 * cfg.noc.nodes * cfg.noc.local_ports}[spec[0]]
+    return {"pe": 2.4, "tile": 7.0, "l2": 5.0, "sfu": 4.0,
+            "mesh": 0.3 * cfg.noc.nodes * cfg.noc.local_ports}[spec[0]]
 
 
 def module_verilog(cfg, top: str, spec) -> str:
@@ -55,19 +57,25 @@ def module_verilog(cfg, top: str, spec) -> str:
     from tessera.rtl.tensor.export import mark_module, strip_zero_memory_init, verilog_optimized
     from tessera.rtl.tensor.pe import ProcessingElement
     from tessera.rtl.tile.tile import ComputeTile
+    from tessera.rtl.vector.sfu import SpecialFunctions
 
     kind, name = spec[0], module_name(top, spec)
     if kind == "pe":
         pe = ProcessingElement(cfg.tensor.numeric, cfg.tensor.interleave)
         return mark_module(verilog_optimized(pe, name), name, "hier_block")
+    if kind == "sfu":
+        numeric = cfg.tensor.numeric
+        sfu = SpecialFunctions(numeric.fadd_latency, max(numeric.fmul_latency, 1))
+        return mark_module(verilog_optimized(sfu, name), name, "hier_block")
     if kind == "mesh":
         return verilog_optimized(Mesh(cfg.noc, router_module=module_name(top, ("router",))), name)
     if kind == "router":
         return verilog_optimized(Router(cfg.noc, spec[1], spec[2]), name)
     if kind not in ("tile", "l2"):
-        raise ValueError(f"module kind {kind!r}; allowed: pe, tile, l2, mesh, router")
+        raise ValueError(f"module kind {kind!r}; allowed: pe, tile, l2, mesh, router, sfu")
     if kind == "tile":
-        block = ComputeTile(cfg, None, pe_module=module_name(top, ("pe",)))
+        block = ComputeTile(cfg, None, pe_module=module_name(top, ("pe",)),
+                            sfu_module=module_name(top, ("sfu",)) if cfg.tile.sfu else None)
     else:
         block = CacheSlice(cfg.cache)
     # hier_block: Verilator generates code per instance even for a module it does not inline; a

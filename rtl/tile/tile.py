@@ -44,12 +44,13 @@ class ComputeTile(wiring.Component):
     cycle from the DMA, one MAC per PE per cycle in the core.
     """
 
-    def __init__(self, cfg: FabricConfig, node: int | None, pe_module: str | None = None):
+    def __init__(self, cfg: FabricConfig, node: int | None, pe_module: str | None = None,
+                 sfu_module: str | None = None):
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"ComputeTile: cfg must be a FabricConfig, not {type(cfg).__name__}")
         if node is not None and not 0 <= node < cfg.tiles:
             raise ValueError(f"ComputeTile node = {node} is not a tile of the mesh (0..{cfg.tiles - 1})")
-        self.cfg, self.node, self.pe_module = cfg, node, pe_module
+        self.cfg, self.node, self.pe_module, self.sfu_module = cfg, node, pe_module, sfu_module
         members = {
             "cmd": In(stream.Signature(INSTRUCTION)),
             "clear": In(1),
@@ -76,10 +77,9 @@ class ComputeTile(wiring.Component):
         if self.node is None:
             m.d.comb += dma.node_id.eq(self.node_id)
         m.submodules.engine = eng = MatmulEngine(cfg, pe_module=self.pe_module)
-        # Without its special functions for now: each one is ~200 s of Verilog export and a
-        # third of the tile again in simulation (docs/vector.md, "State"); a VECTOR with GELU, EXP,
-        # RECIP or RSQRT stops the tile with FAULT.
-        m.submodules.vector = vec = VectorEngine(cfg, sfu=cfg.tile.sfu)
+        # Special functions only with TileConfig.sfu (off in the presets: docs/vector.md, "State");
+        # without them a VECTOR with GELU, EXP, RECIP or RSQRT stops the tile with FAULT.
+        m.submodules.vector = vec = VectorEngine(cfg, sfu=cfg.tile.sfu, sfu_module=self.sfu_module)
 
         wiring.connect(m, wiring.flipped(self.cmd), seq.cmd)
         m.d.comb += [

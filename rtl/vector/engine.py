@@ -60,10 +60,10 @@ class VectorEngine(wiring.Component):
     refuse requests at any time. Errors: none (the sequencer refuses malformed instructions).
     """
 
-    def __init__(self, cfg: FabricConfig, sfu: bool = True):
+    def __init__(self, cfg: FabricConfig, sfu: bool = True, sfu_module: str | None = None):
         if not isinstance(cfg, FabricConfig):
             raise ValueError(f"VectorEngine: cfg must be a FabricConfig, not {type(cfg).__name__}")
-        self.cfg, self.sfu = cfg, sfu
+        self.cfg, self.sfu, self.sfu_module = cfg, sfu, sfu_module
         self.lanes = cfg.tile.word_bytes // 4
         numeric = cfg.tensor.numeric
         self.fadd_latency, self.fmul_latency = numeric.fadd_latency, max(numeric.fmul_latency, 1)
@@ -182,7 +182,7 @@ class VectorEngine(wiring.Component):
         meta = Cat(fire, mask, wi[:sbits] if slots > 1 else Const(0, 1), wi == 0, wi < slots, wi == words - 1)
         outs = []
         for l in range(lanes):
-            lane = VectorLane(self.fadd_latency, self.fmul_latency, sfu=self.sfu)
+            lane = VectorLane(self.fadd_latency, self.fmul_latency, sfu=self.sfu, sfu_module=self.sfu_module)
             m.submodules[f"lane{l}"] = lane
             ysrc = Mux(d.ymode == YMode.IMM, d.y, Mux(col, y_col_now, yq.r_data[32 * l:32 * (l + 1)]))
             m.d.comb += [lane.x.eq(xq.r_data[32 * l:32 * (l + 1)]), lane.y.eq(ysrc), lane.en.eq(en),

@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (Amaranth's linter option, on the first line: a SpecialFunctions built only for its signature)
 """One lane of the vector engine: INT32 -> FP32, the binary stage, the unary stage (docs/vector.md)."""
 
 
@@ -5,6 +7,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from tessera.rtl.instance import instance_of
 from tessera.rtl.numeric.common import normalise
 from tessera.rtl.numeric.fp32_add import FP32Adder
 from tessera.rtl.numeric.fp32_mul import FP32Multiplier
@@ -64,8 +67,9 @@ class VectorLane(wiring.Component):
     :class:`FP32Adder` for ADD / SUB (y's sign flipped), an :class:`FP32Multiplier` for MUL,
     comparisons for MAX / MIN / MASK, a 32-bit adder for IADD, x for PASS), all padded to
     ``binary_latency``; then RELU (or nothing) in one register, or a special function (GELU, EXP,
-    RECIP, RSQRT; ``sfu`` a :class:`tessera.rtl.vector.sfu.SpecialFunctions` or None for a lane
-    without them).
+    RECIP, RSQRT; ``sfu``: a :class:`tessera.rtl.vector.sfu.SpecialFunctions`, or none for a lane
+    without them; ``sfu_module``: that unit as an ``Instance`` of the Verilog module of this name,
+    written once by the exporter, rtl/fabric/export.py).
 
     Latency (enabled cycles from ``x`` to ``r``): :meth:`latency` of the ``act``; throughput one
     element per enabled cycle. Back-pressure: ``en`` low freezes every register. Errors: none
@@ -81,8 +85,10 @@ class VectorLane(wiring.Component):
     itof: In(1)
     r: Out(32)
 
-    def __init__(self, fadd_latency: int = 3, fmul_latency: int = 3, sfu: bool = True):
+    def __init__(self, fadd_latency: int = 3, fmul_latency: int = 3, sfu: bool = True,
+                 sfu_module: str | None = None):
         self.fadd_latency, self.fmul_latency, self.sfu = fadd_latency, fmul_latency, sfu
+        self.sfu_module = sfu_module
         self.binary_latency = max(fadd_latency, fmul_latency)
         self.sfu_latency = 0
         if sfu:
@@ -139,7 +145,10 @@ class VectorLane(wiring.Component):
         with m.If(en):
             m.d.sync += short.eq(Mux(self.act == Act.RELU, relu, binary))
         if self.sfu:
-            m.submodules.sfu = sfu = self._sfu
+            if self.sfu_module is None:
+                m.submodules.sfu = sfu = self._sfu
+            else:
+                sfu = instance_of(m, self._sfu, self.sfu_module, "sfu")
             m.d.comb += [sfu.x.eq(binary), sfu.act.eq(self.act), sfu.en.eq(en)]
             long = (self.act != Act.NONE) & (self.act != Act.RELU)
             m.d.comb += self.r.eq(Mux(long, sfu.y, short))
