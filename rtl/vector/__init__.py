@@ -22,7 +22,7 @@ __all__ = ["ExpUnit", "GeluUnit", "RecipUnit", "RsqrtUnit", "SpecialFunctions", 
 def _engine(cfg):
     from tessera.rtl.vector.engine import VectorEngine
 
-    return VectorEngine(cfg, sfu=False)
+    return VectorEngine(cfg, sfu=cfg.tile.sfu)
 
 
 BLOCKS: dict = {"vector_engine": _engine}

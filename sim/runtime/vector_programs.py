@@ -1,9 +1,9 @@
 """Vector programs: row softmax and layer norm as sequences of VECTOR instructions over a matrix held
 in a tile's accumulator memory (docs/vector.md, "Composite operations").
 
-A program is a list of VECTORs, each a dict of its fields by their docs/isa.md names with the codes
-of ``tessera.tb.models.vector_exec`` (as ``tessera.tb.vector.jobs`` and the assembler's
-``Program.vector`` take them). They run one after the other on one engine; each reads what the
+A program is a list of VECTORs, each a dict of its fields by their docs/isa.md names with their
+codes (``tessera.rtl.tile.isa``'s enums; ``tessera.tb.models.vector_exec`` and
+``tessera.tb.vector.jobs`` take them so). They run one after the other on one engine; each reads what the
 previous ones wrote, so in a tile program a ``barrier vectors`` is not needed between them (the
 engine runs one VECTOR at a time, and a VECTOR is done when its last write is).
 
@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from tessera.tb.models import vector_exec as vx
+from tessera.rtl.tile.isa import Act, Reduce, VFmt, VOp, YMode
 
 __all__ = ["with_sfu", "Layout", "softmax_layout", "layernorm_layout", "softmax", "layernorm",
            "softmax_ref", "layernorm_ref"]
@@ -34,8 +34,14 @@ def with_sfu(cfg):
 
 def _vector(op: str, x: int, d: int, rows: int, cols: int, *, ymode: str = "region", y: int = 0,
             act: str = "none", red: str = "none", fmt: str = "fp32") -> dict:
-    return {"op": vx.OPS[op], "ymode": vx.YMODES[ymode], "act": vx.ACTS[act], "red": vx.REDS[red],
-            "fmt": vx.FMTS[fmt], "itof": 0, "x_addr": x, "d_addr": d, "y": y, "rows": rows, "cols": cols}
+    return {"op": VOp[op.upper()].value, "ymode": YMode[ymode.upper()].value, "act": Act[act.upper()].value,
+            "red": Reduce[red.upper()].value, "fmt": VFmt[fmt.upper()].value, "itof": 0, "x_addr": x,
+            "d_addr": d, "y": y, "rows": rows, "cols": cols}
+
+
+def _pitch(row_bytes: int, word_bytes: int) -> int:
+    """Bytes from one row's start to the next: ``row_bytes`` rounded up to a word (docs/isa.md)."""
+    return -(-row_bytes // word_bytes) * word_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +65,8 @@ def _layout(cfg, rows: int, cols: int, vectors: int, what: str) -> Layout:
     for name, n in (("rows", rows), ("cols", cols)):
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 4095:
             raise ValueError(f"{what}: {name} = {n!r}; a VECTOR takes 1 .. 4095")
-    x_bytes = rows * vx.pitch(4 * cols, W)
-    stat, vec = vx.pitch(4 * rows, W), vx.pitch(4 * cols, W)
+    x_bytes = rows * _pitch(4 * cols, W)
+    stat, vec = _pitch(4 * rows, W), _pitch(4 * cols, W)
     s1 = x_bytes
     s2 = s1 + stat
     gamma = s2 + stat
@@ -121,20 +127,24 @@ def layernorm(lay: Layout, eps: float = 1e-5) -> list[dict]:
 
 def image(cfg, lay: Layout, x: np.ndarray, gamma: np.ndarray | None = None,
           beta: np.ndarray | None = None) -> np.ndarray:
-    """The whole accumulator memory (``uint8``) holding x (and gamma, beta) as 32-bit patterns,
-    zeros elsewhere."""
-    W = cfg.tile.word_bytes
+    """The whole accumulator memory (``uint8``) holding x (and gamma, beta) as 32-bit little-endian
+    patterns, zeros elsewhere."""
     img = np.zeros(cfg.tile.accumulator_bytes, dtype=np.uint8)
-    vx.write_elems(img, lay.x, np.asarray(x, dtype=np.uint32), vx.pitch(4 * lay.cols, W))
+    xp = _pitch(4 * lay.cols, cfg.tile.word_bytes)
+    rows = np.asarray(x, dtype="<u4").reshape(lay.rows, lay.cols).view(np.uint8)
+    for i in range(lay.rows):
+        img[lay.x + i * xp: lay.x + i * xp + 4 * lay.cols] = rows[i]
     for addr, v in ((lay.gamma, gamma), (lay.beta, beta)):
         if v is not None:
-            vx.write_elems(img, addr, np.asarray(v, dtype=np.uint32).reshape(1, -1), 0)
+            img[addr: addr + 4 * lay.cols] = np.asarray(v, dtype="<u4").reshape(lay.cols).view(np.uint8)
     return img
 
 
 def result(cfg, lay: Layout, acc: np.ndarray) -> np.ndarray:
-    """x (rows x cols FP32 patterns) from the accumulator bytes after the program."""
-    return vx.read_words(acc, lay.x, lay.rows, lay.cols, vx.pitch(4 * lay.cols, cfg.tile.word_bytes))
+    """x (rows x cols FP32 patterns, ``uint32``) from the accumulator bytes after the program."""
+    xp = _pitch(4 * lay.cols, cfg.tile.word_bytes)
+    raw = np.stack([acc[lay.x + i * xp: lay.x + i * xp + 4 * lay.cols] for i in range(lay.rows)])
+    return np.ascontiguousarray(raw).view("<u4").astype(np.uint32).reshape(lay.rows, lay.cols)
 
 
 def softmax_ref(x: np.ndarray) -> np.ndarray:
