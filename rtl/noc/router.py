@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -81,9 +81,13 @@ class Router(wiring.Component):
 
     Errors: none are detected here; the network interfaces drop malformed packets at injection.
     A flit whose route is empty is discarded.
+
+    ``formal=True`` adds the credit properties (:meth:`_credit_properties`) for the formal proofs
+    (``tb/formal``, docs/verification.md); the logic is otherwise the same.
     """
 
-    def __init__(self, cfg, x: int, y: int):
+    def __init__(self, cfg, x: int, y: int, formal: bool = False):
+        self.formal = formal
         if not (0 <= x < cfg.width and 0 <= y < cfg.height):
             raise ValueError(f"Router position ({x}, {y}) is outside the {cfg.width} x {cfg.height} mesh")
         self.cfg, self.x, self.y = cfg, x, y
@@ -144,6 +148,9 @@ class Router(wiring.Component):
                         fifo.w_en.eq(link.valid & (link.flit.cls == c) & vc_is(link.flit.vc, v)),
                         link.credit[c * V + v].eq(fifo.r_en & fifo.r_rdy),
                     ]
+                    if self.formal:     # the upstream keeps to its credits and to the VCs there are
+                        m.d.comb += [Assume(~fifo.w_en | fifo.w_rdy),
+                                     Assume(~link.valid | (link.flit.vc < V))]
                     head = data.View(layout, fifo.r_data)
                     inputs.append({"port": p, "cls": c, "vc": v, "fifo": fifo, "head": head})
         return inputs
@@ -301,10 +308,26 @@ class Router(wiring.Component):
                 send = Signal(name=f"send_{o}_c{c}_v{v}")
                 m.d.comb += send.eq(link.valid & (sel.cls == c) & (sel.vc == Const(v, len(sel.vc))))
                 m.d.sync += vc.credit.eq(vc.credit + link.credit[c * V + v] - send)
+                if self.formal:
+                    self._credit_properties(m, vc.credit, send, link.credit[c * V + v], f"{o}_c{c}_v{v}")
                 with m.If(send & sel.head & ~sel.tail):
                     m.d.sync += vc.owned.eq(1)
                 with m.If(send & sel.tail):
                     m.d.sync += vc.owned.eq(0)
+
+    def _credit_properties(self, m: Module, credit, send, returned, name: str):
+        """Formal properties of one output (class, VC): ``held`` counts the flits sent and not yet
+        returned as credits, i.e. the downstream FIFO's occupancy. Assumed: the downstream returns
+        a credit only for a flit it holds. Asserted: ``credit + held == depth`` (so the credit
+        never exceeds the depth and never wraps) and no flit is sent into a full FIFO."""
+        D = self.cfg.depth
+        held = Signal(range(D + 2), name=f"held_{name}")
+        m.d.sync += held.eq(held + send - returned)
+        m.d.comb += [
+            Assume(~returned | (held != 0)),
+            Assert(credit + held == D),
+            Assert(~send | (held < D)),
+        ]
 
     def _input_pops(self, m: Module, inputs: list[dict]):
         """A flit leaves its FIFO once every branch of its route has taken it.
