@@ -160,11 +160,12 @@ def _program_ref(op: str, x: np.ndarray, gamma=None, beta=None, eps: float = 1e-
 
 
 @pytest.mark.xdist_group(GROUP)
-@pytest.mark.parametrize("op,shape", [("softmax", (3, 1)), ("softmax", (7, 45)), ("layernorm", (1, 1)),
-                                      ("layernorm", (6, 37))])
+@pytest.mark.parametrize("op,shape", [("softmax", (3, 1)), ("softmax", (7, 45)), ("softmax", (1, 1016)),
+                                      ("layernorm", (1, 1)), ("layernorm", (6, 37)), ("layernorm", (1, 336))])
 def test_vector_cli_programs(op, shape, tmp_path):
     """``tessera vector --op softmax | layernorm``: the engine's output equals the contract's steps
-    (tb/models/vector.py) bit for bit and is close to float64 (report); rows of length 1 included."""
+    (tb/models/vector.py) bit for bit and is close to float64 (report); rows from 1 element up to the
+    longest that fit `tiny`'s 4 KiB of accumulators with their statistics (1016, 336)."""
     rng = np.random.default_rng(sum(shape))
     x = np.float32(rng.normal(0, 4, shape))
     np.save(tmp_path / "x.npy", x)
