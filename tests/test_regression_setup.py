@@ -69,8 +69,8 @@ LAYERS = {"tessera.rtl": 0, "tessera.runtime": 1, "tessera.tools": 2, "tessera.s
 # tessera.tb (verification) may import layers 0-2; of the command line, only the commands that run
 # testbenches or check against the golden models import it.
 TB_USERS = {"tessera.api", "tessera.cli.bench_cache", "tessera.cli.bench_noc", "tessera.cli.bench_sim",
-            "tessera.cli.bench_tensor", "tessera.cli.bench_vector", "tessera.cli.cmd_gemm",
-            "tessera.cli.cmd_sim", "tessera.cli.cmd_vector", "tessera.cli.board_gemm"}
+            "tessera.cli.bench_faults", "tessera.cli.bench_tensor", "tessera.cli.bench_vector",
+            "tessera.cli.cmd_gemm", "tessera.cli.cmd_sim", "tessera.cli.cmd_vector", "tessera.cli.board_gemm"}
 
 
 def package_modules():
