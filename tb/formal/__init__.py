@@ -78,8 +78,8 @@ PROPERTIES = {p.name: p for p in [
              "ports, so a start state with a word 'being checked' that the sequencer's internal step "
              "does not hold cannot be excluded; every word taken in the first 9 cycles after reset, "
              "after any earlier instructions, is covered"),
-    Property("router_credits_3x3_centre", "router (1, 1) of a 3 x 3 mesh (5 ports), 2 VCs per class, "
-             "depth 3: the same", _router(3, 3, 1, 1, 2, 3), depth=6, mode="bmc", why=_ROUTER_WHY,
+    Property("router_credits_3x1_middle", "router (1, 0) of a 3 x 1 mesh (3 ports), 1 VC per class, "
+             "depth 2: the same", _router(3, 1, 1, 0, 1, 2), depth=6, mode="bmc", why=_ROUTER_WHY,
              quick=False),
 ]}
 
