@@ -3,11 +3,12 @@ properties hold, and the checker finds the counterexample of a router with a cre
 sequencer expected to stop a cycle early (the properties are not vacuous)."""
 
 import pytest
-from amaranth.hdl import Const
+from amaranth.hdl import Assert, Const
 
 from tessera.rtl.config import preset
 from tessera.rtl.noc.router import Router
 from tessera.tb.formal import PROPERTIES, prove
+from tessera.tb.formal.axil import CsrProperties
 from tessera.tb.formal.sequencer import SequencerProperties
 
 
@@ -52,4 +53,24 @@ class _Hasty(SequencerProperties):
 def test_formal_sequencer_property_is_not_vacuous(tmp_path):
     prop = PROPERTIES["sequencer_malformed_word"]
     r = prove(prop, tmp_path, depth=8, design=_Hasty(preset("tiny")))
+    assert r["status"] == "FAIL" and r["trace"], r["log"]
+
+
+class _NeverAnswers(CsrProperties):
+    """Claims that the CSR port never gives a B (or an R) response: false if, under the master's
+    assumed rules, writes and reads do complete (the assumptions leave room for them)."""
+
+    def __init__(self, cfg, channel: str):
+        self.channel = channel
+        super().__init__(cfg)
+
+    def properties(self, m):
+        super().properties(m)
+        m.d.comb += Assert(~getattr(self.s_axil, f"{self.channel}valid"))
+
+
+@pytest.mark.parametrize("channel", ["b", "r"])
+def test_formal_csr_responses_are_reachable(channel, tmp_path):
+    prop = PROPERTIES["csr_axil_handshakes"]
+    r = prove(prop, tmp_path, depth=8, design=_NeverAnswers(prop.make.cfg, channel))
     assert r["status"] == "FAIL" and r["trace"], r["log"]

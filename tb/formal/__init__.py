@@ -62,6 +62,27 @@ def _sequencer(preset: str):
     return make
 
 
+def _csr(preset: str):
+    """A factory of the CSR harness on ``preset`` with 2-word command queues (``factory.cfg``)."""
+    import dataclasses
+
+    from tessera.rtl.config import preset as by_name
+
+    cfg = by_name(preset)
+    cfg = dataclasses.replace(cfg, tile=dataclasses.replace(cfg.tile, cmd_queue_depth=2))
+
+    def make():
+        from tessera.tb.formal.axil import CsrProperties
+
+        return CsrProperties(cfg)
+    make.cfg = cfg
+    return make
+
+
+_CSR_WHY = ("k-induction fails from unreachable states: the harness's counts of requests taken and the "
+            "block's holding registers (a B response pending with no write taken) are not tied "
+            "together by port-level properties")
+
 _ROUTER_WHY = ("k-induction fails from unreachable states: an input FIFO of (class c, VC v) holding a "
                "flit whose header names another class or VC (its storage is the FIFO's own memory, "
                "which the properties cannot constrain), so the router credits one VC and spends another")
@@ -78,6 +99,10 @@ PROPERTIES = {p.name: p for p in [
              "ports, so a start state with a word 'being checked' that the sequencer's internal step "
              "does not hold cannot be excluded; every word taken in the first 9 cycles after reset, "
              "after any earlier instructions, is covered"),
+    Property("csr_axil_handshakes", "the fabric's CSR block (tiny, 2-word command queues), its AXI4-Lite "
+             "host port: bvalid / rvalid held with their payload until ready; a B only for a taken AW "
+             "and W, an R only for a taken AR; the master's rules assumed", _csr("tiny"), depth=10,
+             mode="bmc", why=_CSR_WHY),
     Property("router_credits_3x1_middle", "router (1, 0) of a 3 x 1 mesh (3 ports), 1 VC per class, "
              "depth 2: the same", _router(3, 1, 1, 0, 1, 2), depth=6, mode="bmc", why=_ROUTER_WHY,
              quick=False),

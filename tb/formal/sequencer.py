@@ -1,24 +1,25 @@
 """The tile sequencer with port-level formal properties (docs/verification.md): a malformed word
 always reaches the error state.
 
-:class:`SequencerProperties` has the sequencer's own ports, passed through, so that the solver
-drives every input. Written from docs/isa.md, not from the RTL: the opcode is bits 3:0 of the word
-(1 .. 7 are instructions), and a LOAD's or STORE's ``mode`` is bits 5:4 (3 is reserved).
+:class:`SequencerProperties` has the sequencer's own ports, passed through
+(:class:`tessera.tb.formal.harness.PortHarness`), so that the solver drives every input. Written
+from docs/isa.md, not from the RTL: the opcode is bits 3:0 of the word (1 .. 7 are instructions),
+and a LOAD's or STORE's ``mode`` is bits 5:4 (3 is reserved).
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Module, ResetSignal, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Assert, Assume, ResetSignal, Signal
 
 from tessera.rtl.tile.sequencer import Sequencer
+from tessera.tb.formal.harness import PortHarness
 
 __all__ = ["SequencerProperties"]
 
 ERROR, ILLEGAL_OPCODE, BAD_FIELD = 3, 1, 2     # docs/isa.md: state ERROR, error codes 1 and 2
 
 
-class SequencerProperties(wiring.Component):
+class SequencerProperties(PortHarness):
     """Asserted: after the sequencer takes a word whose opcode is not an instruction's (0, 8 .. 15),
     the tile is in ERROR with ILLEGAL_OPCODE ``check_cycles`` cycles later; after a LOAD or STORE
     with the reserved ``mode`` 3, in ERROR with BAD_FIELD; and from the word on, no descriptor is
@@ -29,21 +30,9 @@ class SequencerProperties(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self._seq = Sequencer(cfg)
-        super().__init__(dict(self._seq.signature.members))
+        super().__init__(Sequencer(cfg))
 
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.seq = seq = self._seq
-        for name, member in self.signature.members.items():
-            mine, theirs = getattr(self, name), getattr(seq, name)
-            if member.is_signature:
-                wiring.connect(m, wiring.flipped(mine), theirs)
-            elif member.flow == wiring.In:
-                m.d.comb += theirs.eq(mine)
-            else:
-                m.d.comb += mine.eq(theirs)
-
+    def properties(self, m):
         word = self.cmd.payload.as_value()
         opcode, mode = word[0:4], word[4:6]
         take = self.cmd.valid & self.cmd.ready
@@ -66,4 +55,3 @@ class SequencerProperties(wiring.Component):
             Assert((age == 0) | ~offered),
             Assert((age != self.check_cycles) | ((state == ERROR) & (error == want))),
         ]
-        return m
