@@ -42,7 +42,8 @@ def register(sub):
     p = sub.add_parser("faults", help="fault campaign: random GEMMs with memory errors (hangs, corruption)",
                        description="Run random small GEMMs on the fabric (native engine) with random memory "
                                    "latency and bandwidth and SLVERR regions; classify each run (exact, "
-                                   "contained, hang, silent) and fail on any hang or silent corruption.")
+                                   "contained, blocked, hang, silent) and fail on any hang or silent "
+                                   "corruption.")
     p.add_argument("--preset", default="tiny", help="configuration preset: tiny, default, ulx3s")
     p.add_argument("--runs", type=int, default=100, help="runs (default 100)")
     p.add_argument("--seed", type=int, default=1, help="campaign seed; run i draws from (seed, i)")
@@ -117,18 +118,13 @@ def one_run(cfg, lib, r: dict, rng: np.random.Generator) -> dict:
         job_cycle_limit,
         statuses,
     )
-    from tessera.runtime.random_data import random_bf16, random_f32, random_i32, random_int8
+    from tessera.runtime.random_data import random_operands
     from tessera.tb.models.gemm import gemm
     from tessera.tools.native import NativeError, NativeFabric
 
     m, n, k, dtype = r["m"], r["n"], r["k"], r["dtype"]
     plan = plan_gemm(cfg, m, n, k, dtype, has_c=r["has_c"], multicast=r["multicast"])
-    if dtype == "bf16":
-        a, b = random_bf16(rng, (m, k), finite=True), random_bf16(rng, (k, n), finite=True)
-        c = random_f32(rng, (m, n), finite=True) if r["has_c"] else None
-    else:
-        a, b = random_int8(rng, (m, k)), random_int8(rng, (k, n))
-        c = random_i32(rng, (m, n)) if r["has_c"] else None
+    a, b, c = random_operands(rng, m, n, k, dtype, r["has_c"])
     want = gemm(a, b, c, dtype)
     bad = fault_range(cfg, plan, plan.pack(a, b, c), r)
     r["fault"] = list(bad) if bad else None

@@ -81,12 +81,10 @@ def _job(cfg, label, op, operand, transpose, rows, cols, rng):
         from tessera.runtime import vector_programs as vp
 
         x = np.float32(rng.normal(0, 4, (rows, cols))).view(np.uint32)
-        lay = (vp.softmax_layout if op == "softmax" else vp.layernorm_layout)(cfg, rows, cols)
         if op == "softmax":
-            return {"program": vp.softmax(lay), "image": vp.image(cfg, lay, x), "readback": "all"}, False
+            return vp.job(cfg, op, x)[0], False
         gamma, beta = (np.float32(rng.normal(mu, 0.3, cols)).view(np.uint32) for mu in (1, 0))
-        job = {"program": vp.layernorm(lay), "image": vp.image(cfg, lay, x, gamma, beta), "readback": "all"}
-        return job, False
+        return vp.job(cfg, op, x, gamma, beta)[0], False
     x = values(rng, rows * cols, ints=ints).reshape(rows, cols)
     y = imm = None
     if operand == "y":

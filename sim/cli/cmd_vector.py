@@ -270,29 +270,23 @@ def _composite(cfg, op: str, args) -> tuple[dict, dict]:
         raise ValueError(f"--x: shape {x.shape}; a 2-D array (rows, cols) of at least one element is needed")
     x = _bits(x, "--x", ("float32", "uint32")).reshape(x.shape)
     rows, cols = x.shape
-    try:
-        lay = (vp.softmax_layout if op == "softmax" else vp.layernorm_layout)(cfg, rows, cols)
-    except ValueError as e:
-        raise ValueError(f"--x: {e}") from None
-    if op == "softmax":
-        job = {"program": vp.softmax(lay), "image": vp.image(cfg, lay, x), "readback": "all", "layout": lay,
-               "x": x}
-        return job, {"x": lay.s1, "y": lay.end - lay.s1, "output": 0}
-    vectors = {}
-    for flag, path, fill in (("--gamma", args.gamma, 1.0), ("--beta", args.beta, 0.0)):
-        if path is None:
-            vectors[flag] = np.full(cols, fill, np.float32).view(np.uint32)
-            continue
-        v = _load(path, flag)
-        if v.shape != (cols,):
-            raise ValueError(f"{flag}: shape {v.shape}; layernorm on x of {rows} x {cols} needs ({cols},)")
-        vectors[flag] = _bits(v, flag, ("float32", "uint32")).reshape(cols)
+    vectors = {"--gamma": np.full(cols, 1.0, np.float32).view(np.uint32), "--beta": np.zeros(cols, np.uint32)}
+    for flag, path in (("--gamma", args.gamma), ("--beta", args.beta)):
+        if path is not None:
+            v = _load(path, flag)
+            if v.shape != (cols,):
+                raise ValueError(f"{flag}: shape {v.shape}; layernorm on x of {rows} x {cols}"
+                                 f" needs ({cols},)")
+            vectors[flag] = _bits(v, flag, ("float32", "uint32")).reshape(cols)
     eps = 1e-5 if args.eps is None else args.eps
     if not np.isfinite(eps) or eps < 0:
         raise ValueError(f"--eps: {args.eps}; a finite value >= 0 is needed")
     gamma_beta = (vectors["--gamma"], vectors["--beta"])
-    job = {"program": vp.layernorm(lay, eps), "image": vp.image(cfg, lay, x, *gamma_beta), "readback": "all",
-           "layout": lay, "x": x, "gamma_beta": gamma_beta}
+    try:
+        job, lay = vp.job(cfg, op, x, *gamma_beta, eps)
+    except ValueError as e:
+        raise ValueError(f"--x: {e}") from None
+    job.update(layout=lay, x=x, gamma_beta=gamma_beta)
     return job, {"x": lay.s1, "y": lay.end - lay.s1, "output": 0}
 
 

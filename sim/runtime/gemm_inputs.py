@@ -176,7 +176,7 @@ def operands(a, b, c=None, dtype: str | None = None, names=("--a", "--b", "--c")
 
 
 def inputs(args):
-    from tessera.runtime.random_data import random_bf16, random_f32, random_i32, random_int8
+    from tessera.runtime.random_data import random_operands
 
     if args.a or args.b:
         if not (args.a and args.b):
@@ -210,15 +210,6 @@ def inputs(args):
     args.dtype = args.dtype or "bf16"
     args.conversions = []
     rng = np.random.default_rng(args.seed)
-    m, n, k = args.m, args.n, args.k
-    if args.dtype == "bf16":
-        a = random_bf16(rng, (m, k), args.special_prob)
-        b = random_bf16(rng, (k, n), args.special_prob)
-        c = random_f32(rng, (m, n), args.special_prob) if args.c == "random" else None
-    else:
-        a = random_int8(rng, (m, k))
-        b = random_int8(rng, (k, n))
-        c = random_i32(rng, (m, n)) if args.c == "random" else None
-    return a, b, c
+    return random_operands(rng, args.m, args.n, args.k, args.dtype, args.c == "random", args.special_prob)
 
 

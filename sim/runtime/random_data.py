@@ -52,3 +52,14 @@ def random_int8(rng: np.random.Generator, shape) -> np.ndarray:
 
 def random_i32(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.integers(-(1 << 31), 1 << 31, size=shape, dtype=np.int64).astype(np.int32)
+
+
+def random_operands(rng: np.random.Generator, m: int, n: int, k: int, dtype: str, has_c: bool,
+                    special_prob: float = 0.0) -> tuple:
+    """Random A (m x k), B (k x n) and C (m x n, or None) of a GEMM, in that order: BF16 patterns and
+    FP32 C with ``special_prob`` specials, or INT8 and INT32 C."""
+    if dtype == "bf16":
+        a, b = random_bf16(rng, (m, k), special_prob), random_bf16(rng, (k, n), special_prob)
+        return a, b, random_f32(rng, (m, n), special_prob) if has_c else None
+    a, b = random_int8(rng, (m, k)), random_int8(rng, (k, n))
+    return a, b, random_i32(rng, (m, n)) if has_c else None

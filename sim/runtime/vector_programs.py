@@ -20,8 +20,8 @@ import numpy as np
 
 from tessera.rtl.tile.isa import Act, Reduce, VFmt, VOp, YMode
 
-__all__ = ["with_sfu", "Layout", "softmax_layout", "layernorm_layout", "softmax", "layernorm",
-           "softmax_ref", "layernorm_ref"]
+__all__ = ["with_sfu", "Layout", "softmax_layout", "layernorm_layout", "softmax", "layernorm", "image",
+           "result", "job", "softmax_ref", "layernorm_ref"]
 
 
 def with_sfu(cfg):
@@ -145,6 +145,22 @@ def result(cfg, lay: Layout, acc: np.ndarray) -> np.ndarray:
     xp = _pitch(4 * lay.cols, cfg.tile.word_bytes)
     raw = np.stack([acc[lay.x + i * xp: lay.x + i * xp + 4 * lay.cols] for i in range(lay.rows)])
     return np.ascontiguousarray(raw).view("<u4").astype(np.uint32).reshape(lay.rows, lay.cols)
+
+
+def job(cfg, op: str, x: np.ndarray, gamma: np.ndarray | None = None, beta: np.ndarray | None = None,
+        eps: float = 1e-5) -> tuple[dict, Layout]:
+    """The program ``op`` ("softmax" or "layernorm") on x (rows x cols FP32 patterns) as a job of
+    ``tessera.tb.vector.jobs`` (``program``, the whole accumulator ``image``, ``readback`` "all"),
+    and its layout. Layer norm's gamma and beta default to ones and zeros. ``ValueError`` when x
+    and its statistics do not fit the accumulator memory."""
+    rows, cols = x.shape
+    if op == "softmax":
+        lay = softmax_layout(cfg, rows, cols)
+        return {"program": softmax(lay), "image": image(cfg, lay, x), "readback": "all"}, lay
+    lay = layernorm_layout(cfg, rows, cols)
+    ones, zeros = np.full(cols, 1.0, np.float32).view(np.uint32), np.zeros(cols, np.uint32)
+    img = image(cfg, lay, x, ones if gamma is None else gamma, zeros if beta is None else beta)
+    return {"program": layernorm(lay, eps), "image": img, "readback": "all"}, lay
 
 
 def softmax_ref(x: np.ndarray) -> np.ndarray:
